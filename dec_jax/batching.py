@@ -1,0 +1,38 @@
+"""Minibatch index plans computed on the device, so whole loops run in one scan."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def epoch_indices(key: jax.Array, num_samples: int, num_steps: int,
+                  batch_size: int) -> jax.Array:
+  """Indices [num_steps, batch_size] that visit the samples without replacement.
+
+  Consecutive shuffled passes over all `num_samples` points are concatenated
+  and cut into `num_steps` full batches. Every batch has the same static
+  shape, so there is no short last batch and nothing recompiles; the
+  remainder of a pass simply continues into the next one.
+  """
+  needed = num_steps * batch_size
+  num_passes = -(-needed // num_samples)
+  keys = jax.random.split(key, num_passes)
+  order = jax.vmap(lambda k: jax.random.permutation(k, num_samples))(keys)
+  return order.reshape(-1)[:needed].reshape(num_steps, batch_size)
+
+
+def map_in_chunks(fn, x: jax.Array, chunk_size: int) -> jax.Array:
+  """fn applied to x [N, ...] in chunks of `chunk_size` rows (bounded memory).
+
+  The last chunk is zero-padded and the padding dropped, so any N works.
+  """
+  n = x.shape[0]
+  if n <= chunk_size:
+    return fn(x)
+  num_chunks = -(-n // chunk_size)
+  pad = num_chunks * chunk_size - n
+  chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+      (num_chunks, chunk_size) + x.shape[1:])
+  out = jax.lax.map(fn, chunks)
+  return out.reshape((num_chunks * chunk_size,) + out.shape[2:])[:n]

@@ -1,0 +1,145 @@
+"""DEC fine-tuning: the target-update / train-interval loop (Xie et al., 2016).
+
+Every `update_interval` iterations the soft assignment Q of the *whole* data
+set is computed, the target P derived from it and held fixed; the next
+`update_interval` minibatch steps index P with the same indices as x, and
+train the encoder and the centres jointly on KL(P || Q). The run stops when
+the fraction of points whose label changed between two target updates falls
+below `tol`, or at `maxiter`. Each interval is one compiled loop on the device;
+the host only sees labels once per target update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dec_jax import batching
+from dec_jax import clustering
+from dec_jax.models import MLP, Params
+
+
+@dataclasses.dataclass(frozen=True)
+class DECConfig:
+  batch_size: int = 256
+  update_interval: int = 140
+  tol: float = 0.001
+  maxiter: int = 20_000
+  alpha: float = 1.0
+  chunk_size: int = 8192  # rows embedded at once in a full-set target update
+
+
+@dataclasses.dataclass
+class DECResult:
+  params: Params            # {'encoder': ..., 'centres': [K, d]}
+  labels: np.ndarray        # final hard assignment [N]
+  q: np.ndarray             # final soft assignment [N, K]
+  iterations: int
+  stop_reason: str          # 'tol' or 'maxiter'
+
+
+def embed(encoder: MLP, encoder_params: Params, x: jax.Array,
+          chunk_size: int) -> jax.Array:
+  """Embeddings [N, d] of x [N, D], computed in chunks."""
+  return batching.map_in_chunks(
+      lambda xb: encoder.apply({"params": encoder_params}, xb).astype(
+          jnp.float32), x, chunk_size)
+
+
+def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
+             alpha: float) -> jax.Array:
+  """KL(P || Q) on a minibatch: x [B, D], fixed targets p [B, K]."""
+  z = encoder.apply({"params": params["encoder"]}, x).astype(jnp.float32)
+  return clustering.kl_divergence(p, clustering.soft_assign(
+      z, params["centres"], alpha))
+
+
+def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
+                 num_samples: int, cfg: DECConfig):
+  """Builds the two compiled pieces of the loop.
+
+  target_update(params, x, prev_labels) -> (q, p, labels, change_fraction,
+    sizes)
+  train_interval(state, x, p, key, num_steps) -> (state, mean loss), donating
+    state = {'params', 'opt'}; `num_steps` <= update_interval is traced, so a
+    shorter last interval does not recompile.
+  """
+  @jax.jit
+  def target_update(params, x, prev_labels):
+    z = embed(encoder, params["encoder"], x, cfg.chunk_size)
+    q = clustering.soft_assign(z, params["centres"], cfg.alpha)
+    labels = jnp.argmax(q, axis=1).astype(jnp.int32)
+    return (q, clustering.target_distribution(q), labels,
+            clustering.label_change_fraction(labels, prev_labels),
+            clustering.cluster_sizes(labels, q.shape[1]))
+
+  grad_fn = jax.value_and_grad(
+      functools.partial(dec_loss, encoder, alpha=cfg.alpha))
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def train_interval(state, x, p, key, num_steps):
+    idx = batching.epoch_indices(key, num_samples, cfg.update_interval,
+                                 cfg.batch_size)
+
+    def step(i, carry):
+      state, loss_sum = carry
+      batch = idx[i]
+      loss, grads = grad_fn(state["params"], x[batch], p[batch])
+      updates, opt = tx.update(grads, state["opt"], state["params"])
+      return ({"params": optax.apply_updates(state["params"], updates),
+               "opt": opt}, loss_sum + loss)
+
+    state, loss_sum = jax.lax.fori_loop(0, num_steps, step,
+                                        (state, jnp.zeros((), jnp.float32)))
+    return state, loss_sum / jnp.maximum(num_steps, 1)
+
+  return target_update, train_interval
+
+
+def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
+            init_labels: jax.Array, x: jax.Array, key: jax.Array,
+            tx: optax.GradientTransformation, cfg: DECConfig,
+            log_fn: Optional[Callable[[dict], Any]] = None) -> DECResult:
+  """Runs DEC from a pretrained encoder and k-means centres.
+
+  `log_fn` receives, at every target update, a record with the iteration,
+  the label-change fraction, the cluster sizes, the mean loss of the interval
+  just finished, and `labels` (a NumPy array, for scoring by the caller).
+  """
+  x = jnp.asarray(x)
+  n = x.shape[0]
+  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg)
+  params = {"encoder": encoder_params, "centres": jnp.asarray(centres)}
+  state = {"params": params, "opt": tx.init(params)}
+  prev_labels = jnp.asarray(init_labels, jnp.int32)
+  iteration, loss, start = 0, float("nan"), time.perf_counter()
+  while True:
+    q, p, labels, change, sizes = target_update(state["params"], x, prev_labels)
+    change = float(change)
+    converged = iteration > 0 and change < cfg.tol
+    done = converged or iteration >= cfg.maxiter
+    if not done:  # dispatch the next interval before scoring this update
+      num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
+      state, next_loss = train_interval(
+          state, x, p, jax.random.fold_in(key, iteration), num_steps)
+    if log_fn:
+      log_fn({"stage": "dec", "iteration": iteration, "loss": loss,
+              "label_change": change,
+              "cluster_sizes": np.asarray(sizes).tolist(),
+              "time_s": time.perf_counter() - start,
+              "labels": np.asarray(labels)})
+    if done:
+      break
+    iteration += num_steps
+    loss = float(next_loss)
+    prev_labels = labels
+  return DECResult(params=state["params"], labels=np.asarray(labels),
+                   q=np.asarray(q), iterations=iteration,
+                   stop_reason="tol" if converged else "maxiter")

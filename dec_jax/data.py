@@ -1,0 +1,307 @@
+"""Data loading: one `load` call for built-in sets, IDX folders and user files.
+
+Every source ends as a `Dataset`: float32 inputs of shape [N, D] (images are
+flattened, their shape kept in `image_shape`) and int32 labels when known.
+Labels are only used to score a clustering, never to train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+from typing import Optional, Sequence
+
+import numpy as np
+
+from dec_jax.errors import DecJaxError
+
+# Image sets in the standard four-file IDX layout (MNIST and its drop-ins).
+IDX_DATASETS = ("mnist", "fashion_mnist", "kmnist")
+BUILTIN_DATASETS = ("digits",) + IDX_DATASETS
+SPLITS = ("all", "train", "test")
+USER_FILE_SUFFIXES = (".npz", ".npy", ".csv")
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+_IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+# Folders searched when no data_dir is given (Debian's dataset packages).
+_KNOWN_DIRS = {
+    "fashion_mnist": ("/usr/share/datasets/fashion-mnist",),
+    "mnist": ("/usr/share/datasets/mnist",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Inputs `x` [N, D] float32, labels `y` [N] int32 or None, and provenance."""
+
+  x: np.ndarray
+  y: Optional[np.ndarray]
+  name: str
+  image_shape: Optional[tuple[int, ...]] = None
+
+  @property
+  def num_samples(self) -> int:
+    return self.x.shape[0]
+
+  @property
+  def dim(self) -> int:
+    return self.x.shape[1]
+
+
+def load(
+    source: str,
+    *,
+    split: str = "all",
+    data_dir: Optional[str] = None,
+    scale: str | float = "auto",
+    label_column: Optional[int] = None,
+) -> Dataset:
+  """Loads a data set by name or path.
+
+  Args:
+    source: `digits` (scikit-learn 8x8 digits, no files needed), `mnist`,
+      `fashion_mnist`, `kmnist` (IDX files in `data_dir`, else tfds), or a path
+      to a `.npz` (array `x`, optional `y`), `.npy` or `.csv` file.
+    split: `all` (train + test, the transductive protocol), `train` or `test`;
+      only meaningful for the IDX sets.
+    data_dir: folder with the four standard IDX gz files.
+    scale: divide the inputs by this number; `auto` uses 255 for 8-bit images,
+      16 for digits and 1 for user features.
+    label_column: for CSV files, the column holding integer labels.
+
+  Returns:
+    The `Dataset`.
+
+  Raises:
+    DecJaxError: unknown source, missing or corrupt file, bad values.
+  """
+  if split not in SPLITS:
+    raise DecJaxError(f"Unknown split {split!r}; expected one of {SPLITS}.")
+  if source == "digits":
+    x, y, image_shape, default_scale = _load_digits()
+  elif source in IDX_DATASETS:
+    x, y = _load_image_set(source, split, data_dir)
+    image_shape, default_scale = x.shape[1:], 255.0
+  elif source.lower().endswith(USER_FILE_SUFFIXES):
+    x, y = _load_user_file(source, label_column)
+    image_shape = x.shape[1:] if x.ndim > 2 else None
+    default_scale = 1.0
+  else:
+    raise DecJaxError(
+        f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
+        f"path ending in one of {USER_FILE_SUFFIXES}.")
+  x = _as_features(x, source) / _resolve_scale(scale, default_scale)
+  y = None if y is None else _as_labels(y, x.shape[0], source)
+  return Dataset(x=x.astype(np.float32), y=y, name=os.path.basename(source),
+                 image_shape=tuple(image_shape) if image_shape else None)
+
+
+def _resolve_scale(scale: str | float, default: float) -> float:
+  if isinstance(scale, str):
+    if scale == "auto":
+      return default
+    try:
+      scale = float(scale)
+    except ValueError:
+      raise DecJaxError(
+          f"scale must be 'auto' or a positive number, got {scale!r}.") from None
+  if not np.isfinite(scale) or scale <= 0:
+    raise DecJaxError(f"scale must be a positive number, got {scale!r}.")
+  return float(scale)
+
+
+def _as_features(x: np.ndarray, source: str) -> np.ndarray:
+  """Checks values and flattens [N, ...] to [N, D] float32."""
+  if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+    raise DecJaxError(
+        f"{source}: inputs must be a numeric array, got dtype {x.dtype}.")
+  if x.ndim < 2:
+    raise DecJaxError(
+        f"{source}: inputs must have shape [N, D] (or [N, H, W, ...] images), "
+        f"got shape {x.shape}.")
+  if x.shape[0] < 2 or x.size == 0:
+    raise DecJaxError(
+        f"{source}: need at least 2 samples with at least 1 feature, got "
+        f"shape {x.shape}.")
+  x = x.reshape(x.shape[0], -1).astype(np.float32)
+  bad = ~np.isfinite(x)
+  if bad.any():
+    rows = np.flatnonzero(bad.any(axis=1))
+    raise DecJaxError(
+        f"{source}: inputs contain NaN or inf in {rows.size} rows (first rows: "
+        f"{rows[:5].tolist()}); clean or impute them first.")
+  return x
+
+
+def _as_labels(y: np.ndarray, n: int, source: str) -> np.ndarray:
+  y = np.asarray(y)
+  if y.ndim != 1 or y.shape[0] != n:
+    raise DecJaxError(
+        f"{source}: labels must have shape [{n}] to match the inputs, got "
+        f"shape {y.shape}.")
+  if not np.issubdtype(y.dtype, np.integer):
+    if not np.issubdtype(y.dtype, np.floating) or not np.all(
+        np.isfinite(y) & (y == np.round(y))):
+      raise DecJaxError(f"{source}: labels must be integers, got {y.dtype} "
+                        "values that are not whole numbers.")
+  return y.astype(np.int32)
+
+
+def _load_digits():
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  digits = load_digits()
+  return digits.images, digits.target, (8, 8), 16.0
+
+
+# ----------------------------------------------------------------- IDX sets
+
+
+def _load_image_set(name: str, split: str, data_dir: Optional[str]):
+  """Reads an IDX folder if one is given or known, else asks tfds."""
+  if data_dir:
+    return read_idx_folder(data_dir, _splits(split))
+  for folder in _KNOWN_DIRS.get(name, ()):
+    if _has_idx_files(folder):
+      return read_idx_folder(folder, _splits(split))
+  return _load_tfds(name, split)
+
+
+def _splits(split: str) -> Sequence[str]:
+  return ("train", "test") if split == "all" else (split,)
+
+
+def _find_idx_file(folder: str, stem: str) -> Optional[str]:
+  for candidate in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+    path = os.path.join(folder, candidate)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _has_idx_files(folder: str) -> bool:
+  return all(_find_idx_file(folder, stem) for pair in _IDX_FILES.values()
+             for stem in pair)
+
+
+def read_idx_folder(folder: str, splits: Sequence[str] = ("train", "test")):
+  """Reads `(images [N, H, W] uint8, labels [N] uint8)` from an IDX folder.
+
+  The folder holds the standard files (`train-images-idx3-ubyte.gz`, ...),
+  gzipped or not; the requested splits are concatenated in order.
+  """
+  if not os.path.isdir(folder):
+    raise DecJaxError(f"data_dir {folder!r} is not a folder; expected a folder "
+                      "with the four standard IDX files "
+                      "(train-images-idx3-ubyte.gz, ...).")
+  images, labels = [], []
+  for split in splits:
+    paths = []
+    for stem in _IDX_FILES[split]:
+      path = _find_idx_file(folder, stem)
+      if path is None:
+        raise DecJaxError(f"{folder}: missing {stem}.gz (or uncompressed "
+                          f"{stem}); expected the four standard IDX files.")
+      paths.append(path)
+    x = read_idx(paths[0], _IDX_IMAGES_MAGIC)
+    y = read_idx(paths[1], _IDX_LABELS_MAGIC)
+    if x.shape[0] != y.shape[0]:
+      raise DecJaxError(f"{folder}: {split} images and labels differ in length "
+                        f"({x.shape[0]} vs {y.shape[0]}).")
+    images.append(x)
+    labels.append(y)
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def read_idx(path: str, expected_magic: int) -> np.ndarray:
+  """Reads one IDX file (gzipped or raw) of unsigned bytes, checking its header."""
+  try:
+    with open(path, "rb") as f:
+      raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+      raw = gzip.decompress(raw)
+  except (OSError, EOFError, gzip.BadGzipFile) as e:
+    raise DecJaxError(f"{path}: cannot read ({e}); the file is corrupt or "
+                      "truncated, download it again.") from None
+  ndim = expected_magic & 0xFF
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DecJaxError(f"{path}: file too short for an IDX header "
+                      f"({len(raw)} bytes).")
+  (magic,) = struct.unpack(">I", raw[:4])
+  if magic != expected_magic:
+    raise DecJaxError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected "
+                      f"0x{expected_magic:08x}; is this the right file?")
+  shape = struct.unpack(">" + "I" * ndim, raw[4:header])
+  size = int(np.prod(shape))
+  if len(raw) - header != size:
+    raise DecJaxError(f"{path}: header promises {size} bytes of data of shape "
+                      f"{shape}, file holds {len(raw) - header}; truncated?")
+  return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_tfds(name: str, split: str):
+  """Loads through tensorflow-datasets (needs TensorFlow and a download)."""
+  tfds_split = {"all": "train+test", "train": "train", "test": "test"}[split]
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    data = tfds.as_numpy(tfds.load(name, split=tfds_split, batch_size=-1))
+  except Exception as e:  # pylint: disable=broad-except
+    raise DecJaxError(
+        f"Could not load {name!r} through tensorflow-datasets ({type(e).__name__}: "
+        f"{str(e)[:200]}). Offline, point --config.data_dir at a folder with the "
+        "four standard IDX gz files (train-images-idx3-ubyte.gz, ...).") from None
+  return data["image"][..., 0], data["label"]
+
+
+# --------------------------------------------------------------- user files
+
+
+def _load_user_file(path: str, label_column: Optional[int]):
+  if not os.path.isfile(path):
+    raise DecJaxError(f"Data file {path!r} does not exist.")
+  if os.path.getsize(path) == 0:
+    raise DecJaxError(f"Data file {path!r} is empty.")
+  suffix = os.path.splitext(path)[1].lower()
+  try:
+    if suffix == ".npz":
+      with np.load(path, allow_pickle=False) as archive:
+        if "x" not in archive:
+          raise DecJaxError(f"{path}: a .npz must hold an array named 'x' (and "
+                            f"optionally 'y'); found {sorted(archive.files)}.")
+        return archive["x"], archive["y"] if "y" in archive else None
+    if suffix == ".npy":
+      return np.load(path, allow_pickle=False), None
+    return _load_csv(path, label_column)
+  except DecJaxError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise DecJaxError(f"{path}: cannot read as {suffix} ({type(e).__name__}: "
+                      f"{str(e)[:200]}).") from None
+
+
+def _load_csv(path: str, label_column: Optional[int]):
+  """Numeric CSV, one sample per row; a non-numeric first row is a header."""
+  with open(path) as f:
+    first = f.readline()
+  try:
+    [float(v) for v in first.strip().split(",")]
+    skip = 0
+  except ValueError:
+    skip = 1
+  table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2,
+                     dtype=np.float64)
+  if label_column is None:
+    return table, None
+  if not -table.shape[1] <= label_column < table.shape[1]:
+    raise DecJaxError(f"{path}: label_column {label_column} is out of range for "
+                      f"{table.shape[1]} columns.")
+  y = table[:, label_column]
+  x = np.delete(table, label_column % table.shape[1], axis=1)
+  return x, y

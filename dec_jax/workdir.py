@@ -1,0 +1,125 @@
+"""Everything a run leaves behind, in one folder.
+
+  config.json     the resolved config
+  metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
+  results.json    final scores, stage wall times, environment; written last
+  checkpoints/    Orbax checkpoints: `autoencoder`, `dec`
+
+Files are written atomically (temp file + rename), so a killed run never
+leaves a truncated results.json or checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Optional
+
+import numpy as np
+from absl import logging
+
+from dec_jax.errors import DecJaxError
+
+RESULTS = "results.json"
+METRICS = "metrics.jsonl"
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints"
+
+
+def _jsonable(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, (np.generic, np.ndarray)):
+    return value.tolist()
+  if hasattr(value, "tolist"):  # jax arrays
+    return np.asarray(value).tolist()
+  return value
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+  with os.fdopen(fd, "w") as f:
+    json.dump(_jsonable(payload), f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The records of `metrics.jsonl`, in order."""
+  with open(os.path.join(workdir, METRICS)) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _format(record: dict) -> str:
+  parts = []
+  for key, value in record.items():
+    if isinstance(value, float):
+      parts.append(f"{key}={value:.4g}")
+    else:
+      parts.append(f"{key}={value}")
+  return " ".join(parts)
+
+
+class Workdir:
+  """A run's folder. Nothing is written before `start`."""
+
+  def __init__(self, path: str, *, overwrite: bool = False):
+    self.path = os.path.abspath(path)
+    if os.path.exists(self.path) and not os.path.isdir(self.path):
+      raise DecJaxError(f"workdir {path!r} exists and is not a folder.")
+    if os.path.exists(self.file(RESULTS)) and not overwrite:
+      raise DecJaxError(
+          f"workdir {path!r} already holds a finished run ({RESULTS}); choose "
+          "another workdir or pass --config.overwrite=True.")
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  def start(self, config: dict) -> None:
+    """Creates the folder, writes the config, starts a fresh metrics log."""
+    os.makedirs(self.path, exist_ok=True)
+    write_json_atomic(self.file(CONFIG), config)
+    open(self.file(METRICS), "w").close()
+
+  def log(self, record: dict) -> None:
+    """Appends one record to metrics.jsonl (one write + flush) and the console."""
+    record = _jsonable(record)
+    with open(self.file(METRICS), "a") as f:
+      f.write(json.dumps(record) + "\n")
+    logging.info("%s", _format(record))
+
+  def write_results(self, results: dict) -> None:
+    write_json_atomic(self.file(RESULTS), results)
+
+  # ---------------------------------------------------------- checkpoints
+
+  def checkpoint_path(self, name: str) -> str:
+    return os.path.join(self.path, CHECKPOINTS, name)
+
+  def save_params(self, name: str, params: Any) -> None:
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(self.checkpoint_path(name), params, force=True)
+
+
+def load_params(workdir: str, name: str) -> Optional[Any]:
+  """Restores checkpoint `name` of a workdir as NumPy-backed arrays, or None."""
+  path = os.path.join(os.path.abspath(workdir), CHECKPOINTS, name)
+  if not os.path.isdir(path):
+    return None
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      return checkpointer.restore(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DecJaxError(f"checkpoint {path} cannot be restored ({type(e).__name__}:"
+                      f" {str(e)[:200]}); delete it to retrain.") from None

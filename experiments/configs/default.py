@@ -1,0 +1,55 @@
+r"""DEC on scikit-learn's 8x8 digits (1,797 images): the quick default.
+
+  python -m experiments.main --config=experiments/configs/default.py \
+      --workdir=/tmp/dec_digits
+
+Every other config starts from this one and overrides a few fields; any field
+can be overridden on the command line (`--config.seed=3`).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.method = "dec"            # kmeans | ae_kmeans | dec
+  config.dataset = "digits"        # digits | mnist | fashion_mnist | kmnist | path
+  config.data_dir = ""             # folder with the four IDX gz files (offline)
+  config.split = "all"             # all (train + test) | train | test
+  config.scale = "auto"            # divide inputs by this; auto: 255 / 16 / 1
+  config.label_column = ""         # CSV only: column index holding labels
+  config.n_clusters = 10           # 0: the number of classes in the labels
+  config.seed = 0
+  config.overwrite = False         # allow a workdir that holds a finished run
+  config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
+  config.chunk_size = 8192         # rows embedded at once on the full set
+
+  config.model = ml_collections.ConfigDict()
+  config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
+  config.model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
+
+  config.pretrain = ml_collections.ConfigDict()
+  config.pretrain.optimizer = "adam"  # sgd | adam
+  config.pretrain.learning_rate = 1e-3
+  config.pretrain.momentum = 0.9      # sgd only
+  config.pretrain.schedule = "constant"  # constant | cosine
+  config.pretrain.epochs = 200
+  config.pretrain.batch_size = 256
+  config.pretrain.log_every = 10
+
+  config.kmeans = ml_collections.ConfigDict()
+  config.kmeans.backend = "jax"    # jax | sklearn
+  config.kmeans.n_init = 20
+  config.kmeans.max_iter = 300
+
+  config.dec = ml_collections.ConfigDict()
+  config.dec.optimizer = "sgd"
+  config.dec.learning_rate = 0.01
+  config.dec.momentum = 0.9
+  config.dec.schedule = "constant"
+  config.dec.batch_size = 256
+  config.dec.update_interval = 30  # DEC-keras: 140 for MNIST, 30 small sets
+  config.dec.tol = 0.001
+  config.dec.maxiter = 20_000
+  config.dec.alpha = 1.0
+  return config
