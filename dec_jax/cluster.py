@@ -116,7 +116,10 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   x = jnp.asarray(x)
   n = x.shape[0]
   target_update, train_interval = make_dec_fns(encoder, tx, n, cfg)
-  params = {"encoder": encoder_params, "centres": jnp.asarray(centres)}
+  # Copied: the state is donated to the compiled interval, the caller's arrays
+  # must survive it.
+  params = jax.tree.map(jnp.array, {"encoder": encoder_params,
+                                    "centres": centres})
   state = {"params": params, "opt": tx.init(params)}
   prev_labels = jnp.asarray(init_labels, jnp.int32)
   iteration, loss, start = 0, float("nan"), time.perf_counter()

@@ -35,6 +35,7 @@ def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
   proportional to the squared distance to the nearest chosen centre.
   x [N, D] -> centres [K, D].
   """
+  x = jnp.asarray(x)
   n = x.shape[0]
   n_candidates = 2 + int(math.log(k))
   key, first_key = jax.random.split(key)

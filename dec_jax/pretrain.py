@@ -54,6 +54,7 @@ def pretrain(model: Autoencoder, params: Params, x: jax.Array, key: jax.Array,
   """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs."""
   x = jnp.asarray(x)
   epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size)
+  params = jax.tree.map(jnp.array, params)  # the caller's copy survives donation
   state = {"params": params, "opt": tx.init(params)}
   start = time.perf_counter()
   for epoch in range(1, epochs + 1):

@@ -217,8 +217,9 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
              f"pretrained_workdir {config.pretrained_workdir!r} holds no "
              f"checkpoints/{AUTOENCODER}.")
     return None
+  model = models.Autoencoder(dims)
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
-      models.init_autoencoder, models.Autoencoder(dims), jax.random.key(0)))
+      lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
   _require(found == expected,
            f"The autoencoder in {source} does not match model dims {dims} "

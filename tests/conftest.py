@@ -1,0 +1,38 @@
+"""Shared fixtures: small generated data sets in the formats users bring."""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+
+def write_idx(path, array, magic):
+  header = struct.pack(">I", magic) + struct.pack(">" + "I" * array.ndim,
+                                                  *array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+  """A tiny MNIST-layout folder: 40 train + 20 test images of 6x6 pixels."""
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 40), ("t10k", 20)):
+    write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+              rng.integers(0, 256, size=(n, 6, 6)), 0x803)
+    write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
+              rng.integers(0, 10, size=n), 0x801)
+  return str(tmp_path)
+
+
+@pytest.fixture
+def blobs_npz(tmp_path):
+  """Four well-separated Gaussian blobs in 8-D with labels, as .npz."""
+  from sklearn.datasets import make_blobs
+  x, y = make_blobs(n_samples=240, centers=4, n_features=8, cluster_std=0.6,
+                    random_state=0)
+  path = os.path.join(tmp_path, "blobs.npz")
+  np.savez(path, x=x.astype(np.float32), y=y)
+  return path

@@ -1,0 +1,122 @@
+"""Loaders: built-in digits, IDX folders, user files, and their bad inputs."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from dec_jax import data
+from dec_jax.errors import DecJaxError
+from tests.conftest import write_idx
+
+SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                            "data", "mnist")
+
+
+def test_digits_is_scaled_to_unit_range():
+  ds = data.load("digits")
+  assert ds.x.shape == (1797, 64) and ds.x.dtype == np.float32
+  assert ds.x.min() == 0.0 and ds.x.max() == 1.0
+  assert ds.y.shape == (1797,) and set(np.unique(ds.y)) == set(range(10))
+  assert ds.image_shape == (8, 8)
+
+
+def test_idx_folder_splits_and_scaling(idx_folder):
+  all_ = data.load("mnist", data_dir=idx_folder)
+  train = data.load("mnist", data_dir=idx_folder, split="train")
+  test = data.load("mnist", data_dir=idx_folder, split="test", scale=1)
+  assert all_.x.shape == (60, 36) and all_.image_shape == (6, 6)
+  assert train.x.shape == (40, 36) and test.x.shape == (20, 36)
+  np.testing.assert_allclose(all_.x[:40], train.x)
+  np.testing.assert_allclose(all_.x[40:] * 255, test.x, rtol=1e-6)
+  assert all_.x.max() <= 1.0
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="no shared MNIST")
+def test_real_mnist_test_split_from_shared_folder():
+  ds = data.load("mnist", data_dir=SHARED_MNIST, split="test")
+  assert ds.x.shape == (10000, 784)
+  assert np.bincount(ds.y).tolist()[:2] == [980, 1135]
+
+
+def test_user_files_npz_npy_csv(tmp_path):
+  x = np.arange(12, dtype=np.float64).reshape(6, 2)
+  y = np.array([0, 1, 0, 1, 0, 1])
+  np.savez(tmp_path / "a.npz", x=x, y=y)
+  np.save(tmp_path / "b.npy", x)
+  np.savetxt(tmp_path / "c.csv", np.column_stack([x, y]), delimiter=",",
+             header="f0,f1,label", comments="")
+  npz = data.load(str(tmp_path / "a.npz"))
+  npy = data.load(str(tmp_path / "b.npy"))
+  csv = data.load(str(tmp_path / "c.csv"), label_column=-1)
+  for ds in (npz, npy, csv):
+    np.testing.assert_allclose(ds.x, x)
+  np.testing.assert_array_equal(npz.y, y)
+  np.testing.assert_array_equal(csv.y, y)
+  assert npy.y is None
+
+
+def _corrupt(path):
+  with open(path, "wb") as f:
+    f.write(b"\x1f\x8b this is not gzip")
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte.gz")),
+     "missing t10k-labels"),
+    (lambda d: _corrupt(os.path.join(d, "train-images-idx3-ubyte.gz")),
+     "corrupt or truncated"),
+    (lambda d: write_idx(os.path.join(d, "train-images-idx3-ubyte.gz"),
+                         np.zeros((4, 6, 6)), 0x801), "magic number"),
+    (lambda d: write_idx(os.path.join(d, "train-labels-idx1-ubyte.gz"),
+                         np.zeros(39), 0x801), "differ in length"),
+])
+def test_broken_idx_folder_gives_clear_error(idx_folder, breakage, message):
+  breakage(idx_folder)
+  with pytest.raises(DecJaxError, match=message):
+    data.load("mnist", data_dir=idx_folder)
+
+
+def test_truncated_idx_file(idx_folder):
+  path = os.path.join(idx_folder, "train-images-idx3-ubyte.gz")
+  raw = gzip.decompress(open(path, "rb").read())
+  with gzip.open(path, "wb") as f:
+    f.write(raw[:-10])
+  with pytest.raises(DecJaxError, match="truncated"):
+    data.load("mnist", data_dir=idx_folder)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: np.save(p / "x.npy", np.array([1.0, np.nan]).reshape(1, 2)
+                       .repeat(3, 0)), "NaN or inf"),
+    (lambda p: np.save(p / "x.npy", np.ones(5)), r"shape \[N, D\]"),
+    (lambda p: np.savez(p / "x.npz", features=np.ones((3, 2))),
+     "array named 'x'"),
+    (lambda p: np.save(p / "x.npy", np.array([{"a": 1}] * 3, dtype=object),
+                       allow_pickle=True), "cannot read"),
+    (lambda p: (p / "x.csv").write_text("1,2\n3,oops\n"), "cannot read"),
+    (lambda p: (p / "x.npy").write_bytes(b""), "empty"),
+    (lambda p: np.savez(p / "x.npz", x=np.ones((3, 2)), y=np.ones(2)),
+     "labels must have shape"),
+    (lambda p: np.savez(p / "x.npz", x=np.ones((3, 2)), y=[0.5, 1, 2]),
+     "labels must be integers"),
+])
+def test_bad_user_files_give_clear_errors(tmp_path, make, message):
+  make(tmp_path)
+  path = next(str(p) for p in tmp_path.iterdir())
+  with pytest.raises(DecJaxError, match=message):
+    data.load(path)
+
+
+def test_unknown_sources_and_options():
+  with pytest.raises(DecJaxError, match="Unknown dataset 'cifar'"):
+    data.load("cifar")
+  with pytest.raises(DecJaxError, match="does not exist"):
+    data.load("/no/such/file.npz")
+  with pytest.raises(DecJaxError, match="Unknown split"):
+    data.load("digits", split="valid")
+  with pytest.raises(DecJaxError, match="scale"):
+    data.load("digits", scale="-3")
+  with pytest.raises(DecJaxError, match="not a folder"):
+    data.load("mnist", data_dir="/no/such/folder")

@@ -1,0 +1,148 @@
+"""Whole runs: the library runner, the CLI, reuse of a pretrained autoencoder,
+and bad input rejected before anything is written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from dec_jax.workdir import read_metrics
+from experiments.configs import default
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(source, **overrides):
+  """A small, fast DEC config on `source`: tiny network, few epochs."""
+  config = default.get_config()
+  config.dataset = source
+  config.n_clusters = 4
+  config.model.dims = (32, 4)
+  config.pretrain.epochs = 20
+  config.pretrain.batch_size = 32
+  config.pretrain.log_every = 5
+  config.kmeans.n_init = 4
+  config.dec.batch_size = 32
+  config.dec.update_interval = 10
+  config.dec.maxiter = 60
+  config.update(overrides)
+  return config
+
+
+def cli(*args):
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.main", *args], cwd=REPO,
+      capture_output=True, text=True, timeout=300, check=False,
+      env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
+
+
+def test_cli_end_to_end_writes_metrics_results_and_checkpoints(tmp_path,
+                                                              blobs_npz):
+  workdir = str(tmp_path / "run")
+  proc = cli("--config=experiments/configs/default.py", f"--workdir={workdir}",
+             f"--config.dataset={blobs_npz}", "--config.n_clusters=4",
+             "--config.model.dims=(32,4)", "--config.pretrain.epochs=10",
+             "--config.pretrain.batch_size=32", "--config.kmeans.n_init=4",
+             "--config.dec.batch_size=32", "--config.dec.update_interval=10",
+             "--config.dec.maxiter=40", "--config.seed=3")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "ACC=" in proc.stdout and "NMI=" in proc.stdout
+
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  for key in ("acc", "nmi", "ari"):
+    assert 0.0 <= results[key] <= 1.0
+  assert results["seed"] == 3 and results["config"]["seed"] == 3
+  assert results["nmi_average"] == "arithmetic"
+  assert set(results["times_s"]) >= {"pretrain", "kmeans", "dec", "total"}
+  assert sum(results["cluster_sizes"]) == 240
+  assert results["stop_reason"] in ("tol", "maxiter")
+  assert results["environment"]["backend"] == "cpu"
+
+  records = read_metrics(workdir)
+  dec_records = [r for r in records if r["stage"] == "dec"]
+  assert dec_records and dec_records[0]["iteration"] == 0
+  for r in dec_records:
+    assert set(r) >= {"iteration", "acc", "nmi", "ari", "loss",
+                      "label_change", "cluster_sizes"}
+  assert any(r["stage"] == "pretrain" for r in records)
+  assert json.load(open(os.path.join(workdir, "config.json")))["seed"] == 3
+  for name in ("autoencoder", "dec"):
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", name))
+
+
+def test_ae_kmeans_reuses_a_pretrained_autoencoder(tmp_path, blobs_npz):
+  first = run(tiny_config(blobs_npz, method="ae_kmeans"), str(tmp_path / "a"))
+  second = run(tiny_config(blobs_npz, method="ae_kmeans",
+                           pretrained_workdir=str(tmp_path / "a")),
+               str(tmp_path / "b"))
+  assert "pretrain" in first["times_s"]
+  assert "pretrain" not in second["times_s"] and second["pretrain_reused"]
+  assert second["acc"] == pytest.approx(first["acc"])
+  with pytest.raises(DecJaxError, match="does not match model dims"):
+    run(tiny_config(blobs_npz, method="ae_kmeans", pretrained_workdir=str(
+        tmp_path / "a"), model={"dims": (16, 4)}), str(tmp_path / "c"))
+
+
+def test_kmeans_method_on_blobs_is_perfect(tmp_path, blobs_npz):
+  results = run(tiny_config(blobs_npz, method="kmeans"), str(tmp_path / "km"))
+  assert results["acc"] == 1.0 and results["ari"] == 1.0
+
+
+def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
+  config = default.get_config()
+  config.model.dims = (256, 256, 10)
+  config.pretrain.epochs = 100
+  config.dec.update_interval = 100
+  config.dec.maxiter = 2000
+  results = run(config, str(tmp_path / "digits"))
+  init = results["init_metrics"]
+  assert init["acc"] > 0.6  # the autoencoder learned something
+  assert results["acc"] >= init["acc"]
+  assert results["nmi"] >= init["nmi"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dataset": "imagenet"}, "Unknown dataset 'imagenet'"),
+    ({"dataset": "/no/such/data.npz"}, "does not exist"),
+    ({"method": "spectral"}, "Unknown method 'spectral'"),
+    ({"n_clusters": 1000}, "n_clusters must be between 2"),
+    ({"n_clusters": 1}, "n_clusters must be between 2"),
+    ({"pretrain": {"batch_size": 500}}, "pretrain.batch_size .* larger"),
+    ({"pretrain": {"optimizer": "lbfgs"}}, "Unknown pretrain.optimizer"),
+    ({"dec": {"update_interval": 100, "maxiter": 50}}, "must not exceed"),
+    ({"pretrain": {"learning_rate": -1.0}}, "learning_rate must be positive"),
+    ({"pretrained_workdir": "/no/such/run"}, "holds no checkpoints"),
+])
+def test_bad_input_fails_before_writing_anything(tmp_path, blobs_npz,
+                                                 overrides, message):
+  workdir = tmp_path / "never"
+  with pytest.raises(DecJaxError, match=message):
+    run(tiny_config(blobs_npz, **overrides), str(workdir))
+  assert not workdir.exists()
+
+
+def test_nan_data_via_cli_exits_nonzero_with_message(tmp_path):
+  path = tmp_path / "nan.npy"
+  x = np.random.rand(20, 3)
+  x[4, 1] = np.nan
+  np.save(path, x)
+  workdir = tmp_path / "never"
+  proc = cli(f"--workdir={workdir}", f"--config.dataset={path}")
+  assert proc.returncode == 2
+  assert "NaN or inf" in proc.stderr and "Traceback" not in proc.stderr
+  assert not workdir.exists()
+
+
+def test_finished_workdir_is_not_overwritten(tmp_path, blobs_npz):
+  workdir = str(tmp_path / "km")
+  run(tiny_config(blobs_npz, method="kmeans"), workdir)
+  before = open(os.path.join(workdir, "results.json")).read()
+  with pytest.raises(DecJaxError, match="already holds a finished run"):
+    run(tiny_config(blobs_npz, method="kmeans", seed=1), workdir)
+  assert open(os.path.join(workdir, "results.json")).read() == before
+  run(tiny_config(blobs_npz, method="kmeans", seed=1, overwrite=True), workdir)

@@ -1,0 +1,52 @@
+"""ACC / NMI / ARI."""
+
+import numpy as np
+import pytest
+
+from dec_jax import metrics
+
+
+def test_accuracy_is_one_under_any_relabelling():
+  rng = np.random.default_rng(0)
+  y = rng.integers(0, 5, size=200)
+  for _ in range(5):
+    perm = rng.permutation(5)
+    scores = metrics.evaluate(y, perm[y])
+    assert scores["acc"] == 1.0
+    assert scores["nmi"] == pytest.approx(1.0)
+    assert scores["ari"] == pytest.approx(1.0)
+
+
+def test_accuracy_hand_worked_example():
+  # Cluster 0 holds classes {0,0,1}, cluster 1 holds {1,1,2}, cluster 2 {2,0}.
+  y_true = np.array([0, 0, 1, 1, 1, 2, 2, 0])
+  y_pred = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+  # Best match: 0->0 (2), 1->1 (2), 2->2 (1): 5 of 8.
+  assert metrics.cluster_accuracy(y_true, y_pred) == pytest.approx(5 / 8)
+
+
+def test_accuracy_with_more_clusters_than_classes():
+  y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+  y_pred = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+  # Best one-to-one: a 2-point cluster for class 0, cluster 2 (3) for class 1.
+  assert metrics.cluster_accuracy(y_true, y_pred) == pytest.approx(5 / 8)
+
+
+def test_accuracy_with_fewer_clusters_than_classes():
+  y_true = np.array([0, 0, 1, 1, 2, 2])
+  y_pred = np.array([0, 0, 0, 0, 1, 1])
+  assert metrics.cluster_accuracy(y_true, y_pred) == pytest.approx(4 / 6)
+
+
+def test_nmi_uses_arithmetic_averaging():
+  from sklearn.metrics import normalized_mutual_info_score
+  y_true = np.array([0, 0, 1, 1, 2, 2, 2])
+  y_pred = np.array([0, 1, 1, 1, 2, 2, 0])
+  assert metrics.evaluate(y_true, y_pred)["nmi"] == pytest.approx(
+      normalized_mutual_info_score(y_true, y_pred, average_method="arithmetic"))
+  assert metrics.NMI_AVERAGE == "arithmetic"
+
+
+def test_evaluate_without_labels_is_empty_and_sizes_count_empty_clusters():
+  assert metrics.evaluate(None, np.zeros(3, int)) == {}
+  assert metrics.cluster_sizes(np.array([0, 2, 2]), 4) == [1, 0, 2, 0]

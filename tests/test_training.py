@@ -1,0 +1,131 @@
+"""The compiled training pieces: batching, pretraining epoch, DEC interval."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dec_jax import batching
+from dec_jax import cluster
+from dec_jax import data
+from dec_jax import kmeans
+from dec_jax import models
+from dec_jax import pretrain
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return data.load("digits")
+
+
+def test_epoch_indices_visit_every_sample_once_per_pass():
+  idx = np.asarray(batching.epoch_indices(jax.random.key(0), 10, 7, 3))
+  assert idx.shape == (7, 3)
+  flat = idx.reshape(-1)
+  np.testing.assert_array_equal(np.sort(flat[:10]), np.arange(10))
+  np.testing.assert_array_equal(np.sort(flat[10:20]), np.arange(10))
+  assert len(set(flat[20:].tolist())) == 1  # one sample of a third pass
+
+
+def test_map_in_chunks_equals_direct_application():
+  x = jnp.arange(23 * 3, dtype=jnp.float32).reshape(23, 3)
+  fn = lambda a: jnp.tanh(a) * 2
+  np.testing.assert_allclose(batching.map_in_chunks(fn, x, 5), fn(x))
+
+
+def test_pretraining_epoch_lowers_reconstruction_loss(digits):
+  model = models.Autoencoder((64, 32, 10))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  x = jnp.asarray(digits.x[:512])
+  loss_before = pretrain.reconstruction_loss(model, params, x)
+  tx = optax.adam(1e-3)
+  epoch = pretrain.make_epoch_fn(model, tx, x.shape[0], 64)
+  state = {"params": params, "opt": tx.init(params)}
+  for i in range(5):
+    state, _ = epoch(state, x, jax.random.key(i))
+  assert pretrain.reconstruction_loss(model, state["params"], x) < (
+      0.7 * loss_before)
+
+
+def test_autoencoder_shapes_and_init_range():
+  model = models.Autoencoder((20, 16, 3))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  assert params["encoder"]["dense_0"]["kernel"].shape == (20, 16)
+  assert params["decoder"]["dense_1"]["kernel"].shape == (16, 20)
+  # VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1 / fan_in)).
+  assert np.abs(params["encoder"]["dense_0"]["kernel"]).max() <= np.sqrt(1 / 20)
+  z = model.apply({"params": params}, jnp.ones((4, 20)), method="encode")
+  assert z.shape == (4, 3)
+
+
+def _dec_problem(digits, n=300):
+  model = models.Autoencoder((64, 32, 5))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  encoder = models.encoder_module(model)
+  x = jnp.asarray(digits.x[:n])
+  z = cluster.embed(encoder, params["encoder"], x, 128)
+  init = kmeans.fit_kmeans(z, 10, seed=0, n_init=3)
+  return encoder, params["encoder"], init, x
+
+
+def test_dec_interval_lowers_kl_against_fixed_target(digits):
+  encoder, enc_params, init, x = _dec_problem(digits)
+  cfg = cluster.DECConfig(batch_size=50, update_interval=30)
+  tx = optax.sgd(0.01, momentum=0.9)
+  target_update, train_interval = cluster.make_dec_fns(encoder, tx,
+                                                       x.shape[0], cfg)
+  params = {"encoder": enc_params, "centres": init.centres}
+  _, p, _, _, _ = target_update(params, x, init.labels)
+  before = cluster.dec_loss(encoder, params, x, p, 1.0)
+  state = {"params": params, "opt": tx.init(params)}
+  state, _ = train_interval(state, x, p, jax.random.key(0), 30)
+  after = cluster.dec_loss(encoder, state["params"], x, p, 1.0)
+  assert after < before
+
+
+def test_dec_step_indexes_targets_consistently_with_inputs(digits):
+  """One full-batch step on shuffled indices equals the unshuffled gradient step.
+
+  If P rows were not gathered with the same indices as x, the loss would pair
+  samples with other samples' targets and the update would differ.
+  """
+  encoder, enc_params, init, x = _dec_problem(digits, n=64)
+  cfg = cluster.DECConfig(batch_size=64, update_interval=1)
+  tx = optax.sgd(0.1)
+  target_update, train_interval = cluster.make_dec_fns(encoder, tx, 64, cfg)
+  params = {"encoder": enc_params, "centres": init.centres}
+  _, p, _, _, _ = target_update(params, x, init.labels)
+  # Sharpen P so that pairing a sample with a wrong row would matter.
+  p = jax.nn.one_hot(jnp.argmax(p, 1) + jnp.arange(64) % 3, 10)
+  grads = jax.grad(functools.partial(cluster.dec_loss, encoder, alpha=1.0))(
+      params, x, p)
+  expected = optax.apply_updates(params, jax.tree.map(lambda g: -0.1 * g,
+                                                      grads))
+  state = {"params": params, "opt": tx.init(params)}
+  state, _ = train_interval(state, x, p, jax.random.key(3), 1)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4,
+                                 atol=1e-6), state["params"], expected)
+
+
+@pytest.mark.parametrize("tol, maxiter, iterations, reason", [
+    (0.0, 60, 60, "maxiter"),   # never converges with tol 0: runs to maxiter
+    (0.99, 200, 20, "tol"),     # converges at the first update after training
+    (0.0, 50, 50, "maxiter"),   # last interval shorter (20 + 20 + 10)
+])
+def test_run_dec_stop_rule(digits, tol, maxiter, iterations, reason):
+  encoder, enc_params, init, x = _dec_problem(digits)
+  records = []
+  result = cluster.run_dec(
+      encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
+      optax.sgd(0.01, momentum=0.9),
+      cluster.DECConfig(batch_size=50, update_interval=20, tol=tol,
+                        maxiter=maxiter), log_fn=records.append)
+  assert result.iterations == iterations
+  assert result.stop_reason == reason
+  assert [r["iteration"] for r in records][-1] == iterations
+  assert result.q.shape == (300, 10)
+  np.testing.assert_array_equal(result.labels, result.q.argmax(1))
+  np.testing.assert_array_equal(records[-1]["labels"], result.labels)
