@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import platform
 import resource
 import statistics
 import sys
@@ -45,6 +44,7 @@ from dec_jax import kmeans
 from dec_jax import models
 from dec_jax import pretrain
 from dec_jax.errors import DecJaxError
+from dec_jax.run import environment
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 DATASETS = ("synthetic",) + data.BUILTIN_DATASETS
@@ -357,15 +357,6 @@ def format_table(rows: Sequence[tuple[str, str, float, str]]) -> str:
   lines += [f"{phase:<10}{metric:<28}{value:>14.4g}  {unit}"
             for phase, metric, value, unit in rows]
   return "\n".join(lines)
-
-
-def environment() -> dict[str, Any]:
-  """Backend, device and versions the numbers were taken on."""
-  device = jax.devices()[0]
-  return {"backend": jax.default_backend(), "device_kind": device.device_kind,
-          "device_count": jax.device_count(), "jax": jax.__version__,
-          "optax": optax.__version__, "numpy": np.__version__,
-          "python": platform.python_version()}
 
 
 # -------------------------------------------------------------------- main
