@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from typing import Any, Callable, Optional
 
@@ -23,6 +24,7 @@ import optax
 
 from dec_jax import batching
 from dec_jax import clustering
+from dec_jax.errors import TrainingDiverged
 from dec_jax.models import MLP, Params
 
 
@@ -142,6 +144,10 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
       break
     iteration += num_steps
     loss = float(next_loss)
+    if not math.isfinite(loss):
+      raise TrainingDiverged(
+          f"DEC diverged by iteration {iteration} (loss {loss}); rerun with a "
+          "lower dec.learning_rate.")
     prev_labels = labels
   return DECResult(params=state["params"], labels=np.asarray(labels),
                    q=np.asarray(q), iterations=iteration,

@@ -7,3 +7,7 @@ class DecJaxError(ValueError):
   Raised before any compute starts, with a message naming the problem and the
   expected form. Entry points print it without a traceback and exit non-zero.
   """
+
+
+class TrainingDiverged(DecJaxError):
+  """A loss became NaN or inf: the message names the stage and the step."""

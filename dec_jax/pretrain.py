@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Any, Callable, Optional
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from dec_jax import batching
+from dec_jax.errors import TrainingDiverged
 from dec_jax.models import Autoencoder, Params
 
 
@@ -59,7 +61,13 @@ def pretrain(model: Autoencoder, params: Params, x: jax.Array, key: jax.Array,
   start = time.perf_counter()
   for epoch in range(1, epochs + 1):
     state, loss = epoch_fn(state, x, jax.random.fold_in(key, epoch))
-    if log_fn and (epoch % log_every == 0 or epoch == epochs):
-      log_fn({"stage": "pretrain", "epoch": epoch, "loss": float(loss),
-              "time_s": time.perf_counter() - start})
+    if epoch % log_every == 0 or epoch == epochs:
+      loss = float(loss)
+      if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"pretraining diverged by epoch {epoch} (loss {loss}); rerun "
+            "with a lower pretrain.learning_rate.")
+      if log_fn:
+        log_fn({"stage": "pretrain", "epoch": epoch, "loss": loss,
+                "time_s": time.perf_counter() - start})
   return state["params"]

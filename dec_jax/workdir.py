@@ -28,14 +28,15 @@ CHECKPOINTS = "checkpoints"
 
 
 def _jsonable(value: Any) -> Any:
+  """Plain JSON types; NaN and inf become null (strict JSON has neither)."""
+  if isinstance(value, float) and not np.isfinite(value):
+    return None
   if isinstance(value, dict):
     return {str(k): _jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
     return [_jsonable(v) for v in value]
-  if isinstance(value, (np.generic, np.ndarray)):
-    return value.tolist()
-  if hasattr(value, "tolist"):  # jax arrays
-    return np.asarray(value).tolist()
+  if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, "tolist"):
+    return _jsonable(np.asarray(value).tolist())  # NumPy and JAX arrays
   return value
 
 
@@ -43,7 +44,8 @@ def write_json_atomic(path: str, payload: dict) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
   with os.fdopen(fd, "w") as f:
-    json.dump(_jsonable(payload), f, indent=2, sort_keys=True)
+    json.dump(_jsonable(payload), f, indent=2, sort_keys=True,
+              allow_nan=False)
     f.write("\n")
   os.replace(tmp, path)
 
@@ -94,7 +96,7 @@ class Workdir:
     """Appends one record to metrics.jsonl (one write + flush) and the console."""
     record = _jsonable(record)
     with open(self.file(METRICS), "a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(json.dumps(record, allow_nan=False) + "\n")
     logging.info("%s", _format(record))
 
   def write_results(self, results: dict) -> None:

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from dec_jax.errors import DecJaxError
+from dec_jax.errors import DecJaxError, TrainingDiverged
 from dec_jax.run import run
 from dec_jax.workdir import read_metrics
 from experiments.configs import default
@@ -146,3 +146,13 @@ def test_finished_workdir_is_not_overwritten(tmp_path, blobs_npz):
     run(tiny_config(blobs_npz, method="kmeans", seed=1), workdir)
   assert open(os.path.join(workdir, "results.json")).read() == before
   run(tiny_config(blobs_npz, method="kmeans", seed=1, overwrite=True), workdir)
+
+
+def test_diverging_pretraining_stops_with_a_clear_message(tmp_path, blobs_npz):
+  config = tiny_config(blobs_npz, pretrain={"optimizer": "sgd",
+                                            "learning_rate": 1e12})
+  with pytest.raises(TrainingDiverged, match="pretraining diverged by epoch"):
+    run(config, str(tmp_path / "nan"))
+  assert not (tmp_path / "nan" / "results.json").exists()
+  for record in read_metrics(str(tmp_path / "nan")):
+    json.dumps(record, allow_nan=False)  # strict JSON, no NaN
