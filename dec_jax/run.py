@@ -9,6 +9,7 @@ its labels and writes results.json last.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import subprocess
@@ -29,7 +30,7 @@ from dec_jax import optim
 from dec_jax import pretrain
 from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
-from dec_jax.workdir import Workdir, load_params
+from dec_jax.workdir import CONFIG, Workdir, load_params, read_json
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 AUTOENCODER = "autoencoder"
@@ -206,11 +207,36 @@ class RunContext:
     return z
 
 
+# Config fields that determine the pretrained autoencoder.
+_PRETRAIN_FIELDS = ("dataset", "data_dir", "split", "scale", "seed", "model",
+                    "pretrain")
+
+
+def _same_pretraining(config, workdir: Workdir) -> bool:
+  """Whether the workdir's own config.json pretrained the same autoencoder."""
+  try:
+    saved = read_json(workdir.file(CONFIG))
+  except (OSError, ValueError):
+    return False
+  current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
+  return all(saved.get(f) == current[f] for f in _PRETRAIN_FIELDS)
+
+
 def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
-  """The autoencoder to reuse: pretrained_workdir's, or this workdir's own."""
+  """The autoencoder to reuse, or None to pretrain one.
+
+  Either `pretrained_workdir`'s (the user asked for it), or this workdir's own
+  when an earlier run into it used the same data, seed, model and pretraining
+  settings (e.g. a run interrupted during clustering).
+  """
   if config.method == "kmeans":
     return None
-  source = config.pretrained_workdir or workdir.path
+  if config.pretrained_workdir:
+    source = config.pretrained_workdir
+  elif _same_pretraining(config, workdir):
+    source = workdir.path
+  else:
+    return None
   params = load_params(source, AUTOENCODER)
   if params is None:
     _require(not config.pretrained_workdir,

@@ -156,3 +156,15 @@ def test_diverging_pretraining_stops_with_a_clear_message(tmp_path, blobs_npz):
   assert not (tmp_path / "nan" / "results.json").exists()
   for record in read_metrics(str(tmp_path / "nan")):
     json.dumps(record, allow_nan=False)  # strict JSON, no NaN
+
+
+def test_rerun_reuses_own_autoencoder_only_with_same_pretraining(tmp_path,
+                                                                 blobs_npz):
+  workdir = str(tmp_path / "run")
+  run(tiny_config(blobs_npz, method="ae_kmeans"), workdir)
+  os.remove(os.path.join(workdir, "results.json"))  # as if interrupted
+  again = run(tiny_config(blobs_npz, method="dec"), workdir)
+  assert again["pretrain_reused"] and "pretrain" not in again["times_s"]
+  changed = run(tiny_config(blobs_npz, method="dec", overwrite=True,
+                            pretrain={"epochs": 3}), workdir)
+  assert "pretrain_reused" not in changed and "pretrain" in changed["times_s"]
