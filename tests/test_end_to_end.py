@@ -22,6 +22,8 @@ def tiny_config(source, **overrides):
   config = default.get_config()
   config.dataset = source
   config.n_clusters = 4
+  config.pretrain.optimizer = "adam"
+  config.pretrain.learning_rate = 1e-3
   config.model.dims = (32, 4)
   config.pretrain.epochs = 20
   config.pretrain.batch_size = 32
@@ -47,6 +49,8 @@ def test_cli_end_to_end_writes_metrics_results_and_checkpoints(tmp_path,
   proc = cli("--config=experiments/configs/default.py", f"--workdir={workdir}",
              f"--config.dataset={blobs_npz}", "--config.n_clusters=4",
              "--config.model.dims=(32,4)", "--config.pretrain.epochs=10",
+             "--config.pretrain.optimizer=adam",
+             "--config.pretrain.learning_rate=0.001",
              "--config.pretrain.batch_size=32", "--config.kmeans.n_init=4",
              "--config.dec.batch_size=32", "--config.dec.update_interval=10",
              "--config.dec.maxiter=40", "--config.seed=3")
@@ -96,6 +100,8 @@ def test_kmeans_method_on_blobs_is_perfect(tmp_path, blobs_npz):
 def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
   config = default.get_config()
   config.model.dims = (256, 256, 10)
+  config.pretrain.optimizer = "adam"
+  config.pretrain.learning_rate = 1e-3
   config.pretrain.epochs = 100
   config.dec.update_interval = 100
   config.dec.maxiter = 2000

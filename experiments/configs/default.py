@@ -29,8 +29,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
 
   config.pretrain = ml_collections.ConfigDict()
-  config.pretrain.optimizer = "adam"  # sgd | adam
-  config.pretrain.learning_rate = 1e-3
+  config.pretrain.optimizer = "sgd"   # sgd | adam (DEC-keras: sgd, lr 1)
+  config.pretrain.learning_rate = 1.0
   config.pretrain.momentum = 0.9      # sgd only
   config.pretrain.schedule = "constant"  # constant | cosine
   config.pretrain.epochs = 200
