@@ -1,8 +1,8 @@
 """The clustering methods, found by name: `--config.method=<name>`.
 
 A method is a function `(ctx: RunContext) -> dict` that returns at least
-`labels` (the final hard assignment); the runner scores it and writes the
-results. Adding a method is one function here plus its `@register` line.
+`labels` (the final hard assignment) and optionally `soft_assignment` [N, K];
+the runner scores them and writes the results. Adding a method is one function here plus its `@register` line.
 """
 
 from __future__ import annotations
@@ -64,5 +64,6 @@ def dec(ctx: RunContext) -> dict:
         init.labels, ctx.x, jax.random.fold_in(ctx.key, 2), tx, dec_cfg,
         log_fn=ctx.log_assignment)
   ctx.workdir.save_params("dec", result.params)
-  return {"labels": result.labels, "iterations": result.iterations,
+  return {"labels": result.labels, "soft_assignment": result.q,
+          "iterations": result.iterations,
           "stop_reason": result.stop_reason, "init_metrics": init_scores}

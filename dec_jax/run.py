@@ -291,6 +291,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
            "n_clusters": n_clusters})
   method_out = METHODS[config.method](ctx)
   labels = np.asarray(method_out.pop("labels"))
+  out.save_assignments(labels, method_out.pop("soft_assignment", None))
   scores = ctx.score(labels)
   results = {
       "method": config.method, "dataset": dataset.name, "seed": config.seed,

@@ -2,6 +2,7 @@
 
   config.json     the resolved config
   metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
+  assignments.npz final `labels` [N] and, for DEC, soft assignments `q` [N, K]
   results.json    final scores, stage wall times, environment; written last
   checkpoints/    Orbax checkpoints: `autoencoder`, `dec`
 
@@ -24,6 +25,7 @@ from dec_jax.errors import DecJaxError
 RESULTS = "results.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+ASSIGNMENTS = "assignments.npz"
 CHECKPOINTS = "checkpoints"
 
 
@@ -98,6 +100,14 @@ class Workdir:
     with open(self.file(METRICS), "a") as f:
       f.write(json.dumps(record, allow_nan=False) + "\n")
     logging.info("%s", _format(record))
+
+  def save_assignments(self, labels: np.ndarray,
+                       q: Optional[np.ndarray] = None) -> None:
+    arrays = {"labels": labels} if q is None else {"labels": labels, "q": q}
+    fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+      np.savez_compressed(f, **arrays)
+    os.replace(tmp, self.file(ASSIGNMENTS))
 
   def write_results(self, results: dict) -> None:
     write_json_atomic(self.file(RESULTS), results)

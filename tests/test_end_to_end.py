@@ -77,6 +77,24 @@ def test_cli_end_to_end_writes_metrics_results_and_checkpoints(tmp_path,
   assert json.load(open(os.path.join(workdir, "config.json")))["seed"] == 3
   for name in ("autoencoder", "dec"):
     assert os.path.isdir(os.path.join(workdir, "checkpoints", name))
+  with np.load(os.path.join(workdir, "assignments.npz")) as saved:
+    assert saved["q"].shape == (240, 4)
+    np.testing.assert_array_equal(saved["labels"], saved["q"].argmax(1))
+    assert np.bincount(saved["labels"], minlength=4).tolist() == (
+        results["cluster_sizes"])
+
+
+def test_same_seed_twice_gives_identical_results(tmp_path, blobs_npz):
+  first = run(tiny_config(blobs_npz), str(tmp_path / "a"))
+  second = run(tiny_config(blobs_npz), str(tmp_path / "b"))
+  for key in ("acc", "nmi", "ari", "cluster_sizes", "iterations"):
+    assert first[key] == second[key]
+  strip = lambda records: [{k: v for k, v in r.items() if k != "time_s"}
+                           for r in records]
+  assert strip(read_metrics(str(tmp_path / "a"))) == strip(
+      read_metrics(str(tmp_path / "b")))
+  labels = [np.load(tmp_path / d / "assignments.npz")["labels"] for d in "ab"]
+  np.testing.assert_array_equal(*labels)
 
 
 def test_ae_kmeans_reuses_a_pretrained_autoencoder(tmp_path, blobs_npz):
