@@ -113,7 +113,17 @@ def _resolve_n_clusters(config, dataset: data.Dataset) -> int:
   _require(2 <= k <= dataset.num_samples,
            f"n_clusters must be between 2 and the number of samples "
            f"({dataset.num_samples}), got {k}.")
+  distinct = _count_distinct_rows(dataset.x)
+  _require(distinct >= k,
+           f"The data has only {distinct} distinct point(s), fewer than "
+           f"n_clusters={k}; constant or duplicated data cannot be clustered.")
   return k
+
+
+def _count_distinct_rows(x: np.ndarray) -> int:
+  """Distinct rows of x, by a random projection (O(N D), no row sort)."""
+  projection = np.random.default_rng(0).standard_normal(x.shape[1])
+  return int(np.unique(x.astype(np.float64) @ projection).size)
 
 
 def _check_batch_sizes(config, n: int) -> None:
@@ -257,7 +267,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
 
 def environment() -> dict:
   """Versions, backend and code commit: what a result depends on."""
-  import flax, optax, sklearn  # pylint: disable=g-import-not-at-top,multiple-imports
+  import flax, jaxlib, optax, sklearn  # pylint: disable=g-import-not-at-top,multiple-imports
   try:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -266,7 +276,8 @@ def environment() -> dict:
   except OSError:
     commit = None
   device = jax.devices()[0]
-  return {"jax": jax.__version__, "flax": flax.__version__,
+  return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+          "flax": flax.__version__,
           "optax": optax.__version__, "numpy": np.__version__,
           "sklearn": sklearn.__version__, "python": platform.python_version(),
           "backend": jax.default_backend(), "device_kind": device.device_kind,

@@ -192,3 +192,15 @@ def test_rerun_reuses_own_autoencoder_only_with_same_pretraining(tmp_path,
   changed = run(tiny_config(blobs_npz, method="dec", overwrite=True,
                             pretrain={"epochs": 3}), workdir)
   assert "pretrain_reused" not in changed and "pretrain" in changed["times_s"]
+
+
+@pytest.mark.parametrize("x", [
+    np.ones((50, 3)),                               # constant
+    np.repeat(np.eye(3), 20, axis=0),               # 3 distinct points, k=4
+])
+def test_too_few_distinct_points_is_rejected(tmp_path, x):
+  path = tmp_path / "x.npy"
+  np.save(path, x)
+  with pytest.raises(DecJaxError, match="distinct point"):
+    run(tiny_config(str(path)), str(tmp_path / "never"))
+  assert not (tmp_path / "never").exists()
