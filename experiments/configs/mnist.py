@@ -14,7 +14,9 @@ from experiments.configs import default
 def get_config():
   config = default.get_config()
   config.dataset = "mnist"
-  config.pretrain.epochs = 50
+  config.pretrain.optimizer = "adam"
+  config.pretrain.learning_rate = 1e-3
   config.pretrain.schedule = "cosine"
+  config.pretrain.epochs = 50
   config.dec.update_interval = 140
   return config
