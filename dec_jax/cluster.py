@@ -67,8 +67,9 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
                  num_samples: int, cfg: DECConfig):
   """Builds the two compiled pieces of the loop.
 
-  target_update(params, x, prev_labels) -> (q, p, labels, change_fraction,
-    sizes)
+  target_update(params, x, prev_labels) -> dict with the full-set `q`, the
+    target `p`, `labels`, `label_change` (fraction vs prev_labels),
+    `cluster_sizes` and `mean_max_q` (mean confidence);
   train_interval(state, x, p, key, num_steps) -> (state, mean loss), donating
     state = {'params', 'opt'}; `num_steps` <= update_interval is traced, so a
     shorter last interval does not recompile.
@@ -78,9 +79,11 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
     z = embed(encoder, params["encoder"], x, cfg.chunk_size)
     q = clustering.soft_assign(z, params["centres"], cfg.alpha)
     labels = jnp.argmax(q, axis=1).astype(jnp.int32)
-    return (q, clustering.target_distribution(q), labels,
-            clustering.label_change_fraction(labels, prev_labels),
-            clustering.cluster_sizes(labels, q.shape[1]))
+    return {"q": q, "p": clustering.target_distribution(q), "labels": labels,
+            "label_change": clustering.label_change_fraction(labels,
+                                                             prev_labels),
+            "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
+            "mean_max_q": jnp.mean(jnp.max(q, axis=1))}
 
   grad_fn = jax.value_and_grad(
       functools.partial(dec_loss, encoder, alpha=cfg.alpha))
@@ -112,8 +115,9 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   """Runs DEC from a pretrained encoder and k-means centres.
 
   `log_fn` receives, at every target update, a record with the iteration,
-  the label-change fraction, the cluster sizes, the mean loss of the interval
-  just finished, and `labels` (a NumPy array, for scoring by the caller).
+  the label-change fraction, the cluster sizes, the mean confidence
+  (mean_i max_j q_ij), the mean loss of the interval just finished, and
+  `labels` (a NumPy array, for scoring by the caller).
   """
   x = jnp.asarray(x)
   n = x.shape[0]
@@ -126,20 +130,21 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   prev_labels = jnp.asarray(init_labels, jnp.int32)
   iteration, loss, start = 0, float("nan"), time.perf_counter()
   while True:
-    q, p, labels, change, sizes = target_update(state["params"], x, prev_labels)
-    change = float(change)
+    update = target_update(state["params"], x, prev_labels)
+    change = float(update["label_change"])
     converged = iteration > 0 and change < cfg.tol
     done = converged or iteration >= cfg.maxiter
     if not done:  # dispatch the next interval before scoring this update
       num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
       state, next_loss = train_interval(
-          state, x, p, jax.random.fold_in(key, iteration), num_steps)
+          state, x, update["p"], jax.random.fold_in(key, iteration), num_steps)
     if log_fn:
       log_fn({"stage": "dec", "iteration": iteration, "loss": loss,
               "label_change": change,
-              "cluster_sizes": np.asarray(sizes).tolist(),
+              "cluster_sizes": np.asarray(update["cluster_sizes"]).tolist(),
+              "mean_max_q": float(update["mean_max_q"]),
               "time_s": time.perf_counter() - start,
-              "labels": np.asarray(labels)})
+              "labels": np.asarray(update["labels"])})
     if done:
       break
     iteration += num_steps
@@ -148,7 +153,7 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
       raise TrainingDiverged(
           f"DEC diverged by iteration {iteration} (loss {loss}); rerun with a "
           "lower dec.learning_rate.")
-    prev_labels = labels
-  return DECResult(params=state["params"], labels=np.asarray(labels),
-                   q=np.asarray(q), iterations=iteration,
+    prev_labels = update["labels"]
+  return DECResult(params=state["params"], labels=np.asarray(update["labels"]),
+                   q=np.asarray(update["q"]), iterations=iteration,
                    stop_reason="tol" if converged else "maxiter")

@@ -63,7 +63,9 @@ def dec(ctx: RunContext) -> dict:
         models.encoder_module(model), params["encoder"], init.centres,
         init.labels, ctx.x, jax.random.fold_in(ctx.key, 2), tx, dec_cfg,
         log_fn=ctx.log_assignment)
-  ctx.workdir.save_params("dec", result.params)
+  ctx.workdir.save_params("dec", result.params, {
+      "dims": list(model.dims), "n_clusters": ctx.n_clusters,
+      "alpha": cfg.alpha, "scale": str(ctx.config.scale)})
   return {"labels": result.labels, "soft_assignment": result.q,
           "iterations": result.iterations,
           "stop_reason": result.stop_reason, "init_metrics": init_scores}

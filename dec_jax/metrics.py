@@ -25,20 +25,33 @@ def contingency(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
   return table
 
 
+def _matched_counts(y_true: np.ndarray, y_pred: np.ndarray):
+  """Hungarian match of clusters to classes: (classes, matched counts, table)."""
+  classes = np.unique(y_true)
+  table = contingency(y_true, y_pred)
+  rows, cols = linear_sum_assignment(table, maximize=True)
+  matched = np.zeros(classes.size, np.int64)
+  matched[cols] = table[rows, cols]
+  return classes, matched, table
+
+
 def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
   """Best one-to-one matching of clusters to classes, as a fraction of points.
 
   The match maximises the matched counts (Hungarian algorithm). With more
   clusters than classes the extra clusters match nothing and count as errors.
   """
-  y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-  table = contingency(y_true, y_pred)
-  rows, cols = linear_sum_assignment(table, maximize=True)
-  return float(table[rows, cols].sum() / y_true.size)
+  y_true = np.asarray(y_true)
+  _, matched, _ = _matched_counts(y_true, np.asarray(y_pred))
+  return float(matched.sum() / y_true.size)
 
 
-def cluster_sizes(y_pred: np.ndarray, num_clusters: int) -> list[int]:
-  return np.bincount(np.asarray(y_pred), minlength=num_clusters).tolist()
+def per_class_recall(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+  """{class: share of its points in the cluster matched to it} (0 if none)."""
+  y_true = np.asarray(y_true)
+  classes, matched, table = _matched_counts(y_true, np.asarray(y_pred))
+  return {int(c): float(m / n)
+          for c, m, n in zip(classes, matched, table.sum(axis=0))}
 
 
 def evaluate(y_true: Optional[np.ndarray], y_pred: np.ndarray) -> dict:

@@ -9,6 +9,7 @@ its labels and writes results.json last.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ import numpy as np
 
 from dec_jax import cluster
 from dec_jax import data
+from dec_jax import diagnostics
 from dec_jax import kmeans
 from dec_jax import metrics
 from dec_jax import models
@@ -30,7 +32,7 @@ from dec_jax import optim
 from dec_jax import pretrain
 from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
-from dec_jax.workdir import CONFIG, Workdir, load_params, read_json
+from dec_jax.workdir import Workdir, load_meta, load_params
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 AUTOENCODER = "autoencoder"
@@ -65,6 +67,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f"n_clusters must be >= 2 (or 0 = number of classes), got "
            f"{config.n_clusters}.")
   _require(config.chunk_size > 0, "chunk_size must be positive.")
+  _require(0 <= config.collapse_fraction < 1,
+           "collapse_fraction must be in [0, 1).")
   for name in ("n_init", "max_iter"):
     _require(config.kmeans[name] > 0, f"kmeans.{name} must be positive.")
   for stage in ("pretrain", "dec"):
@@ -140,17 +144,20 @@ class RunContext:
   """What a method needs: config, data, workdir, keys, and shared steps."""
 
   def __init__(self, config: ml_collections.ConfigDict, dataset: data.Dataset,
-               workdir: Workdir, n_clusters: int,
-               pretrained: Optional[Any]):
+               workdir: Workdir, n_clusters: int, dims: tuple[int, ...],
+               pretrained: Optional[Any], pretrained_from: Optional[dict]):
     self.config = config
     self.dataset = dataset
     self.workdir = workdir
     self.n_clusters = n_clusters
+    self.dims = dims
     self.key = jax.random.key(config.seed)
     self.x = jnp.asarray(dataset.x)  # resident on the device for the run
     self.times: dict[str, float] = {}
     self.extra: dict[str, Any] = {}
+    self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
     self._pretrained = pretrained
+    self._pretrained_from = pretrained_from
 
   @contextlib.contextmanager
   def stage(self, name: str):
@@ -166,9 +173,14 @@ class RunContext:
     return metrics.evaluate(self.dataset.y, np.asarray(labels))
 
   def log_assignment(self, record: dict) -> None:
-    """Logs a clustering record, replacing its `labels` with their scores."""
+    """Logs a target-update record: scores its `labels`, flags collapse."""
     labels = record.pop("labels")
-    self.log({**record, **self.score(labels)})
+    flags = diagnostics.collapse_flags(record["cluster_sizes"],
+                                       self.config.collapse_fraction,
+                                       record.get("mean_max_q"))
+    if diagnostics.is_collapsed(flags):
+      self.collapsed_at.append(record["iteration"])
+    self.log({**record, **flags, **self.score(labels)})
 
   def optimizer(self, cfg: ml_collections.ConfigDict, total_steps: int):
     return optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
@@ -185,26 +197,27 @@ class RunContext:
     return result
 
   def model(self) -> models.Autoencoder:
-    dims = (self.dataset.dim,) + tuple(int(d) for d in self.config.model.dims)
-    return models.Autoencoder(dims, dtype=DTYPES[self.config.model.dtype])
+    return models.Autoencoder(self.dims, dtype=DTYPES[self.config.model.dtype])
 
   def autoencoder(self) -> tuple[models.Autoencoder, Any]:
     """The pretrained autoencoder: reused from a checkpoint, else trained."""
     model = self.model()
     if self._pretrained is not None:
       self.extra["pretrain_reused"] = True
+      self.extra["pretrained_from"] = self._pretrained_from
       return model, jax.tree.map(jnp.asarray, self._pretrained)
     cfg = self.config.pretrain
-    key = jax.random.fold_in(self.key, 1)
-    params = models.init_autoencoder(model, key)
+    init_key, shuffle_key = jax.random.split(jax.random.fold_in(self.key, 1))
+    params = models.init_autoencoder(model, init_key)
     steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
     with self.stage("pretrain"):
       params = pretrain.pretrain(
-          model, params, self.x, key, self.optimizer(cfg, steps),
+          model, params, self.x, shuffle_key, self.optimizer(cfg, steps),
           epochs=cfg.epochs, batch_size=cfg.batch_size,
           log_every=cfg.log_every, log_fn=self.log)
       jax.block_until_ready(params)
-    self.workdir.save_params(AUTOENCODER, params)
+    self.workdir.save_params(AUTOENCODER, params,
+                             pretraining_fingerprint(self.config, self.dims))
     self.extra["pretrain_epochs"] = cfg.epochs
     return model, params
 
@@ -216,42 +229,49 @@ class RunContext:
     return z
 
 
-# Config fields that determine the pretrained autoencoder.
-_PRETRAIN_FIELDS = ("dataset", "data_dir", "split", "scale", "seed", "model",
-                    "pretrain")
+def pretraining_fingerprint(config: ml_collections.ConfigDict,
+                            dims: tuple[int, ...]) -> dict:
+  """What determines a pretrained autoencoder; saved beside its checkpoint."""
+  return json.loads(json.dumps({
+      "dataset": config.dataset, "split": config.split,
+      "scale": str(config.scale), "seed": config.seed, "dims": list(dims),
+      "dtype": config.model.dtype, "pretrain": config.pretrain.to_dict()}))
 
 
-def _same_pretraining(config, workdir: Workdir) -> bool:
-  """Whether the workdir's own config.json pretrained the same autoencoder."""
-  try:
-    saved = read_json(workdir.file(CONFIG))
-  except (OSError, ValueError):
-    return False
-  current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
-  return all(saved.get(f) == current[f] for f in _PRETRAIN_FIELDS)
+# Fields that must agree for a pretrained_workdir's autoencoder to be used.
+_DATA_FIELDS = ("dataset", "split", "scale", "dims")
 
 
 def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
-  """The autoencoder to reuse, or None to pretrain one.
+  """(params, origin) of the autoencoder to reuse, or (None, None).
 
-  Either `pretrained_workdir`'s (the user asked for it), or this workdir's own
-  when an earlier run into it used the same data, seed, model and pretraining
-  settings (e.g. a run interrupted during clustering).
+  Either `pretrained_workdir`'s (the user asked for it; it must have been
+  trained on the same data, scaling and dims), or this workdir's own when it
+  was pretrained with exactly the same settings (e.g. a run interrupted during
+  clustering, rerun).
   """
   if config.method == "kmeans":
-    return None
+    return None, None
+  wanted = pretraining_fingerprint(config, dims)
   if config.pretrained_workdir:
     source = config.pretrained_workdir
-  elif _same_pretraining(config, workdir):
-    source = workdir.path
+    meta = load_meta(source, AUTOENCODER)
+    if meta is not None:
+      differ = [f for f in _DATA_FIELDS if meta.get(f) != wanted[f]]
+      _require(not differ,
+               f"The autoencoder in {source} was pretrained with other "
+               f"{', '.join(differ)} ({', '.join(str(meta.get(f)) for f in differ)}"
+               f" vs {', '.join(str(wanted[f]) for f in differ)}).")
   else:
-    return None
+    source, meta = workdir.path, load_meta(workdir.path, AUTOENCODER)
+    if meta != wanted:
+      return None, None
   params = load_params(source, AUTOENCODER)
   if params is None:
     _require(not config.pretrained_workdir,
              f"pretrained_workdir {config.pretrained_workdir!r} holds no "
              f"checkpoints/{AUTOENCODER}.")
-    return None
+    return None, None
   model = models.Autoencoder(dims)
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
@@ -259,7 +279,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
   _require(found == expected,
            f"The autoencoder in {source} does not match model dims {dims} "
            "(different input size or layer widths).")
-  return params
+  return params, {"workdir": os.path.abspath(source), "settings": meta}
 
 
 # ---------------------------------------------------------------- the run
@@ -269,19 +289,22 @@ def environment() -> dict:
   """Versions, backend and code commit: what a result depends on."""
   import flax, jaxlib, optax, sklearn  # pylint: disable=g-import-not-at-top,multiple-imports
   try:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-        cwd=os.path.dirname(os.path.abspath(__file__)), timeout=5,
-        check=False).stdout.strip() or None
-  except OSError:
-    commit = None
+    git = functools.partial(
+        subprocess.run, capture_output=True, text=True, timeout=5,
+        check=False, cwd=os.path.dirname(os.path.abspath(__file__)))
+    commit = git(["git", "rev-parse", "HEAD"]).stdout.strip() or None
+    dirty = bool(git(["git", "status", "--porcelain", "--untracked-files=no"])
+                 .stdout.strip()) if commit else None
+  except (OSError, subprocess.SubprocessError):
+    commit = dirty = None
   device = jax.devices()[0]
   return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
           "flax": flax.__version__,
           "optax": optax.__version__, "numpy": np.__version__,
           "sklearn": sklearn.__version__, "python": platform.python_version(),
           "backend": jax.default_backend(), "device_kind": device.device_kind,
-          "device_count": jax.device_count(), "git_commit": commit}
+          "device_count": jax.device_count(), "git_commit": commit,
+          "git_dirty": dirty}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -293,28 +316,39 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   n_clusters = _resolve_n_clusters(config, dataset)
   _check_batch_sizes(config, dataset.num_samples)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
-  pretrained = _find_pretrained(config, out, dims)
+  pretrained, pretrained_from = _find_pretrained(config, out, dims)
+  env = environment()  # the code that runs, read before it can change
 
   out.start(config.to_dict())
-  ctx = RunContext(config, dataset, out, n_clusters, pretrained)
+  ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
+                   pretrained_from)
   out.log({"stage": "data", "dataset": dataset.name,
            "n_samples": dataset.num_samples, "dim": dataset.dim,
            "n_clusters": n_clusters})
   method_out = METHODS[config.method](ctx)
   labels = np.asarray(method_out.pop("labels"))
-  out.save_assignments(labels, method_out.pop("soft_assignment", None))
+  q = method_out.pop("soft_assignment", None)
+  out.save_assignments(labels, q)
   scores = ctx.score(labels)
+  sizes = np.bincount(labels, minlength=n_clusters).tolist()
+  mean_max_q = None if q is None else float(np.mean(np.max(q, axis=1)))
+  collapse = {**diagnostics.collapse_flags(sizes, config.collapse_fraction,
+                                           mean_max_q),
+              "flagged_updates": len(ctx.collapsed_at),
+              "first_flagged_iteration": (ctx.collapsed_at or [None])[0]}
   results = {
       "method": config.method, "dataset": dataset.name, "seed": config.seed,
       "n_samples": dataset.num_samples, "dim": dataset.dim,
       "n_clusters": n_clusters, **scores,
       "nmi_average": metrics.NMI_AVERAGE,
-      "cluster_sizes": metrics.cluster_sizes(labels, n_clusters),
+      "cluster_sizes": sizes, "collapse": collapse,
+      **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
+      **({} if dataset.y is None else {
+          "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
       **ctx.extra, **method_out,
       "times_s": {**ctx.times, "total": time.perf_counter() - start},
-      "config": config.to_dict(), "environment": environment(),
+      "config": config.to_dict(), "environment": env,
   }
-  ctx.log({"stage": "final", **scores,
-           "cluster_sizes": results["cluster_sizes"]})
+  ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
   out.write_results(results)
   return results

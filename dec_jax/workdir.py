@@ -4,7 +4,8 @@
   metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
   assignments.npz final `labels` [N] and, for DEC, soft assignments `q` [N, K]
   results.json    final scores, stage wall times, environment; written last
-  checkpoints/    Orbax checkpoints: `autoencoder`, `dec`
+  checkpoints/    Orbax checkpoints `autoencoder`, `dec`, each with a .json
+                  saying how it was made
 
 Files are written atomically (temp file + rename), so a killed run never
 leaves a truncated results.json or checkpoint behind.
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from typing import Any, Optional
+from typing import IO, Any, Callable, Optional
 
 import numpy as np
 from absl import logging
@@ -42,14 +44,29 @@ def _jsonable(value: Any) -> Any:
   return value
 
 
+def _write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
+  """Writes through a temp file in the same folder, then renames it into place.
+
+  A reader sees the old file or the complete new one, never a partial write;
+  a failed write leaves no temp file behind.
+  """
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                             prefix=".tmp-")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
 def write_json_atomic(path: str, payload: dict) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-  with os.fdopen(fd, "w") as f:
-    json.dump(_jsonable(payload), f, indent=2, sort_keys=True,
-              allow_nan=False)
-    f.write("\n")
-  os.replace(tmp, path)
+  text = json.dumps(_jsonable(payload), indent=2, sort_keys=True,
+                    allow_nan=False) + "\n"
+  _write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def read_json(path: str) -> dict:
@@ -84,13 +101,28 @@ class Workdir:
       raise DecJaxError(
           f"workdir {path!r} already holds a finished run ({RESULTS}); choose "
           "another workdir or pass --config.overwrite=True.")
+    existing = self.path
+    while not os.path.exists(existing):
+      existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+      raise DecJaxError(f"workdir {path!r} cannot be written ({existing} is "
+                        "not writable).")
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
   def start(self, config: dict) -> None:
-    """Creates the folder, writes the config, starts a fresh metrics log."""
+    """Creates the folder, writes the config, starts a fresh metrics log.
+
+    The outputs of an earlier run (results, assignments, DEC checkpoint) are
+    removed first, so a run that fails leaves none of them behind. A
+    pretrained autoencoder stays: it is reused when its settings match.
+    """
     os.makedirs(self.path, exist_ok=True)
+    for stale in (RESULTS, ASSIGNMENTS):
+      if os.path.exists(self.file(stale)):
+        os.remove(self.file(stale))
+    shutil.rmtree(self.checkpoint_path("dec"), ignore_errors=True)
     write_json_atomic(self.file(CONFIG), config)
     open(self.file(METRICS), "w").close()
 
@@ -104,10 +136,8 @@ class Workdir:
   def save_assignments(self, labels: np.ndarray,
                        q: Optional[np.ndarray] = None) -> None:
     arrays = {"labels": labels} if q is None else {"labels": labels, "q": q}
-    fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-      np.savez_compressed(f, **arrays)
-    os.replace(tmp, self.file(ASSIGNMENTS))
+    _write_atomic(self.file(ASSIGNMENTS),
+                  lambda f: np.savez_compressed(f, **arrays))
 
   def write_results(self, results: dict) -> None:
     write_json_atomic(self.file(RESULTS), results)
@@ -117,10 +147,28 @@ class Workdir:
   def checkpoint_path(self, name: str) -> str:
     return os.path.join(self.path, CHECKPOINTS, name)
 
-  def save_params(self, name: str, params: Any) -> None:
+  def save_params(self, name: str, params: Any, meta: dict) -> None:
+    """Orbax checkpoint `name`, then `name.json` describing how it was made.
+
+    The description is written after the (atomic) checkpoint, so a run killed
+    in between leaves a checkpoint without one, which is never reused.
+    """
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+    meta_path = self.checkpoint_path(name) + ".json"
+    if os.path.exists(meta_path):
+      os.remove(meta_path)
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(self.checkpoint_path(name), params, force=True)
+    write_json_atomic(meta_path, meta)
+
+
+def load_meta(workdir: str, name: str) -> Optional[dict]:
+  """The description saved with checkpoint `name`, or None."""
+  try:
+    return read_json(os.path.join(os.path.abspath(workdir), CHECKPOINTS,
+                                  name + ".json"))
+  except (OSError, ValueError):
+    return None
 
 
 def load_params(workdir: str, name: str) -> Optional[Any]:

@@ -286,7 +286,7 @@ def bench_dec(encoder: models.MLP, encoder_params: Any, centres: jax.Array,
     return outputs[-1]
 
   update_timing = measure(update, repeats, clock)
-  p = outputs[-1][1]
+  p = outputs[-1]["p"]
 
   def interval(i: int):
     nonlocal state

@@ -105,9 +105,16 @@ def test_ae_kmeans_reuses_a_pretrained_autoencoder(tmp_path, blobs_npz):
   assert "pretrain" in first["times_s"]
   assert "pretrain" not in second["times_s"] and second["pretrain_reused"]
   assert second["acc"] == pytest.approx(first["acc"])
-  with pytest.raises(DecJaxError, match="does not match model dims"):
+  assert second["pretrained_from"]["workdir"] == str(tmp_path / "a")
+  assert second["pretrained_from"]["settings"]["pretrain"]["epochs"] == 20
+  with pytest.raises(DecJaxError, match="pretrained with other dims"):
     run(tiny_config(blobs_npz, method="ae_kmeans", pretrained_workdir=str(
         tmp_path / "a"), model={"dims": (16, 4)}), str(tmp_path / "c"))
+  other_data = str(tmp_path / "other.npz")
+  np.savez(other_data, x=np.random.rand(240, 8).astype(np.float32))
+  with pytest.raises(DecJaxError, match="pretrained with other dataset"):
+    run(tiny_config(other_data, method="ae_kmeans",
+                    pretrained_workdir=str(tmp_path / "a")), str(tmp_path / "d"))
 
 
 def test_kmeans_method_on_blobs_is_perfect(tmp_path, blobs_npz):

@@ -47,6 +47,17 @@ def test_nmi_uses_arithmetic_averaging():
   assert metrics.NMI_AVERAGE == "arithmetic"
 
 
-def test_evaluate_without_labels_is_empty_and_sizes_count_empty_clusters():
+def test_evaluate_without_labels_is_empty():
   assert metrics.evaluate(None, np.zeros(3, int)) == {}
-  assert metrics.cluster_sizes(np.array([0, 2, 2]), 4) == [1, 0, 2, 0]
+
+
+def test_per_class_recall_follows_the_hungarian_match():
+  y_true = np.array([0, 0, 1, 1, 1, 2, 2, 0])
+  y_pred = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+  # Match 0->0, 1->1, 2->2: class 0 has 2 of 3, class 1 2 of 3, class 2 1 of 2.
+  assert metrics.per_class_recall(y_true, y_pred) == pytest.approx(
+      {0: 2 / 3, 1: 2 / 3, 2: 1 / 2})
+  # A class left without a cluster has recall 0.
+  assert metrics.per_class_recall(np.array([0, 0, 1, 2]),
+                                  np.array([0, 0, 0, 1])) == {0: 1.0, 1: 0.0,
+                                                              2: 1.0}

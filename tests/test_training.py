@@ -78,7 +78,7 @@ def test_dec_interval_lowers_kl_against_fixed_target(digits):
   target_update, train_interval = cluster.make_dec_fns(encoder, tx,
                                                        x.shape[0], cfg)
   params = {"encoder": enc_params, "centres": init.centres}
-  _, p, _, _, _ = target_update(params, x, init.labels)
+  p = target_update(params, x, init.labels)["p"]
   before = cluster.dec_loss(encoder, params, x, p, 1.0)
   state = {"params": params, "opt": tx.init(params)}
   state, _ = train_interval(state, x, p, jax.random.key(0), 30)
@@ -97,7 +97,7 @@ def test_dec_step_indexes_targets_consistently_with_inputs(digits):
   tx = optax.sgd(0.1)
   target_update, train_interval = cluster.make_dec_fns(encoder, tx, 64, cfg)
   params = {"encoder": enc_params, "centres": init.centres}
-  _, p, _, _, _ = target_update(params, x, init.labels)
+  p = target_update(params, x, init.labels)["p"]
   # Sharpen P so that pairing a sample with a wrong row would matter.
   p = jax.nn.one_hot(jnp.argmax(p, 1) + jnp.arange(64) % 3, 10)
   grads = jax.grad(functools.partial(cluster.dec_loss, encoder, alpha=1.0))(

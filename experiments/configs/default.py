@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.overwrite = False         # allow a workdir that holds a finished run
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
   config.chunk_size = 8192         # rows embedded at once on the full set
+  config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
 
   config.model = ml_collections.ConfigDict()
   config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last

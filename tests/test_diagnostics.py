@@ -1,0 +1,44 @@
+"""Collapse flags: starved clusters and near-uniform soft assignments."""
+
+import numpy as np
+
+from dec_jax import diagnostics
+from dec_jax.run import run
+from dec_jax.workdir import read_metrics
+from tests.test_end_to_end import tiny_config
+
+
+def test_small_clusters_are_those_under_the_fraction_of_balanced_size():
+  # Balanced size 100; threshold 0.1 * 100 = 10 points.
+  assert diagnostics.small_clusters([190, 9, 101, 100], 0.1) == [1]
+  assert diagnostics.small_clusters([100, 100, 0, 200], 0.1) == [2]
+  assert diagnostics.small_clusters([100, 100], 0.0) == []
+
+
+def test_near_uniform_q_is_flagged():
+  flags = diagnostics.collapse_flags([50, 50, 50, 50], 0.1, mean_max_q=0.3)
+  assert flags == {"small_clusters": [], "near_uniform_q": True}
+  assert diagnostics.is_collapsed(flags)
+  assert not diagnostics.is_collapsed(
+      diagnostics.collapse_flags([50, 50, 50, 50], 0.1, mean_max_q=0.9))
+
+
+def test_starved_cluster_is_flagged_in_metrics_and_results(tmp_path):
+  # Three blobs of 100 points and one of 3: k = 4 leaves one cluster starved.
+  rng = np.random.default_rng(0)
+  centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], np.float32)
+  sizes = [100, 100, 100, 3]
+  x = np.concatenate([c + 0.3 * rng.standard_normal((s, 2))
+                      for c, s in zip(centres, sizes)]).astype(np.float32)
+  y = np.repeat(np.arange(4), sizes)
+  path = tmp_path / "starved.npz"
+  np.savez(path, x=x, y=y)
+  results = run(tiny_config(str(path)), str(tmp_path / "run"))
+  assert results["collapse"]["small_clusters"]
+  assert results["collapse"]["flagged_updates"] > 0
+  assert results["collapse"]["first_flagged_iteration"] == 0
+  dec_records = [r for r in read_metrics(str(tmp_path / "run"))
+                 if r["stage"] == "dec"]
+  assert all(r["small_clusters"] for r in dec_records)
+  assert 0.25 <= results["mean_max_q"] <= 1.0
+  assert set(results["per_class_recall"]) == {0, 1, 2, 3}
