@@ -8,12 +8,14 @@ import jax.numpy as jnp
 
 def epoch_indices(key: jax.Array, num_samples: int, num_steps: int,
                   batch_size: int) -> jax.Array:
-  """Indices [num_steps, batch_size] that visit the samples without replacement.
+  """Indices [num_steps, batch_size]: consecutive shuffled passes over the data.
 
-  Consecutive shuffled passes over all `num_samples` points are concatenated
-  and cut into `num_steps` full batches. Every batch has the same static
-  shape, so there is no short last batch and nothing recompiles; the
-  remainder of a pass simply continues into the next one.
+  Passes (random permutations of all `num_samples` points) are concatenated
+  and cut into `num_steps` full batches, so within a pass no sample repeats;
+  a batch that straddles two passes may hold a sample twice. Every batch has
+  the same static shape: no short last batch, nothing recompiles. A plan
+  shorter than one pass (e.g. a DEC interval of 140 x 256 on 70k points)
+  sees a random subset of the data, different in each interval.
   """
   needed = num_steps * batch_size
   num_passes = -(-needed // num_samples)

@@ -11,6 +11,7 @@ import dataclasses
 import gzip
 import os
 import struct
+import zlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -72,8 +73,8 @@ def load(
     split: `all` (train + test, the transductive protocol), `train` or `test`;
       only meaningful for the IDX sets.
     data_dir: folder with the four standard IDX gz files.
-    scale: divide the inputs by this number; `auto` uses 255 for 8-bit images,
-      16 for digits and 1 for user features.
+    scale: divide the inputs by this number; `auto` uses 255 for 8-bit
+      images (and uint8 user arrays), 16 for digits, 1 for other features.
     label_column: for CSV files, the column holding integer labels.
 
   Returns:
@@ -92,7 +93,7 @@ def load(
   elif source.lower().endswith(USER_FILE_SUFFIXES):
     x, y = _load_user_file(source, label_column)
     image_shape = x.shape[1:] if x.ndim > 2 else None
-    default_scale = 1.0
+    default_scale = 255.0 if x.dtype == np.uint8 else 1.0
   else:
     raise DecJaxError(
         f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
@@ -214,6 +215,9 @@ def read_idx_folder(folder: str, splits: Sequence[str] = ("train", "test")):
     if x.shape[0] != y.shape[0]:
       raise DecJaxError(f"{folder}: {split} images and labels differ in length "
                         f"({x.shape[0]} vs {y.shape[0]}).")
+    if images and x.shape[1:] != images[0].shape[1:]:
+      raise DecJaxError(f"{folder}: {split} images are {x.shape[1:]} pixels, "
+                        f"train images {images[0].shape[1:]}; mixed data sets?")
     images.append(x)
     labels.append(y)
   return np.concatenate(images), np.concatenate(labels)
@@ -226,7 +230,7 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
       raw = f.read()
     if raw[:2] == b"\x1f\x8b":
       raw = gzip.decompress(raw)
-  except (OSError, EOFError, gzip.BadGzipFile) as e:
+  except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
     raise DecJaxError(f"{path}: cannot read ({e}); the file is corrupt or "
                       "truncated, download it again.") from None
   ndim = expected_magic & 0xFF

@@ -63,7 +63,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _require(config.kmeans.backend in kmeans.BACKENDS,
            f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
            f"{kmeans.BACKENDS}.")
-  _require(config.n_clusters >= 0,
+  _require(config.n_clusters == 0 or config.n_clusters >= 2,
            f"n_clusters must be >= 2 (or 0 = number of classes), got "
            f"{config.n_clusters}.")
   _require(config.chunk_size > 0, "chunk_size must be positive.")
@@ -83,6 +83,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
              f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
     _require(cfg.batch_size > 0,
              f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
+    _require(0 <= cfg.momentum < 1,
+             f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
   _require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
   _require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
   _require(config.dec.update_interval > 0,
@@ -127,11 +129,15 @@ def _resolve_n_clusters(config, dataset: data.Dataset) -> int:
 def _count_distinct_rows(x: np.ndarray) -> int:
   """Distinct rows of x, by a random projection (O(N D), no row sort)."""
   projection = np.random.default_rng(0).standard_normal(x.shape[1])
-  return int(np.unique(x.astype(np.float64) @ projection).size)
+  return int(np.unique(x @ projection.astype(x.dtype)).size)
+
+
+# The training stages each method runs (their batch sizes must fit the data).
+_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec")}
 
 
 def _check_batch_sizes(config, n: int) -> None:
-  for stage in ("pretrain", "dec"):
+  for stage in _STAGES.get(config.method, ("pretrain", "dec")):
     _require(config[stage].batch_size <= n,
              f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
              f"the number of samples ({n}).")

@@ -12,6 +12,7 @@ from tests.conftest import write_idx
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                             "data", "mnist")
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 
 
 def test_digits_is_scaled_to_unit_range():
@@ -78,6 +79,37 @@ def test_broken_idx_folder_gives_clear_error(idx_folder, breakage, message):
     data.load("mnist", data_dir=idx_folder)
 
 
+def test_corrupt_deflate_stream_gives_clear_error(idx_folder):
+  path = os.path.join(idx_folder, "train-images-idx3-ubyte.gz")
+  raw = bytearray(open(path, "rb").read())
+  raw[20:40] = b"\xff" * 20  # valid gzip header, broken compressed data
+  open(path, "wb").write(bytes(raw))
+  with pytest.raises(DecJaxError, match="corrupt or truncated"):
+    data.load("mnist", data_dir=idx_folder)
+
+
+def test_train_and_test_images_of_different_sizes(idx_folder):
+  write_idx(os.path.join(idx_folder, "t10k-images-idx3-ubyte.gz"),
+            np.zeros((20, 5, 5)), 0x803)
+  with pytest.raises(DecJaxError, match="pixels"):
+    data.load("mnist", data_dir=idx_folder)
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian_package_without_data_dir():
+  ds = data.load("fashion_mnist", split="test")
+  assert ds.x.shape == (10000, 784) and ds.x.max() <= 1.0
+  assert np.bincount(ds.y).tolist() == [1000] * 10
+
+
+def test_uint8_user_images_are_scaled_like_pixels(tmp_path):
+  np.save(tmp_path / "img.npy", np.full((4, 3, 3), 255, np.uint8))
+  ds = data.load(str(tmp_path / "img.npy"))
+  assert ds.x.shape == (4, 9) and ds.x.max() == 1.0
+  assert ds.image_shape == (3, 3)
+
+
 def test_truncated_idx_file(idx_folder):
   path = os.path.join(idx_folder, "train-images-idx3-ubyte.gz")
   raw = gzip.decompress(open(path, "rb").read())
@@ -90,6 +122,8 @@ def test_truncated_idx_file(idx_folder):
 @pytest.mark.parametrize("make, message", [
     (lambda p: np.save(p / "x.npy", np.array([1.0, np.nan]).reshape(1, 2)
                        .repeat(3, 0)), "NaN or inf"),
+    (lambda p: np.save(p / "x.npy", np.array([[1.0, np.inf]] * 3)),
+     "NaN or inf"),
     (lambda p: np.save(p / "x.npy", np.ones(5)), r"shape \[N, D\]"),
     (lambda p: np.savez(p / "x.npz", features=np.ones((3, 2))),
      "array named 'x'"),

@@ -142,8 +142,11 @@ def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
     ({"dataset": "/no/such/data.npz"}, "does not exist"),
     ({"method": "spectral"}, "Unknown method 'spectral'"),
     ({"n_clusters": 1000}, "n_clusters must be between 2"),
-    ({"n_clusters": 1}, "n_clusters must be between 2"),
+    ({"n_clusters": 1}, "n_clusters must be >= 2"),
     ({"pretrain": {"batch_size": 500}}, "pretrain.batch_size .* larger"),
+    ({"dec": {"batch_size": 500}}, "dec.batch_size .* larger"),
+    ({"dec": {"momentum": 1.5}}, "dec.momentum must be in"),
+    ({"n_clusters": -3}, "n_clusters must be >= 2"),
     ({"pretrain": {"optimizer": "lbfgs"}}, "Unknown pretrain.optimizer"),
     ({"dec": {"update_interval": 100, "maxiter": 50}}, "must not exceed"),
     ({"pretrain": {"learning_rate": -1.0}}, "learning_rate must be positive"),
@@ -211,3 +214,21 @@ def test_too_few_distinct_points_is_rejected(tmp_path, x):
   with pytest.raises(DecJaxError, match="distinct point"):
     run(tiny_config(str(path)), str(tmp_path / "never"))
   assert not (tmp_path / "never").exists()
+
+
+def test_corrupt_data_file_leaves_no_workdir(tmp_path):
+  path = tmp_path / "broken.npz"
+  path.write_bytes(b"PK\x03\x04 not really a zip archive")
+  with pytest.raises(DecJaxError, match="cannot read"):
+    run(tiny_config(str(path)), str(tmp_path / "never"))
+  assert not (tmp_path / "never").exists()
+
+
+def test_kmeans_method_ignores_training_batch_sizes_on_small_data(tmp_path):
+  path = tmp_path / "small.npy"
+  np.save(path, np.concatenate([np.zeros((10, 2)), np.ones((10, 2))]) +
+          np.random.default_rng(0).normal(0, 0.01, (20, 2)))
+  results = run(tiny_config(str(path), method="kmeans", n_clusters=2,
+                            pretrain={"batch_size": 256}),
+                str(tmp_path / "km"))
+  assert sorted(results["cluster_sizes"]) == [10, 10]
