@@ -3,8 +3,8 @@ r"""DEC on Fashion-MNIST, train + test (70,000 images); same network as MNIST.
   python -m experiments.main --config=experiments/configs/fashion_mnist.py \
       --workdir=/tmp/dec_fashion
 
-Reads /usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)
-when present, else `--config.data_dir`, else tensorflow-datasets.
+Reads `--config.data_dir` when given, else /usr/share/datasets/fashion-mnist
+(Debian package dataset-fashion-mnist) when present, else tensorflow-datasets.
 """
 
 from experiments.configs import mnist
