@@ -44,7 +44,8 @@ def _jsonable(value: Any) -> Any:
   return value
 
 
-def _write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
+def write_bytes_atomic(path: str,
+                       write: Callable[[IO[bytes]], None]) -> None:
   """Writes through a temp file in the same folder, then renames it into place.
 
   A reader sees the old file or the complete new one, never a partial write;
@@ -66,7 +67,7 @@ def _write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
 def write_json_atomic(path: str, payload: dict) -> None:
   text = json.dumps(_jsonable(payload), indent=2, sort_keys=True,
                     allow_nan=False) + "\n"
-  _write_atomic(path, lambda f: f.write(text.encode()))
+  write_bytes_atomic(path, lambda f: f.write(text.encode()))
 
 
 def read_json(path: str) -> dict:
@@ -136,7 +137,7 @@ class Workdir:
   def save_assignments(self, labels: np.ndarray,
                        q: Optional[np.ndarray] = None) -> None:
     arrays = {"labels": labels} if q is None else {"labels": labels, "q": q}
-    _write_atomic(self.file(ASSIGNMENTS),
+    write_bytes_atomic(self.file(ASSIGNMENTS),
                   lambda f: np.savez_compressed(f, **arrays))
 
   def write_results(self, results: dict) -> None:

@@ -1,0 +1,72 @@
+"""A trained DEC run applied to data: library API and CLI."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dec_jax.errors import DecJaxError
+from dec_jax.predict import load_trained
+from dec_jax.run import run
+from experiments.predict import predict_to_file
+from tests.test_end_to_end import REPO, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  root = tmp_path_factory.mktemp("predict")
+  from sklearn.datasets import make_blobs
+  x, y = make_blobs(n_samples=240, centers=4, n_features=8, cluster_std=0.6,
+                    random_state=0)
+  path = str(root / "blobs.npz")
+  np.savez(path, x=x.astype(np.float32), y=y)
+  workdir = str(root / "run")
+  results = run(tiny_config(path), workdir)
+  return workdir, path, x.astype(np.float32), results
+
+
+def test_predict_reproduces_the_runs_final_assignment(trained):
+  workdir, _, x, results = trained
+  model = load_trained(workdir)
+  saved = np.load(os.path.join(workdir, "assignments.npz"))
+  np.testing.assert_array_equal(model.predict(x), saved["labels"])
+  np.testing.assert_allclose(model.soft_assign(x), saved["q"], rtol=1e-4,
+                             atol=1e-6)
+  assert model.embed(x[:5]).shape == (5, 4)
+  assert model.n_clusters == results["n_clusters"]
+
+
+def test_predict_rejects_data_of_the_wrong_width_or_with_nan(trained):
+  model = load_trained(trained[0])
+  with pytest.raises(DecJaxError, match=r"expects \[N, 8\]"):
+    model.predict(np.zeros((3, 5)))
+  with pytest.raises(DecJaxError, match="NaN"):
+    model.predict(np.full((3, 8), np.nan))
+
+
+def test_predict_to_file_npz_csv_and_refusals(trained, tmp_path):
+  workdir, path, _, results = trained
+  scores = predict_to_file(workdir, path, str(tmp_path / "p.npz"))
+  assert scores["acc"] == pytest.approx(results["acc"])
+  with np.load(tmp_path / "p.npz") as out:
+    assert out["q"].shape == (240, 4) and out["z"].shape == (240, 4)
+  predict_to_file(workdir, path, str(tmp_path / "p.csv"))
+  ids = np.loadtxt(tmp_path / "p.csv", dtype=int)
+  np.testing.assert_array_equal(ids, np.load(tmp_path / "p.npz")["labels"])
+  with pytest.raises(DecJaxError, match="exists"):
+    predict_to_file(workdir, path, str(tmp_path / "p.csv"))
+  with pytest.raises(DecJaxError, match="no trained DEC model"):
+    predict_to_file(str(tmp_path), path, str(tmp_path / "q.npz"))
+  assert not (tmp_path / "q.npz").exists()
+
+
+def test_predict_cli_exits_2_without_a_model(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.predict", f"--workdir={tmp_path}",
+       "--data=digits", f"--out={tmp_path / 'o.npz'}"], cwd=REPO,
+      capture_output=True, text=True, timeout=120, check=False,
+      env={**os.environ, "PYTHONPATH": REPO})
+  assert proc.returncode == 2 and "no trained DEC model" in proc.stderr
+  assert not (tmp_path / "o.npz").exists()
