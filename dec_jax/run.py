@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from dec_jax import cluster
+from dec_jax import choose_k
 from dec_jax import data
 from dec_jax import diagnostics
 from dec_jax import kmeans
@@ -63,9 +64,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _require(config.kmeans.backend in kmeans.BACKENDS,
            f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
            f"{kmeans.BACKENDS}.")
-  _require(config.n_clusters == 0 or config.n_clusters >= 2,
-           f"n_clusters must be >= 2 (or 0 = number of classes), got "
-           f"{config.n_clusters}.")
+  _require(config.n_clusters == "auto" or (
+      isinstance(config.n_clusters, int) and (
+          config.n_clusters == 0 or config.n_clusters >= 2)),
+           f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
+           f"{config.n_clusters!r}.")
+  _require(2 <= config.auto_k.min <= config.auto_k.max,
+           f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
+           f"max={config.auto_k.max}.")
   _require(config.chunk_size > 0, "chunk_size must be positive.")
   _require(0 <= config.collapse_fraction < 1,
            "collapse_fraction must be in [0, 1).")
@@ -109,9 +115,15 @@ def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
                    label_column=label_column)
 
 
-def _resolve_n_clusters(config, dataset: data.Dataset) -> int:
+def _resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
+  """k from the config (None for 'auto'), checked against the data."""
   k = config.n_clusters
-  if k == 0:
+  if k == "auto":
+    _require(config.auto_k.max <= dataset.num_samples,
+             f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
+             f"({dataset.num_samples}).")
+    k = config.auto_k.min  # every candidate k must be clusterable
+  elif k == 0:
     _require(dataset.y is not None,
              "n_clusters=0 means 'number of classes', but the data has no "
              "labels; set n_clusters.")
@@ -123,7 +135,7 @@ def _resolve_n_clusters(config, dataset: data.Dataset) -> int:
   _require(distinct >= k,
            f"The data has only {distinct} distinct point(s), fewer than "
            f"n_clusters={k}; constant or duplicated data cannot be clustered.")
-  return k
+  return None if config.n_clusters == "auto" else k
 
 
 def _count_distinct_rows(x: np.ndarray) -> int:
@@ -150,12 +162,13 @@ class RunContext:
   """What a method needs: config, data, workdir, keys, and shared steps."""
 
   def __init__(self, config: ml_collections.ConfigDict, dataset: data.Dataset,
-               workdir: Workdir, n_clusters: int, dims: tuple[int, ...],
+               workdir: Workdir, n_clusters: Optional[int],
+               dims: tuple[int, ...],
                pretrained: Optional[Any], pretrained_from: Optional[dict]):
     self.config = config
     self.dataset = dataset
     self.workdir = workdir
-    self.n_clusters = n_clusters
+    self.n_clusters = n_clusters  # None until chosen, for n_clusters=auto
     self.dims = dims
     self.key = jax.random.key(config.seed)
     self.x = jnp.asarray(dataset.x)  # resident on the device for the run
@@ -194,13 +207,31 @@ class RunContext:
                                 total_steps=total_steps)
 
   def kmeans(self, x: jax.Array, stage: str) -> kmeans.KMeansResult:
+    """k-means on x with the configured k; chooses k first if it is 'auto'."""
     cfg = self.config.kmeans
+    fit = functools.partial(kmeans.fit_kmeans, x, seed=self.config.seed,
+                            n_init=cfg.n_init, max_iter=cfg.max_iter,
+                            backend=cfg.backend)
+    if self.n_clusters is None:
+      with self.stage("choose_k"):
+        self.n_clusters = self._choose_k(x, fit)
     with self.stage(stage):
-      result = kmeans.fit_kmeans(x, self.n_clusters, seed=self.config.seed,
-                                 n_init=cfg.n_init, max_iter=cfg.max_iter,
-                                 backend=cfg.backend)
+      result = fit(self.n_clusters)
       jax.block_until_ready(result)
     return result
+
+  def _choose_k(self, x: jax.Array, fit) -> int:
+    """The k with the best silhouette over auto_k's range; logs the curve."""
+    cfg = self.config.auto_k
+    curve = choose_k.silhouette_curve(
+        x, range(cfg.min, cfg.max + 1), lambda k: fit(k).labels,
+        seed=self.config.seed, sample_size=cfg.sample_size)
+    for k, score in curve.items():
+      self.log({"stage": "choose_k", "k": k, choose_k.CRITERION: score})
+    chosen = choose_k.best_k(curve)
+    self.extra["n_clusters_auto"] = {"criterion": choose_k.CRITERION,
+                                     "curve": curve, "chosen": chosen}
+    return chosen
 
   def model(self) -> models.Autoencoder:
     return models.Autoencoder(self.dims, dtype=DTYPES[self.config.model.dtype])
@@ -330,8 +361,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    pretrained_from)
   out.log({"stage": "data", "dataset": dataset.name,
            "n_samples": dataset.num_samples, "dim": dataset.dim,
-           "n_clusters": n_clusters})
+           "n_clusters": config.n_clusters})
   method_out = METHODS[config.method](ctx)
+  n_clusters = ctx.n_clusters
   labels = np.asarray(method_out.pop("labels"))
   q = method_out.pop("soft_assignment", None)
   out.save_assignments(labels, q)

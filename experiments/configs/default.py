@@ -18,7 +18,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.split = "all"             # all (train + test) | train | test
   config.scale = "auto"            # divide inputs by this; auto: 255 / 16 / 1
   config.label_column = ""         # CSV only: column index holding labels
-  config.n_clusters = 10           # 0: the number of classes in the labels
+  # k: an int, 0 (the number of classes in the labels) or "auto" (the best
+  # silhouette over auto_k's range, on the embedding or the inputs).
+  config.n_clusters = ml_collections.FieldReference(10, field_type=object)
+  config.auto_k = ml_collections.ConfigDict()
+  config.auto_k.min = 2
+  config.auto_k.max = 15
+  config.auto_k.sample_size = 5000  # points the silhouette is computed on
   config.seed = 0
   config.overwrite = False         # allow a workdir that holds a finished run
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here

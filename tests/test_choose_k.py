@@ -1,0 +1,45 @@
+"""n_clusters=auto: the silhouette over a range of k picks the true k."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from dec_jax import choose_k
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from dec_jax.workdir import read_metrics
+from tests.test_end_to_end import tiny_config
+
+
+def test_best_k_takes_the_highest_silhouette_smallest_on_ties():
+  assert choose_k.best_k({2: 0.3, 3: 0.7, 4: 0.5}) == 3
+  assert choose_k.best_k({2: 0.5, 3: 0.5}) == 2
+
+
+@pytest.mark.parametrize("method", ["kmeans", "ae_kmeans"])
+def test_auto_k_finds_the_number_of_blobs(tmp_path, method):
+  x, y = make_blobs(n_samples=300, centers=5, n_features=6, cluster_std=0.5,
+                    random_state=3)
+  path = tmp_path / "blobs.npz"
+  np.savez(path, x=x.astype(np.float32), y=y)
+  config = tiny_config(str(path), method=method, n_clusters="auto",
+                       auto_k={"min": 2, "max": 8})
+  config.pretrain.epochs = 60
+  results = run(config, str(tmp_path / "run"))
+  assert results["n_clusters"] == 5
+  auto = results["n_clusters_auto"]
+  assert auto["chosen"] == 5 and auto["criterion"] == "silhouette"
+  assert sorted(auto["curve"]) == list(range(2, 9))
+  logged = [r for r in read_metrics(str(tmp_path / "run"))
+            if r["stage"] == "choose_k"]
+  assert [r["k"] for r in logged] == list(range(2, 9))
+  assert len(results["cluster_sizes"]) == 5
+
+
+def test_auto_k_range_is_checked_before_running(tmp_path, blobs_npz):
+  with pytest.raises(DecJaxError, match="auto_k.max"):
+    run(tiny_config(blobs_npz, n_clusters="auto",
+                    auto_k={"min": 2, "max": 1000}), str(tmp_path / "never"))
+  with pytest.raises(DecJaxError, match="n_clusters must be"):
+    run(tiny_config(blobs_npz, n_clusters="many"), str(tmp_path / "never"))
+  assert not (tmp_path / "never").exists()
