@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import math
 import os
 import struct
+import warnings
 import zlib
 from typing import Optional, Sequence
 
@@ -120,7 +122,8 @@ def _resolve_scale(scale: str | float, default: float) -> float:
 
 def _as_features(x: np.ndarray, source: str) -> np.ndarray:
   """Checks values and flattens [N, ...] to [N, D] float32."""
-  if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+  if (x.dtype == object or not np.issubdtype(x.dtype, np.number)
+      or np.issubdtype(x.dtype, np.complexfloating)):
     raise DecJaxError(
         f"{source}: inputs must be a numeric array, got dtype {x.dtype}.")
   if x.ndim < 2:
@@ -131,7 +134,8 @@ def _as_features(x: np.ndarray, source: str) -> np.ndarray:
     raise DecJaxError(
         f"{source}: need at least 2 samples with at least 1 feature, got "
         f"shape {x.shape}.")
-  x = x.reshape(x.shape[0], -1).astype(np.float32)
+  with np.errstate(over="ignore"):  # too large for float32: inf, caught below
+    x = x.reshape(x.shape[0], -1).astype(np.float32)
   bad = ~np.isfinite(x)
   if bad.any():
     rows = np.flatnonzero(bad.any(axis=1))
@@ -243,7 +247,7 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
     raise DecJaxError(f"{path}: wrong IDX magic number 0x{magic:08x}, expected "
                       f"0x{expected_magic:08x}; is this the right file?")
   shape = struct.unpack(">" + "I" * ndim, raw[4:header])
-  size = int(np.prod(shape))
+  size = math.prod(shape)
   if len(raw) - header != size:
     raise DecJaxError(f"{path}: header promises {size} bytes of data of shape "
                       f"{shape}, file holds {len(raw) - header}; truncated?")
@@ -299,8 +303,10 @@ def _load_csv(path: str, label_column: Optional[int]):
     skip = 0
   except ValueError:
     skip = 1
-  table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2,
-                     dtype=np.float64)
+  with warnings.catch_warnings():  # an empty file is reported by the caller
+    warnings.simplefilter("ignore", UserWarning)
+    table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2,
+                       dtype=np.float64)
   if label_column is None:
     return table, None
   if not -table.shape[1] <= label_column < table.shape[1]:
