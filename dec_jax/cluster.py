@@ -151,8 +151,9 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
     loss = float(next_loss)
     if not math.isfinite(loss):
       raise TrainingDiverged(
-          f"DEC diverged by iteration {iteration} (loss {loss}); rerun with a "
-          "lower dec.learning_rate.")
+          f"DEC diverged by iteration {iteration} (loss {loss}); rerun into "
+          "the same workdir with a lower dec.learning_rate: the pretrained "
+          "autoencoder is kept and reused.")
     prev_labels = update["labels"]
   return DECResult(params=state["params"], labels=np.asarray(update["labels"]),
                    q=np.asarray(update["q"]), iterations=iteration,

@@ -232,3 +232,14 @@ def test_kmeans_method_ignores_training_batch_sizes_on_small_data(tmp_path):
                             pretrain={"batch_size": 256}),
                 str(tmp_path / "km"))
   assert sorted(results["cluster_sizes"]) == [10, 10]
+
+
+def test_diverging_dec_keeps_the_autoencoder_for_a_rerun(tmp_path, blobs_npz):
+  workdir = str(tmp_path / "run")
+  with pytest.raises(TrainingDiverged, match="DEC diverged by iteration 10"):
+    run(tiny_config(blobs_npz, dec={"learning_rate": 1e30}), workdir)
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  dec_records = [r for r in read_metrics(workdir) if r["stage"] == "dec"]
+  assert [r["iteration"] for r in dec_records] == [0]
+  rerun = run(tiny_config(blobs_npz, dec={"learning_rate": 0.01}), workdir)
+  assert rerun["pretrain_reused"] and np.isfinite(rerun["acc"])
