@@ -36,6 +36,10 @@ class DECConfig:
   maxiter: int = 20_000
   alpha: float = 1.0
   chunk_size: int = 8192  # rows embedded at once in a full-set target update
+  # Off (0) in the original DEC. Otherwise, at a target update, a cluster
+  # holding fewer than reseed_fraction * N / K points gets a new centre at
+  # the embedding of the point farthest from its own centre.
+  reseed_fraction: float = 0.0
 
 
 @dataclasses.dataclass
@@ -63,6 +67,27 @@ def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
       z, params["centres"], alpha))
 
 
+def reseed_small_clusters(z: jax.Array, centres: jax.Array,
+                          fraction: float) -> tuple[jax.Array, jax.Array]:
+  """Moves the centres of starved clusters to the worst-fitting points.
+
+  A cluster with fewer than `fraction` * N / K of the hard assignments gets
+  the embedding of a point far from its own centre (the farthest point for
+  the first such cluster, the second farthest for the next, ...), as
+  k-means implementations do for empty clusters. z [N, d], centres [K, d] ->
+  (new centres [K, d], reseeded [K] bool).
+  """
+  n, k = z.shape[0], centres.shape[0]
+  d2 = clustering.squared_distances(z, centres)
+  labels = jnp.argmin(d2, axis=1)
+  small = clustering.cluster_sizes(labels, k) < fraction * n / k
+  farthest = jnp.argsort(-jnp.min(d2, axis=1))
+  rank = jnp.cumsum(small) - 1
+  new = jnp.where(small[:, None], z[farthest[jnp.clip(rank, 0, n - 1)]],
+                  centres)
+  return new, small
+
+
 def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
                  num_samples: int, cfg: DECConfig):
   """Builds the two compiled pieces of the loop.
@@ -77,13 +102,19 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
   @jax.jit
   def target_update(params, x, prev_labels):
     z = embed(encoder, params["encoder"], x, cfg.chunk_size)
-    q = clustering.soft_assign(z, params["centres"], cfg.alpha)
+    centres = params["centres"]
+    reseeded = jnp.zeros(centres.shape[0], bool)
+    if cfg.reseed_fraction > 0:
+      centres, reseeded = reseed_small_clusters(z, centres,
+                                                cfg.reseed_fraction)
+    q = clustering.soft_assign(z, centres, cfg.alpha)
     labels = jnp.argmax(q, axis=1).astype(jnp.int32)
     return {"q": q, "p": clustering.target_distribution(q), "labels": labels,
             "label_change": clustering.label_change_fraction(labels,
                                                              prev_labels),
             "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
-            "mean_max_q": jnp.mean(jnp.max(q, axis=1))}
+            "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
+            "centres": centres, "reseeded": reseeded}
 
   grad_fn = jax.value_and_grad(
       functools.partial(dec_loss, encoder, alpha=cfg.alpha))
@@ -131,6 +162,10 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   iteration, loss, start = 0, float("nan"), time.perf_counter()
   while True:
     update = target_update(state["params"], x, prev_labels)
+    reseeded = np.flatnonzero(np.asarray(update["reseeded"])).tolist()
+    if reseeded:  # train on from the moved centres
+      state = {"params": {**state["params"], "centres": update["centres"]},
+               "opt": state["opt"]}
     change = float(update["label_change"])
     converged = iteration > 0 and change < cfg.tol
     done = converged or iteration >= cfg.maxiter
@@ -143,6 +178,7 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
               "label_change": change,
               "cluster_sizes": np.asarray(update["cluster_sizes"]).tolist(),
               "mean_max_q": float(update["mean_max_q"]),
+              **({"reseeded": reseeded} if reseeded else {}),
               "time_s": time.perf_counter() - start,
               "labels": np.asarray(update["labels"])})
     if done:

@@ -56,7 +56,7 @@ def dec(ctx: RunContext) -> dict:
   dec_cfg = cluster.DECConfig(
       batch_size=cfg.batch_size, update_interval=cfg.update_interval,
       tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
-      chunk_size=ctx.config.chunk_size)
+      chunk_size=ctx.config.chunk_size, reseed_fraction=cfg.reseed_fraction)
   tx = ctx.optimizer(cfg, total_steps=cfg.maxiter)
   with ctx.stage("dec"):
     result = cluster.run_dec(

@@ -101,6 +101,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f"dec.maxiter ({config.dec.maxiter}).")
   _require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
   _require(config.dec.alpha > 0, "dec.alpha must be positive.")
+  _require(0 <= config.dec.reseed_fraction < 1,
+           "dec.reseed_fraction must be in [0, 1).")
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.Dataset:

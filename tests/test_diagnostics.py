@@ -42,3 +42,28 @@ def test_starved_cluster_is_flagged_in_metrics_and_results(tmp_path):
   assert all(r["small_clusters"] for r in dec_records)
   assert 0.25 <= results["mean_max_q"] <= 1.0
   assert set(results["per_class_recall"]) == {0, 1, 2, 3}
+
+
+def test_reseed_moves_an_empty_clusters_centre_to_the_farthest_point():
+  import jax.numpy as jnp
+  from dec_jax.cluster import reseed_small_clusters
+  z = jnp.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0]])
+  centres = jnp.array([[0.0, 0.0], [100.0, 100.0]])  # the second one is empty
+  new, reseeded = reseed_small_clusters(z, centres, 0.1)
+  np.testing.assert_array_equal(reseeded, [False, True])
+  np.testing.assert_allclose(new, [[0.0, 0.0], [5.0, 5.0]])
+  same, none = reseed_small_clusters(z, new, 0.1)
+  assert not none.any()
+  np.testing.assert_allclose(same, new)
+
+
+def test_reseeding_is_logged_when_enabled(tmp_path):
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(0, 0.3, (150, 2)), rng.normal(8, 0.3, (150, 2))])
+  path = tmp_path / "two.npz"
+  np.savez(path, x=x.astype(np.float32))
+  config = tiny_config(str(path), n_clusters=6, dec={"reseed_fraction": 0.9})
+  run(config, str(tmp_path / "run"))
+  records = [r for r in read_metrics(str(tmp_path / "run"))
+             if r["stage"] == "dec"]
+  assert any(r.get("reseeded") for r in records)

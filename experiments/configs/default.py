@@ -59,4 +59,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.dec.tol = 0.001
   config.dec.maxiter = 20_000
   config.dec.alpha = 1.0
+  config.dec.reseed_fraction = 0.0  # >0: move centres of clusters under
+                                    # this x N / k points (off in DEC)
   return config
