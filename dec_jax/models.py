@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 Params = Any
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes
 
 # DEC-keras's init: VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1/fan_in)).
 dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")

@@ -1,8 +1,8 @@
 """Run plumbing shared by every method: config checks, data, workdir, timing.
 
-`run(config, workdir)` validates the config and loads the data *before* it
-writes anything, so bad input fails fast with a `DecJaxError` and leaves the
-workdir untouched; then it runs the method chosen by `config.method`, scores
+`run(config, workdir)` checks the config and loads the data (`checks`)
+*before* it writes anything, so bad input fails fast with a `DecJaxError` and
+leaves the workdir untouched; then it runs the method chosen by `config.method`, scores
 its labels and writes results.json last.
 """
 
@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dec_jax import cluster
+from dec_jax import checks
 from dec_jax import choose_k
+from dec_jax import cluster
 from dec_jax import data
 from dec_jax import diagnostics
 from dec_jax import kmeans
@@ -31,130 +32,10 @@ from dec_jax import metrics
 from dec_jax import models
 from dec_jax import optim
 from dec_jax import pretrain
-from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
 from dec_jax.workdir import Workdir, load_meta, load_params
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 AUTOENCODER = "autoencoder"
-
-
-# ------------------------------------------------------------------ config
-
-
-def _require(condition: bool, message: str) -> None:
-  if not condition:
-    raise DecJaxError(message)
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects unknown names and impossible sizes before any compute."""
-  _require(config.method in METHODS,
-           f"Unknown method {config.method!r}; expected one of "
-           f"{sorted(METHODS)}.")
-  _require(config.split in data.SPLITS,
-           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
-  _require(config.model.dtype in DTYPES,
-           f"Unknown model.dtype {config.model.dtype!r}; expected one of "
-           f"{sorted(DTYPES)}.")
-  _require(len(config.model.dims) >= 1 and all(
-      int(d) > 0 for d in config.model.dims),
-           f"model.dims must be positive layer widths, got "
-           f"{tuple(config.model.dims)}.")
-  _require(config.kmeans.backend in kmeans.BACKENDS,
-           f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
-           f"{kmeans.BACKENDS}.")
-  _require(config.n_clusters == "auto" or (
-      isinstance(config.n_clusters, int) and (
-          config.n_clusters == 0 or config.n_clusters >= 2)),
-           f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
-           f"{config.n_clusters!r}.")
-  _require(2 <= config.auto_k.min <= config.auto_k.max,
-           f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
-           f"max={config.auto_k.max}.")
-  _require(config.chunk_size > 0, "chunk_size must be positive.")
-  _require(0 <= config.collapse_fraction < 1,
-           "collapse_fraction must be in [0, 1).")
-  for name in ("n_init", "max_iter"):
-    _require(config.kmeans[name] > 0, f"kmeans.{name} must be positive.")
-  for stage in ("pretrain", "dec"):
-    cfg = config[stage]
-    _require(cfg.optimizer in optim.OPTIMIZERS,
-             f"Unknown {stage}.optimizer {cfg.optimizer!r}; expected one of "
-             f"{optim.OPTIMIZERS}.")
-    _require(cfg.schedule in optim.SCHEDULES,
-             f"Unknown {stage}.schedule {cfg.schedule!r}; expected one of "
-             f"{optim.SCHEDULES}.")
-    _require(cfg.learning_rate > 0,
-             f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
-    _require(cfg.batch_size > 0,
-             f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
-    _require(0 <= cfg.momentum < 1,
-             f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
-  _require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
-  _require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
-  _require(config.dec.update_interval > 0,
-           "dec.update_interval must be positive.")
-  _require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")
-  _require(config.dec.update_interval <= max(config.dec.maxiter, 1),
-           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
-           f"dec.maxiter ({config.dec.maxiter}).")
-  _require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
-  _require(config.dec.alpha > 0, "dec.alpha must be positive.")
-  _require(0 <= config.dec.reseed_fraction < 1,
-           "dec.reseed_fraction must be in [0, 1).")
-
-
-def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
-  label_column = str(config.label_column).strip()
-  try:
-    label_column = int(label_column) if label_column else None
-  except ValueError:
-    raise DecJaxError(f"label_column must be an integer column index, got "
-                      f"{config.label_column!r}.") from None
-  return data.load(config.dataset, split=config.split,
-                   data_dir=config.data_dir or None, scale=config.scale,
-                   label_column=label_column)
-
-
-def _resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
-  """k from the config (None for 'auto'), checked against the data."""
-  k = config.n_clusters
-  if k == "auto":
-    _require(config.auto_k.max <= dataset.num_samples,
-             f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
-             f"({dataset.num_samples}).")
-    k = config.auto_k.min  # every candidate k must be clusterable
-  elif k == 0:
-    _require(dataset.y is not None,
-             "n_clusters=0 means 'number of classes', but the data has no "
-             "labels; set n_clusters.")
-    k = int(np.unique(dataset.y).size)
-  _require(2 <= k <= dataset.num_samples,
-           f"n_clusters must be between 2 and the number of samples "
-           f"({dataset.num_samples}), got {k}.")
-  distinct = _count_distinct_rows(dataset.x)
-  _require(distinct >= k,
-           f"The data has only {distinct} distinct point(s), fewer than "
-           f"n_clusters={k}; constant or duplicated data cannot be clustered.")
-  return None if config.n_clusters == "auto" else k
-
-
-def _count_distinct_rows(x: np.ndarray) -> int:
-  """Distinct rows of x, by a random projection (O(N D), no row sort)."""
-  projection = np.random.default_rng(0).standard_normal(x.shape[1])
-  return int(np.unique(x @ projection.astype(x.dtype)).size)
-
-
-# The training stages each method runs (their batch sizes must fit the data).
-_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec")}
-
-
-def _check_batch_sizes(config, n: int) -> None:
-  for stage in _STAGES.get(config.method, ("pretrain", "dec")):
-    _require(config[stage].batch_size <= n,
-             f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
-             f"the number of samples ({n}).")
 
 
 # ------------------------------------------------------------------ context
@@ -236,7 +117,7 @@ class RunContext:
     return chosen
 
   def model(self) -> models.Autoencoder:
-    return models.Autoencoder(self.dims, dtype=DTYPES[self.config.model.dtype])
+    return models.Autoencoder(self.dims, dtype=models.DTYPES[self.config.model.dtype])
 
   def autoencoder(self) -> tuple[models.Autoencoder, Any]:
     """The pretrained autoencoder: reused from a checkpoint, else trained."""
@@ -297,7 +178,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
     meta = load_meta(source, AUTOENCODER)
     if meta is not None:
       differ = [f for f in _DATA_FIELDS if meta.get(f) != wanted[f]]
-      _require(not differ,
+      checks.require(not differ,
                f"The autoencoder in {source} was pretrained with other "
                f"{', '.join(differ)} ({', '.join(str(meta.get(f)) for f in differ)}"
                f" vs {', '.join(str(wanted[f]) for f in differ)}).")
@@ -307,7 +188,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
       return None, None
   params = load_params(source, AUTOENCODER)
   if params is None:
-    _require(not config.pretrained_workdir,
+    checks.require(not config.pretrained_workdir,
              f"pretrained_workdir {config.pretrained_workdir!r} holds no "
              f"checkpoints/{AUTOENCODER}.")
     return None, None
@@ -315,7 +196,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
-  _require(found == expected,
+  checks.require(found == expected,
            f"The autoencoder in {source} does not match model dims {dims} "
            "(different input size or layer widths).")
   return params, {"workdir": os.path.abspath(source), "settings": meta}
@@ -349,11 +230,11 @@ def environment() -> dict:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs `config.method` on `config.dataset`; returns what results.json holds."""
   start = time.perf_counter()
-  validate_config(config)
+  checks.validate_config(config)
   out = Workdir(workdir, overwrite=config.overwrite)
-  dataset = load_data(config)
-  n_clusters = _resolve_n_clusters(config, dataset)
-  _check_batch_sizes(config, dataset.num_samples)
+  dataset = checks.load_data(config)
+  n_clusters = checks.resolve_n_clusters(config, dataset)
+  checks.check_batch_sizes(config, dataset.num_samples)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
   pretrained, pretrained_from = _find_pretrained(config, out, dims)
   env = environment()  # the code that runs, read before it can change

@@ -46,7 +46,7 @@ from dec_jax import pretrain
 from dec_jax.errors import DecJaxError
 from dec_jax.run import environment
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = models.DTYPES
 DATASETS = ("synthetic",) + data.BUILTIN_DATASETS
 MIB = 2.0 ** 20
 

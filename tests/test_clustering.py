@@ -1,6 +1,5 @@
 """The DEC objective: soft assignment, target distribution, KL loss."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads

@@ -4,7 +4,6 @@ from inside NumPy or JAX."""
 
 import math
 import os
-import shutil
 import tempfile
 
 import hypothesis
@@ -14,7 +13,7 @@ import numpy as np
 
 from dec_jax import data
 from dec_jax.errors import DecJaxError
-from dec_jax.run import validate_config
+from dec_jax.checks import validate_config
 from experiments.configs import default
 from tests.conftest import write_idx
 

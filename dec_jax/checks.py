@@ -1,0 +1,136 @@
+"""Checks of a run's config and data, done before anything is computed.
+
+Every problem a user can fix is reported here as a `DecJaxError` naming the
+field and the allowed values, before a file is written.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import ml_collections
+import numpy as np
+
+from dec_jax import data
+from dec_jax import kmeans
+from dec_jax import models
+from dec_jax import optim
+from dec_jax.errors import DecJaxError
+from dec_jax.methods import METHODS
+
+
+def require(condition: bool, message: str) -> None:
+  if not condition:
+    raise DecJaxError(message)
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects unknown names and impossible sizes before any compute."""
+  require(config.method in METHODS,
+           f"Unknown method {config.method!r}; expected one of "
+           f"{sorted(METHODS)}.")
+  require(config.split in data.SPLITS,
+           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
+  require(config.model.dtype in models.DTYPES,
+           f"Unknown model.dtype {config.model.dtype!r}; expected one of "
+           f"{sorted(models.DTYPES)}.")
+  require(len(config.model.dims) >= 1 and all(
+      int(d) > 0 for d in config.model.dims),
+           f"model.dims must be positive layer widths, got "
+           f"{tuple(config.model.dims)}.")
+  require(config.kmeans.backend in kmeans.BACKENDS,
+           f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
+           f"{kmeans.BACKENDS}.")
+  require(config.n_clusters == "auto" or (
+      isinstance(config.n_clusters, int) and (
+          config.n_clusters == 0 or config.n_clusters >= 2)),
+           f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
+           f"{config.n_clusters!r}.")
+  require(2 <= config.auto_k.min <= config.auto_k.max,
+           f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
+           f"max={config.auto_k.max}.")
+  require(config.chunk_size > 0, "chunk_size must be positive.")
+  require(0 <= config.collapse_fraction < 1,
+           "collapse_fraction must be in [0, 1).")
+  for name in ("n_init", "max_iter"):
+    require(config.kmeans[name] > 0, f"kmeans.{name} must be positive.")
+  for stage in ("pretrain", "dec"):
+    cfg = config[stage]
+    require(cfg.optimizer in optim.OPTIMIZERS,
+             f"Unknown {stage}.optimizer {cfg.optimizer!r}; expected one of "
+             f"{optim.OPTIMIZERS}.")
+    require(cfg.schedule in optim.SCHEDULES,
+             f"Unknown {stage}.schedule {cfg.schedule!r}; expected one of "
+             f"{optim.SCHEDULES}.")
+    require(cfg.learning_rate > 0,
+             f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
+    require(cfg.batch_size > 0,
+             f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
+    require(0 <= cfg.momentum < 1,
+             f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
+  require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
+  require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
+  require(config.dec.update_interval > 0,
+           "dec.update_interval must be positive.")
+  require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")
+  require(config.dec.update_interval <= max(config.dec.maxiter, 1),
+           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
+           f"dec.maxiter ({config.dec.maxiter}).")
+  require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
+  require(config.dec.alpha > 0, "dec.alpha must be positive.")
+  require(0 <= config.dec.reseed_fraction < 1,
+           "dec.reseed_fraction must be in [0, 1).")
+
+
+def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
+  """The data set the config names, loaded with its options."""
+  label_column = str(config.label_column).strip()
+  try:
+    label_column = int(label_column) if label_column else None
+  except ValueError:
+    raise DecJaxError(f"label_column must be an integer column index, got "
+                      f"{config.label_column!r}.") from None
+  return data.load(config.dataset, split=config.split,
+                   data_dir=config.data_dir or None, scale=config.scale,
+                   label_column=label_column)
+
+
+def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
+  """k from the config (None for 'auto'), checked against the data."""
+  k = config.n_clusters
+  if k == "auto":
+    require(config.auto_k.max <= dataset.num_samples,
+             f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
+             f"({dataset.num_samples}).")
+    k = config.auto_k.min  # every candidate k must be clusterable
+  elif k == 0:
+    require(dataset.y is not None,
+             "n_clusters=0 means 'number of classes', but the data has no "
+             "labels; set n_clusters.")
+    k = int(np.unique(dataset.y).size)
+  require(2 <= k <= dataset.num_samples,
+           f"n_clusters must be between 2 and the number of samples "
+           f"({dataset.num_samples}), got {k}.")
+  distinct = _count_distinct_rows(dataset.x)
+  require(distinct >= k,
+           f"The data has only {distinct} distinct point(s), fewer than "
+           f"n_clusters={k}; constant or duplicated data cannot be clustered.")
+  return None if config.n_clusters == "auto" else k
+
+
+def _count_distinct_rows(x: np.ndarray) -> int:
+  """Distinct rows of x, by a random projection (O(N D), no row sort)."""
+  projection = np.random.default_rng(0).standard_normal(x.shape[1])
+  return int(np.unique(x @ projection.astype(x.dtype)).size)
+
+
+# The training stages each method runs (their batch sizes must fit the data).
+_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec")}
+
+
+def check_batch_sizes(config, n: int) -> None:
+  """Each training stage the method runs needs batch_size <= N."""
+  for stage in _STAGES.get(config.method, ("pretrain", "dec")):
+    require(config[stage].batch_size <= n,
+             f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
+             f"the number of samples ({n}).")
