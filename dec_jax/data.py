@@ -24,7 +24,7 @@ from dec_jax.errors import DecJaxError
 IDX_DATASETS = ("mnist", "fashion_mnist", "kmnist")
 BUILTIN_DATASETS = ("digits",) + IDX_DATASETS
 SPLITS = ("all", "train", "test")
-USER_FILE_SUFFIXES = (".npz", ".npy", ".csv")
+USER_FILE_SUFFIXES = (".npz", ".npy", ".csv", ".h5", ".hdf5")
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -71,9 +71,10 @@ def load(
   Args:
     source: `digits` (scikit-learn 8x8 digits, no files needed), `mnist`,
       `fashion_mnist`, `kmnist` (IDX files in `data_dir`, else tfds), or a path
-      to a `.npz` (array `x`, optional `y`), `.npy` or `.csv` file.
+      to a `.npz` (array `x`, optional `y`), `.npy`, `.csv` or `.h5` file
+      (`x`/`y`, or USPS's `train`/`test` groups of `data` and `target`).
     split: `all` (train + test, the transductive protocol), `train` or `test`;
-      only meaningful for the IDX sets.
+      for the IDX sets and split HDF5 files.
     data_dir: folder with the four standard IDX gz files.
     scale: divide the inputs by this number; `auto` uses 255 for 8-bit
       images (and uint8 user arrays), 16 for digits, 1 for other features.
@@ -93,7 +94,7 @@ def load(
     x, y = _load_image_set(source, split, data_dir)
     image_shape, default_scale = x.shape[1:], 255.0
   elif source.lower().endswith(USER_FILE_SUFFIXES):
-    x, y = _load_user_file(source, label_column)
+    x, y = _load_user_file(source, label_column, split)
     image_shape = x.shape[1:] if x.ndim > 2 else None
     default_scale = 255.0 if x.dtype == np.uint8 else 1.0
   else:
@@ -271,7 +272,7 @@ def _load_tfds(name: str, split: str):
 # --------------------------------------------------------------- user files
 
 
-def _load_user_file(path: str, label_column: Optional[int]):
+def _load_user_file(path: str, label_column: Optional[int], split: str):
   if not os.path.isfile(path):
     raise DecJaxError(f"Data file {path!r} does not exist.")
   if os.path.getsize(path) == 0:
@@ -286,12 +287,33 @@ def _load_user_file(path: str, label_column: Optional[int]):
         return archive["x"], archive["y"] if "y" in archive else None
     if suffix == ".npy":
       return np.load(path, allow_pickle=False), None
+    if suffix in (".h5", ".hdf5"):
+      return _load_h5(path, split)
     return _load_csv(path, label_column)
   except DecJaxError:
     raise
   except Exception as e:  # pylint: disable=broad-except
     raise DecJaxError(f"{path}: cannot read as {suffix} ({type(e).__name__}: "
                       f"{str(e)[:200]}).") from None
+
+
+def _load_h5(path: str, split: str):
+  """HDF5: datasets `x` (+ optional `y`), or the USPS layout with groups
+  `train` / `test` holding `data` and `target` (split as for IDX sets)."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  with h5py.File(path, "r") as f:
+    if "x" in f:
+      return f["x"][()], f["y"][()] if "y" in f else None
+    if all(g in f and "data" in f[g] for g in _splits(split)):
+      xs = [f[g]["data"][()] for g in _splits(split)]
+      ys = [f[g]["target"][()] if "target" in f[g] else None
+            for g in _splits(split)]
+      y = None if any(v is None for v in ys) else np.concatenate(ys)
+      return np.concatenate(xs), y
+    raise DecJaxError(
+        f"{path}: an HDF5 file must hold a dataset 'x' (optional 'y'), or "
+        f"groups {list(_splits(split))} with 'data' and 'target'; found "
+        f"{sorted(f.keys())}.")
 
 
 def _load_csv(path: str, label_column: Optional[int]):

@@ -154,3 +154,50 @@ def test_unknown_sources_and_options():
     data.load("digits", scale="-3")
   with pytest.raises(DecJaxError, match="not a folder"):
     data.load("mnist", data_dir="/no/such/folder")
+
+
+def test_h5_files_plain_and_usps_layout(tmp_path):
+  import h5py
+  rng = np.random.default_rng(0)
+  with h5py.File(tmp_path / "plain.h5", "w") as f:
+    f["x"] = rng.random((6, 4))
+    f["y"] = np.arange(6) % 2
+  with h5py.File(tmp_path / "usps.h5", "w") as f:
+    for split, n in (("train", 7), ("test", 3)):
+      f.create_group(split)
+      f[split]["data"] = rng.random((n, 256))
+      f[split]["target"] = np.arange(n) % 10
+  plain = data.load(str(tmp_path / "plain.h5"))
+  assert plain.x.shape == (6, 4) and plain.y.tolist() == [0, 1, 0, 1, 0, 1]
+  usps = data.load(str(tmp_path / "usps.h5"))
+  assert usps.x.shape == (10, 256) and usps.y.shape == (10,)
+  assert data.load(str(tmp_path / "usps.h5"), split="test").x.shape == (3, 256)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "x.h5").write_bytes(b"\x89HDF\r\n\x1a\n garbage"),
+     "cannot read"),
+    (lambda p: (p / "x.h5").write_bytes(b""), "empty"),
+])
+def test_bad_h5_files(tmp_path, make, message):
+  make(tmp_path)
+  with pytest.raises(DecJaxError, match=message):
+    data.load(str(tmp_path / "x.h5"))
+
+
+def test_h5_without_known_layout(tmp_path):
+  import h5py
+  with h5py.File(tmp_path / "odd.h5", "w") as f:
+    f["features"] = np.ones((3, 2))
+  with pytest.raises(DecJaxError, match="must hold a dataset 'x'"):
+    data.load(str(tmp_path / "odd.h5"))
+
+
+def test_truncated_h5_file(tmp_path):
+  import h5py
+  with h5py.File(tmp_path / "t.h5", "w") as f:
+    f["x"] = np.random.rand(2000, 8)
+  raw = (tmp_path / "t.h5").read_bytes()
+  (tmp_path / "t.h5").write_bytes(raw[:len(raw) // 2])
+  with pytest.raises(DecJaxError, match="cannot read"):
+    data.load(str(tmp_path / "t.h5"))

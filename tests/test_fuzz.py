@@ -37,7 +37,7 @@ def _load_or_error(*args, **kwargs):
 
 @SETTINGS
 @hypothesis.given(payload=st.binary(max_size=400),
-                  suffix=st.sampled_from([".npy", ".npz", ".csv"]))
+                  suffix=st.sampled_from([".npy", ".npz", ".csv", ".h5"]))
 def test_random_bytes_as_user_file(payload, suffix):
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "data" + suffix)
