@@ -70,6 +70,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
              f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
   require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
   require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
+  require(config.pretrain.checkpoint_every >= 0,
+          "pretrain.checkpoint_every must be >= 0 (0: never).")
   require(config.dec.update_interval > 0,
            "dec.update_interval must be positive.")
   require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")

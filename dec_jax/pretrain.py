@@ -52,22 +52,38 @@ def make_epoch_fn(model: Autoencoder, tx: optax.GradientTransformation,
 def pretrain(model: Autoencoder, params: Params, x: jax.Array, key: jax.Array,
              tx: optax.GradientTransformation, *, epochs: int, batch_size: int,
              log_every: int = 10,
-             log_fn: Optional[Callable[[dict], Any]] = None) -> Params:
-  """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs."""
+             log_fn: Optional[Callable[[dict], Any]] = None,
+             state: Optional[dict] = None, start_epoch: int = 0,
+             checkpoint_every: int = 0,
+             checkpoint_fn: Optional[Callable[[int, dict], Any]] = None
+             ) -> Params:
+  """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs.
+
+  Every `checkpoint_every` epochs (0: never) whose loss is finite,
+  `checkpoint_fn(epoch, state)` may save state = {'params', 'opt'}; passing
+  that state and `start_epoch=epoch` back resumes exactly where it stopped
+  (epoch e always shuffles with fold_in(key, e)).
+  """
   x = jnp.asarray(x)
   epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size)
-  params = jax.tree.map(jnp.array, params)  # the caller's copy survives donation
-  state = {"params": params, "opt": tx.init(params)}
+  if state is None:
+    params = jax.tree.map(jnp.array, params)  # the caller's copy survives
+    state = {"params": params, "opt": tx.init(params)}
   start = time.perf_counter()
-  for epoch in range(1, epochs + 1):
+  for epoch in range(start_epoch + 1, epochs + 1):
     state, loss = epoch_fn(state, x, jax.random.fold_in(key, epoch))
-    if epoch % log_every == 0 or epoch == epochs:
+    log = epoch % log_every == 0 or epoch == epochs
+    save = (checkpoint_fn is not None and checkpoint_every > 0
+            and epoch % checkpoint_every == 0 and epoch < epochs)
+    if log or save:
       loss = float(loss)
       if not math.isfinite(loss):
         raise TrainingDiverged(
             f"pretraining diverged by epoch {epoch} (loss {loss}); rerun "
             "with a lower pretrain.learning_rate.")
-      if log_fn:
-        log_fn({"stage": "pretrain", "epoch": epoch, "loss": loss,
-                "time_s": time.perf_counter() - start})
+    if log and log_fn:
+      log_fn({"stage": "pretrain", "epoch": epoch, "loss": loss,
+              "time_s": time.perf_counter() - start})
+    if save:
+      checkpoint_fn(epoch, state)
   return state["params"]

@@ -36,6 +36,7 @@ from dec_jax.methods import METHODS
 from dec_jax.workdir import Workdir, load_meta, load_params
 
 AUTOENCODER = "autoencoder"
+PARTIAL = "autoencoder_partial"  # pretraining state, saved as it goes
 
 
 # ------------------------------------------------------------------ context
@@ -130,16 +131,38 @@ class RunContext:
     init_key, shuffle_key = jax.random.split(jax.random.fold_in(self.key, 1))
     params = models.init_autoencoder(model, init_key)
     steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
+    tx = self.optimizer(cfg, steps)
+    fingerprint = pretraining_fingerprint(self.config, self.dims)
+    state, start_epoch = self._partial_pretraining(params, tx, fingerprint)
+
+    def save_partial(epoch, state):
+      self.workdir.save_params(PARTIAL, state, {**fingerprint, "epoch": epoch})
+
     with self.stage("pretrain"):
       params = pretrain.pretrain(
-          model, params, self.x, shuffle_key, self.optimizer(cfg, steps),
-          epochs=cfg.epochs, batch_size=cfg.batch_size,
-          log_every=cfg.log_every, log_fn=self.log)
+          model, params, self.x, shuffle_key, tx, epochs=cfg.epochs,
+          batch_size=cfg.batch_size, log_every=cfg.log_every,
+          log_fn=self.log, state=state, start_epoch=start_epoch,
+          checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial)
       jax.block_until_ready(params)
-    self.workdir.save_params(AUTOENCODER, params,
-                             pretraining_fingerprint(self.config, self.dims))
+    self.workdir.save_params(AUTOENCODER, params, fingerprint)
+    self.workdir.remove_checkpoint(PARTIAL)
     self.extra["pretrain_epochs"] = cfg.epochs
     return model, params
+
+  def _partial_pretraining(self, params, tx, fingerprint: dict):
+    """(state, epoch) saved by an interrupted pretraining with the same
+    settings in this workdir, or (None, 0) to start afresh."""
+    meta = load_meta(self.workdir.path, PARTIAL)
+    if meta is None or {k: v for k, v in meta.items()
+                        if k != "epoch"} != fingerprint:
+      return None, 0
+    target = jax.eval_shape(lambda p: {"params": p, "opt": tx.init(p)},
+                            params)
+    state = load_params(self.workdir.path, PARTIAL, target)
+    self.extra["pretrain_resumed_from_epoch"] = meta["epoch"]
+    self.log({"stage": "pretrain", "resumed_from_epoch": meta["epoch"]})
+    return state, meta["epoch"]
 
   def embed(self, model: models.Autoencoder, encoder_params) -> jax.Array:
     with self.stage("embed"):

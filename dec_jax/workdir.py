@@ -4,7 +4,8 @@
   metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
   assignments.npz final `labels` [N] and, for DEC, soft assignments `q` [N, K]
   results.json    final scores, stage wall times, environment; written last
-  checkpoints/    Orbax checkpoints `autoencoder`, `dec`, each with a .json
+  checkpoints/    Orbax checkpoints `autoencoder`, `dec` (and, during
+                  pretraining, `autoencoder_partial`), each with a .json
                   saying how it was made
 
 Files are written atomically (temp file + rename), so a killed run never
@@ -123,7 +124,7 @@ class Workdir:
     for stale in (RESULTS, ASSIGNMENTS):
       if os.path.exists(self.file(stale)):
         os.remove(self.file(stale))
-    shutil.rmtree(self.checkpoint_path("dec"), ignore_errors=True)
+    self.remove_checkpoint("dec")
     write_json_atomic(self.file(CONFIG), config)
     open(self.file(METRICS), "w").close()
 
@@ -163,6 +164,13 @@ class Workdir:
     write_json_atomic(meta_path, meta)
 
 
+  def remove_checkpoint(self, name: str) -> None:
+    meta_path = self.checkpoint_path(name) + ".json"
+    if os.path.exists(meta_path):
+      os.remove(meta_path)  # first: a checkpoint without one is never used
+    shutil.rmtree(self.checkpoint_path(name), ignore_errors=True)
+
+
 def load_meta(workdir: str, name: str) -> Optional[dict]:
   """The description saved with checkpoint `name`, or None."""
   try:
@@ -172,15 +180,20 @@ def load_meta(workdir: str, name: str) -> Optional[dict]:
     return None
 
 
-def load_params(workdir: str, name: str) -> Optional[Any]:
-  """Restores checkpoint `name` of a workdir as NumPy-backed arrays, or None."""
+def load_params(workdir: str, name: str,
+                target: Optional[Any] = None) -> Optional[Any]:
+  """Restores checkpoint `name` of a workdir, or None if there is none.
+
+  `target` (a pytree of arrays or jax.ShapeDtypeStructs) gives the structure
+  to restore into, e.g. optimizer states; without it, nested dicts.
+  """
   path = os.path.join(os.path.abspath(workdir), CHECKPOINTS, name)
   if not os.path.isdir(path):
     return None
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   try:
     with ocp.StandardCheckpointer() as checkpointer:
-      return checkpointer.restore(path)
+      return checkpointer.restore(path, target)
   except Exception as e:  # pylint: disable=broad-except
     raise DecJaxError(f"checkpoint {path} cannot be restored ({type(e).__name__}:"
                       f" {str(e)[:200]}); delete it to retrain.") from None

@@ -43,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.pretrain.epochs = 200
   config.pretrain.batch_size = 256
   config.pretrain.log_every = 10
+  config.pretrain.checkpoint_every = 25  # epochs; a rerun resumes from it
 
   config.kmeans = ml_collections.ConfigDict()
   config.kmeans.backend = "jax"    # jax | sklearn
