@@ -27,61 +27,63 @@ def require(condition: bool, message: str) -> None:
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown names and impossible sizes before any compute."""
   require(config.method in METHODS,
-           f"Unknown method {config.method!r}; expected one of "
-           f"{sorted(METHODS)}.")
+          f"Unknown method {config.method!r}; expected one of "
+          f"{sorted(METHODS)}.")
   require(config.split in data.SPLITS,
-           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
+          f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
   require(config.model.dtype in models.DTYPES,
-           f"Unknown model.dtype {config.model.dtype!r}; expected one of "
-           f"{sorted(models.DTYPES)}.")
-  require(len(config.model.dims) >= 1 and all(
-      int(d) > 0 for d in config.model.dims),
-           f"model.dims must be positive layer widths, got "
-           f"{tuple(config.model.dims)}.")
+          f"Unknown model.dtype {config.model.dtype!r}; expected one of "
+          f"{sorted(models.DTYPES)}.")
+  require(len(config.model.dims) >= 1
+          and all(int(d) > 0 for d in config.model.dims),
+          f"model.dims must be positive layer widths, got "
+          f"{tuple(config.model.dims)}.")
   require(config.kmeans.backend in kmeans.BACKENDS,
-           f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
-           f"{kmeans.BACKENDS}.")
-  require(config.n_clusters == "auto" or (
-      isinstance(config.n_clusters, int) and (
-          config.n_clusters == 0 or config.n_clusters >= 2)),
-           f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
-           f"{config.n_clusters!r}.")
+          f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
+          f"{kmeans.BACKENDS}.")
+  k = config.n_clusters
+  require(k == "auto" or (isinstance(k, int) and (k == 0 or k >= 2)),
+          f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
+          f"{config.n_clusters!r}.")
   require(2 <= config.auto_k.min <= config.auto_k.max,
-           f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
-           f"max={config.auto_k.max}.")
+          f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
+          f"max={config.auto_k.max}.")
   require(config.chunk_size > 0, "chunk_size must be positive.")
   require(0 <= config.collapse_fraction < 1,
-           "collapse_fraction must be in [0, 1).")
+          "collapse_fraction must be in [0, 1).")
   for name in ("n_init", "max_iter"):
     require(config.kmeans[name] > 0, f"kmeans.{name} must be positive.")
   for stage in ("pretrain", "dec"):
     cfg = config[stage]
     require(cfg.optimizer in optim.OPTIMIZERS,
-             f"Unknown {stage}.optimizer {cfg.optimizer!r}; expected one of "
-             f"{optim.OPTIMIZERS}.")
+            f"Unknown {stage}.optimizer {cfg.optimizer!r}; expected one of "
+            f"{optim.OPTIMIZERS}.")
     require(cfg.schedule in optim.SCHEDULES,
-             f"Unknown {stage}.schedule {cfg.schedule!r}; expected one of "
-             f"{optim.SCHEDULES}.")
+            f"Unknown {stage}.schedule {cfg.schedule!r}; expected one of "
+            f"{optim.SCHEDULES}.")
     require(cfg.learning_rate > 0,
-             f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
+            f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
     require(cfg.batch_size > 0,
-             f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
+            f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
     require(0 <= cfg.momentum < 1,
-             f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
+            f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
   require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
   require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
   require(config.pretrain.checkpoint_every >= 0,
           "pretrain.checkpoint_every must be >= 0 (0: never).")
   require(config.dec.update_interval > 0,
-           "dec.update_interval must be positive.")
+          "dec.update_interval must be positive.")
   require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")
   require(config.dec.update_interval <= max(config.dec.maxiter, 1),
-           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
-           f"dec.maxiter ({config.dec.maxiter}).")
+          f"dec.update_interval ({config.dec.update_interval}) must not exceed "
+          f"dec.maxiter ({config.dec.maxiter}).")
   require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
   require(config.dec.alpha > 0, "dec.alpha must be positive.")
   require(0 <= config.dec.reseed_fraction < 1,
-           "dec.reseed_fraction must be in [0, 1).")
+          "dec.reseed_fraction must be in [0, 1).")
+  require(not (config.pretrained_workdir and config.method == "kmeans"),
+          "pretrained_workdir has no effect with method=kmeans (no "
+          "autoencoder); drop it or choose ae_kmeans / dec.")
 
 
 def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
@@ -102,21 +104,21 @@ def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
   k = config.n_clusters
   if k == "auto":
     require(config.auto_k.max <= dataset.num_samples,
-             f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
-             f"({dataset.num_samples}).")
+            f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
+            f"({dataset.num_samples}).")
     k = config.auto_k.min  # every candidate k must be clusterable
   elif k == 0:
     require(dataset.y is not None,
-             "n_clusters=0 means 'number of classes', but the data has no "
-             "labels; set n_clusters.")
+            "n_clusters=0 means 'number of classes', but the data has no "
+            "labels; set n_clusters.")
     k = int(np.unique(dataset.y).size)
   require(2 <= k <= dataset.num_samples,
-           f"n_clusters must be between 2 and the number of samples "
-           f"({dataset.num_samples}), got {k}.")
+          f"n_clusters must be between 2 and the number of samples "
+          f"({dataset.num_samples}), got {k}.")
   distinct = _count_distinct_rows(dataset.x)
   require(distinct >= k,
-           f"The data has only {distinct} distinct point(s), fewer than "
-           f"n_clusters={k}; constant or duplicated data cannot be clustered.")
+          f"The data has only {distinct} distinct point(s), fewer than "
+          f"n_clusters={k}; constant or duplicated data cannot be clustered.")
   return None if config.n_clusters == "auto" else k
 
 
@@ -134,5 +136,5 @@ def check_batch_sizes(config, n: int) -> None:
   """Each training stage the method runs needs batch_size <= N."""
   for stage in _STAGES.get(config.method, ("pretrain", "dec")):
     require(config[stage].batch_size <= n,
-             f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
-             f"the number of samples ({n}).")
+            f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
+            f"the number of samples ({n}).")

@@ -2,7 +2,8 @@
 
 A method is a function `(ctx: RunContext) -> dict` that returns at least
 `labels` (the final hard assignment) and optionally `soft_assignment` [N, K];
-the runner scores them and writes the results. Adding a method is one function here plus its `@register` line.
+the runner scores them and writes the results. Adding a method is one
+function here plus its `@register` line.
 """
 
 from __future__ import annotations

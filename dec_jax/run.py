@@ -1,9 +1,9 @@
-"""Run plumbing shared by every method: config checks, data, workdir, timing.
+"""Run plumbing shared by every method: data, workdir, keys, timing, results.
 
 `run(config, workdir)` checks the config and loads the data (`checks`)
-*before* it writes anything, so bad input fails fast with a `DecJaxError` and
-leaves the workdir untouched; then it runs the method chosen by `config.method`, scores
-its labels and writes results.json last.
+*before* it writes anything, so bad input fails fast with a `DecJaxError`
+and leaves the workdir untouched; then it runs the method chosen by
+`config.method`, scores its labels and writes results.json last.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ class RunContext:
     return chosen
 
   def model(self) -> models.Autoencoder:
-    return models.Autoencoder(self.dims, dtype=models.DTYPES[self.config.model.dtype])
+    dtype = models.DTYPES[self.config.model.dtype]
+    return models.Autoencoder(self.dims, dtype=dtype)
 
   def autoencoder(self) -> tuple[models.Autoencoder, Any]:
     """The pretrained autoencoder: reused from a checkpoint, else trained."""
@@ -200,11 +201,11 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
     source = config.pretrained_workdir
     meta = load_meta(source, AUTOENCODER)
     if meta is not None:
-      differ = [f for f in _DATA_FIELDS if meta.get(f) != wanted[f]]
+      differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
+                if meta.get(f) != wanted[f]]
       checks.require(not differ,
-               f"The autoencoder in {source} was pretrained with other "
-               f"{', '.join(differ)} ({', '.join(str(meta.get(f)) for f in differ)}"
-               f" vs {', '.join(str(wanted[f]) for f in differ)}).")
+                     f"The autoencoder in {source} was pretrained with other "
+                     f"{', '.join(differ)}.")
   else:
     source, meta = workdir.path, load_meta(workdir.path, AUTOENCODER)
     if meta != wanted:
@@ -212,16 +213,16 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
   params = load_params(source, AUTOENCODER)
   if params is None:
     checks.require(not config.pretrained_workdir,
-             f"pretrained_workdir {config.pretrained_workdir!r} holds no "
-             f"checkpoints/{AUTOENCODER}.")
+                   f"pretrained_workdir {config.pretrained_workdir!r} holds no "
+                   f"checkpoints/{AUTOENCODER}.")
     return None, None
   model = models.Autoencoder(dims)
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
   checks.require(found == expected,
-           f"The autoencoder in {source} does not match model dims {dims} "
-           "(different input size or layer widths).")
+                 f"The autoencoder in {source} does not match model dims {dims} "
+                 "(different input size or layer widths).")
   return params, {"workdir": os.path.abspath(source), "settings": meta}
 
 
@@ -230,7 +231,8 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
 
 def environment() -> dict:
   """Versions, backend and code commit: what a result depends on."""
-  import flax, jaxlib, optax, sklearn  # pylint: disable=g-import-not-at-top,multiple-imports
+  # pylint: disable-next=g-import-not-at-top,multiple-imports
+  import flax, jaxlib, optax, sklearn
   try:
     git = functools.partial(
         subprocess.run, capture_output=True, text=True, timeout=5,

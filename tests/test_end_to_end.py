@@ -155,6 +155,12 @@ def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
     ({"dec": {"update_interval": 100, "maxiter": 50}}, "must not exceed"),
     ({"pretrain": {"learning_rate": -1.0}}, "learning_rate must be positive"),
     ({"pretrained_workdir": "/no/such/run"}, "holds no checkpoints"),
+    ({"pretrained_workdir": "/x", "method": "kmeans"}, "no effect"),
+    ({"auto_k": {"min": 5, "max": 3}}, "auto_k needs"),
+    ({"dec": {"tol": 1.5}}, "dec.tol must be in"),
+    ({"model": {"dtype": "float8"}}, "Unknown model.dtype"),
+    ({"kmeans": {"backend": "faiss"}}, "Unknown kmeans.backend"),
+    ({"split": "valid"}, "Unknown split"),
 ])
 def test_bad_input_fails_before_writing_anything(tmp_path, blobs_npz,
                                                  overrides, message):
