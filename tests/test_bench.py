@@ -14,6 +14,7 @@ def test_bench_smoke_writes_json(tmp_path):
       [sys.executable, "-m", "experiments.bench", "--n_samples=600",
        "--dim=20", "--dims=16,4", "--batch_size=64", "--update_interval=5",
        "--repeats=1", "--matmul_size=128", "--n_init=2", "--n_clusters=3",
+       "--seeds=2", "--seeds_samples=256",
        f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
       check=False, env={**os.environ, "PYTHONPATH": REPO})
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -21,4 +22,5 @@ def test_bench_smoke_writes_json(tmp_path):
   results = json.loads(out.read_text())
   assert results["pretrain"]["samples_per_s"] > 0
   assert results["dec"]["effective_it_per_s"] > 0
+  assert results["seeds"]["num_seeds"] == 2 and results["seeds"]["step_ms"] > 0
   assert results["environment"]["backend"] == "cpu"
