@@ -94,7 +94,8 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
 
   target_update(params, x, prev_labels) -> dict with the full-set `q`, the
     target `p`, `labels`, `label_change` (fraction vs prev_labels),
-    `cluster_sizes` and `mean_max_q` (mean confidence);
+    `cluster_sizes`, `mean_max_q` (mean confidence), and the `centres` used
+    with a [K] mask of those `reseeded` (cfg.reseed_fraction > 0 only);
   train_interval(state, x, p, key, num_steps) -> (state, mean loss), donating
     state = {'params', 'opt'}; `num_steps` <= update_interval is traced, so a
     shorter last interval does not recompile.
