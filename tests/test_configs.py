@@ -1,0 +1,28 @@
+"""Every shipped config file passes the config checks."""
+
+import glob
+import importlib
+import os
+
+import pytest
+
+from dec_jax.checks import validate_config
+
+CONFIGS = sorted(
+    os.path.splitext(os.path.basename(p))[0] for p in glob.glob(
+        os.path.join(os.path.dirname(__file__), "..", "experiments", "configs",
+                     "*.py")) if not p.endswith("__init__.py"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_file_is_valid(name):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  validate_config(config)
+  assert config.dec.update_interval <= config.dec.maxiter
+
+
+def test_mnist_configs_differ_only_in_pretraining():
+  from experiments.configs import mnist, mnist_dec_keras
+  a, b = mnist.get_config().to_dict(), mnist_dec_keras.get_config().to_dict()
+  assert {k for k in a if a[k] != b[k]} == {"pretrain"}
+  assert b["pretrain"]["optimizer"] == "sgd" and b["pretrain"]["epochs"] == 300
