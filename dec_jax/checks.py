@@ -79,6 +79,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
           f"dec.maxiter ({config.dec.maxiter}).")
   require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
   require(config.dec.alpha > 0, "dec.alpha must be positive.")
+  require(config.idec.gamma > 0, "idec.gamma must be positive.")
   require(0 <= config.dec.reseed_fraction < 1,
           "dec.reseed_fraction must be in [0, 1).")
   require(not (config.pretrained_workdir and config.method == "kmeans"),
@@ -129,7 +130,8 @@ def _count_distinct_rows(x: np.ndarray) -> int:
 
 
 # The training stages each method runs (their batch sizes must fit the data).
-_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec")}
+_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec"),
+           "idec": ("pretrain", "dec")}
 
 
 def check_batch_sizes(config, n: int) -> None:

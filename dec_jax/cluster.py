@@ -67,6 +67,22 @@ def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
       z, params["centres"], alpha))
 
 
+def idec_loss(encoder: MLP, decoder: MLP, params: Params, x: jax.Array,
+              p: jax.Array, *, gamma: float, alpha: float) -> jax.Array:
+  """IDEC's loss on a minibatch: L_rec + gamma * KL(P || Q).
+
+  L_rec is the mean squared reconstruction error over all elements of
+  x [B, D] (as in pretraining); P [B, K] are the fixed targets. gamma weighs
+  the clustering term (Guo et al., 2017: 0.1).
+  """
+  z = encoder.apply({"params": params["encoder"]}, x).astype(jnp.float32)
+  recon = decoder.apply({"params": params["decoder"]}, z).astype(jnp.float32)
+  reconstruction = jnp.mean((recon - x) ** 2)
+  kl = clustering.kl_divergence(p, clustering.soft_assign(
+      z, params["centres"], alpha))
+  return reconstruction + gamma * kl
+
+
 def reseed_small_clusters(z: jax.Array, centres: jax.Array,
                           fraction: float) -> tuple[jax.Array, jax.Array]:
   """Moves the centres of starved clusters to the worst-fitting points.
@@ -89,7 +105,8 @@ def reseed_small_clusters(z: jax.Array, centres: jax.Array,
 
 
 def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
-                 num_samples: int, cfg: DECConfig):
+                 num_samples: int, cfg: DECConfig,
+                 loss_fn: Optional[Callable[..., jax.Array]] = None):
   """Builds the two compiled pieces of the loop.
 
   target_update(params, x, prev_labels) -> dict with the full-set `q`, the
@@ -99,6 +116,8 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
   train_interval(state, x, p, key, num_steps) -> (state, mean loss), donating
     state = {'params', 'opt'}; `num_steps` <= update_interval is traced, so a
     shorter last interval does not recompile.
+  `loss_fn(params, x, p)` is the minibatch loss (default: DEC's KL); params
+  holds 'encoder' and 'centres' and whatever else the loss trains.
   """
   @jax.jit
   def target_update(params, x, prev_labels):
@@ -118,7 +137,7 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
             "centres": centres, "reseeded": reseeded}
 
   grad_fn = jax.value_and_grad(
-      functools.partial(dec_loss, encoder, alpha=cfg.alpha))
+      loss_fn or functools.partial(dec_loss, encoder, alpha=cfg.alpha))
 
   @functools.partial(jax.jit, donate_argnums=0)
   def train_interval(state, x, p, key, num_steps):
@@ -143,8 +162,13 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
 def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
             init_labels: jax.Array, x: jax.Array, key: jax.Array,
             tx: optax.GradientTransformation, cfg: DECConfig,
-            log_fn: Optional[Callable[[dict], Any]] = None) -> DECResult:
+            log_fn: Optional[Callable[[dict], Any]] = None, *,
+            loss_fn: Optional[Callable[..., jax.Array]] = None,
+            extra_params: Optional[dict] = None) -> DECResult:
   """Runs DEC from a pretrained encoder and k-means centres.
+
+  Variants train other parameters too (`extra_params`, e.g. IDEC's decoder)
+  with another minibatch loss (`loss_fn`, see make_dec_fns).
 
   `log_fn` receives, at every target update, a record with the iteration,
   the label-change fraction, the cluster sizes, the mean confidence
@@ -153,10 +177,11 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   """
   x = jnp.asarray(x)
   n = x.shape[0]
-  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg)
+  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg, loss_fn)
   # Copied: the state is donated to the compiled interval, the caller's arrays
   # must survive it.
-  params = jax.tree.map(jnp.array, {"encoder": encoder_params,
+  params = jax.tree.map(jnp.array, {**(extra_params or {}),
+                                    "encoder": encoder_params,
                                     "centres": centres})
   state = {"params": params, "opt": tx.init(params)}
   prev_labels = jnp.asarray(init_labels, jnp.int32)

@@ -8,6 +8,7 @@ function here plus its `@register` line.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Callable
 
 import jax
@@ -45,10 +46,9 @@ def ae_kmeans(ctx: RunContext) -> dict:
   return {"labels": result.labels, "inertia": float(result.inertia)}
 
 
-@register("dec")
-def dec(ctx: RunContext) -> dict:
-  """Deep Embedded Clustering: AE + k-means init, then KL(P || Q) fine-tuning."""
-  model, params = ctx.autoencoder()
+def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
+               loss_fn=None, extra_params=None) -> dict:
+  """AE + k-means init, then the DEC loop with the given minibatch loss."""
   z = ctx.embed(model, params["encoder"])
   init = ctx.kmeans(z, stage="kmeans")
   init_scores = ctx.score(init.labels)
@@ -59,14 +59,36 @@ def dec(ctx: RunContext) -> dict:
       tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
       chunk_size=ctx.config.chunk_size, reseed_fraction=cfg.reseed_fraction)
   tx = ctx.optimizer(cfg, total_steps=cfg.maxiter)
-  with ctx.stage("dec"):
+  with ctx.stage(ctx.config.method):
     result = cluster.run_dec(
         models.encoder_module(model), params["encoder"], init.centres,
         init.labels, ctx.x, jax.random.fold_in(ctx.key, 2), tx, dec_cfg,
-        log_fn=ctx.log_assignment)
+        log_fn=ctx.log_assignment, loss_fn=loss_fn, extra_params=extra_params)
   ctx.workdir.save_params("dec", result.params, {
-      "dims": list(model.dims), "n_clusters": ctx.n_clusters,
-      "alpha": cfg.alpha, "scale": str(ctx.config.scale)})
+      "method": ctx.config.method, "dims": list(model.dims),
+      "n_clusters": ctx.n_clusters, "alpha": cfg.alpha,
+      "scale": str(ctx.config.scale)})
   return {"labels": result.labels, "soft_assignment": result.q,
           "iterations": result.iterations,
           "stop_reason": result.stop_reason, "init_metrics": init_scores}
+
+
+@register("dec")
+def dec(ctx: RunContext) -> dict:
+  """Deep Embedded Clustering: AE + k-means init, then KL(P || Q) fine-tuning
+  of the encoder and the centres (Xie et al., 2016)."""
+  model, params = ctx.autoencoder()
+  return _fine_tune(ctx, model, params)
+
+
+@register("idec")
+def idec(ctx: RunContext) -> dict:
+  """Improved DEC (Guo et al., 2017): the decoder is kept and trained too,
+  on L_rec + gamma * KL(P || Q), which preserves the embedding's structure."""
+  model, params = ctx.autoencoder()
+  loss_fn = functools.partial(
+      cluster.idec_loss, models.encoder_module(model),
+      models.decoder_module(model), gamma=ctx.config.idec.gamma,
+      alpha=ctx.config.dec.alpha)
+  return _fine_tune(ctx, model, params, loss_fn=loss_fn,
+                    extra_params={"decoder": params["decoder"]})

@@ -61,3 +61,8 @@ def init_autoencoder(model: Autoencoder, key: jax.Array) -> Params:
 def encoder_module(model: Autoencoder) -> MLP:
   """The encoder as a stand-alone module: apply it to params['encoder']."""
   return MLP(tuple(model.dims[1:]), dtype=model.dtype)
+
+
+def decoder_module(model: Autoencoder) -> MLP:
+  """The decoder as a stand-alone module: apply it to params['decoder']."""
+  return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype)

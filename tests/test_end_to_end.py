@@ -253,3 +253,14 @@ def test_diverging_dec_keeps_the_autoencoder_for_a_rerun(tmp_path, blobs_npz):
   assert [r["iteration"] for r in dec_records] == [0]
   rerun = run(tiny_config(blobs_npz, dec={"learning_rate": 0.01}), workdir)
   assert rerun["pretrain_reused"] and np.isfinite(rerun["acc"])
+
+
+def test_idec_runs_end_to_end_and_trains_the_decoder(tmp_path, blobs_npz):
+  from dec_jax.workdir import load_params
+  results = run(tiny_config(blobs_npz, method="idec"), str(tmp_path / "idec"))
+  assert 0.0 <= results["acc"] <= 1.0 and "idec" in results["times_s"]
+  saved = load_params(str(tmp_path / "idec"), "dec")
+  pretrained = load_params(str(tmp_path / "idec"), "autoencoder")
+  assert set(saved) == {"encoder", "decoder", "centres"}
+  assert not np.allclose(saved["decoder"]["dense_0"]["kernel"],
+                         pretrained["decoder"]["dense_0"]["kernel"])

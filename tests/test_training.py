@@ -129,3 +129,19 @@ def test_run_dec_stop_rule(digits, tol, maxiter, iterations, reason):
   assert result.q.shape == (300, 10)
   np.testing.assert_array_equal(result.labels, result.q.argmax(1))
   np.testing.assert_array_equal(records[-1]["labels"], result.labels)
+
+
+def test_idec_loss_is_reconstruction_plus_gamma_times_kl(digits):
+  model = models.Autoencoder((64, 32, 5))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  encoder, decoder = models.encoder_module(model), models.decoder_module(model)
+  x = jnp.asarray(digits.x[:40])
+  centres = jax.random.normal(jax.random.key(1), (10, 5))
+  full = {**params, "centres": centres}
+  p = jax.nn.softmax(jax.random.normal(jax.random.key(2), (40, 10)))
+  reconstruction = pretrain.reconstruction_loss(model, params, x)
+  kl = cluster.dec_loss(encoder, full, x, p, 1.0)
+  for gamma in (0.1, 2.0):
+    np.testing.assert_allclose(
+        cluster.idec_loss(encoder, decoder, full, x, p, gamma=gamma,
+                          alpha=1.0), reconstruction + gamma * kl, rtol=1e-5)

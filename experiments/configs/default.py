@@ -12,7 +12,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.method = "dec"            # kmeans | ae_kmeans | dec
+  config.method = "dec"            # kmeans | ae_kmeans | dec | idec
   config.dataset = "digits"        # digits | mnist | fashion_mnist | kmnist | path
   config.data_dir = ""             # folder with the four IDX gz files (offline)
   config.split = "all"             # all (train + test) | train | test
@@ -62,4 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.dec.alpha = 1.0
   config.dec.reseed_fraction = 0.0  # >0: move centres of clusters under
                                     # this x N / k points (off in DEC)
+
+  config.idec = ml_collections.ConfigDict()  # method=idec: dec.* plus
+  config.idec.gamma = 0.1          # L_rec + gamma * KL (Guo et al., 2017)
   return config
