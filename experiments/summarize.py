@@ -3,9 +3,9 @@ r"""Prints a markdown table of the results.json files under some folders.
   python -m experiments.summarize workdirs/
 
 One row per (dataset, method, settings): runs that differ only in their seed
-(or data folder, or where the autoencoder came from) are grouped, with the
-mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the number of
-seeds, and the median wall time per run.
+(or data folder, logging, where the autoencoder came from) are grouped, with
+the mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the
+number of seeds, and the median wall time per run.
 """
 
 import collections
@@ -16,6 +16,7 @@ import statistics
 import sys
 
 from dec_jax.workdir import RESULTS, read_json
+from experiments.configs import default
 
 
 def find_results(roots: list[str]) -> list[dict]:
@@ -31,15 +32,32 @@ def _mean_sd(values: list[float]) -> str:
   return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-# Config fields that vary across seeds or do not change what a run computes.
-_NOT_SETTINGS = ("seed", "data_dir", "overwrite", "pretrained_workdir",
-                 "chunk_size", "collapse_fraction")
+# The config sections that decide what each method computes; runs agreeing
+# on them (any seed, data folder, logging or checkpoint cadence) are grouped.
+_COMMON = ("dataset", "split", "scale", "n_clusters", "auto_k", "kmeans")
+_AUTOENCODER = _COMMON + ("model", "pretrain")
+_RELEVANT = {"kmeans": _COMMON, "ae_kmeans": _AUTOENCODER,
+             "dec": _AUTOENCODER + ("dec",), "idec": _AUTOENCODER + ("dec",
+                                                                    "idec")}
+_IGNORED = ("log_every", "checkpoint_every")
 
 
 def _settings_key(result: dict) -> str:
-  config = {k: v for k, v in result.get("config", {}).items()
-            if k not in _NOT_SETTINGS}
-  return json.dumps(config, sort_keys=True)
+  """The result's relevant settings, missing fields read as today's defaults
+  (fields added after a run was made did not exist, i.e. were off)."""
+  config = dict(result.get("config", {}))
+  reused = (result.get("pretrained_from") or {}).get("settings") or {}
+  if "pretrain" in reused:  # the autoencoder's own recipe, not the config's
+    config["pretrain"] = reused["pretrain"]
+  defaults = default.get_config().to_dict()
+  settings = {}
+  for name in _RELEVANT.get(result["method"], tuple(defaults)):
+    value = config.get(name, defaults.get(name))
+    if isinstance(value, dict):
+      value = {k: v for k, v in {**defaults.get(name, {}), **value}.items()
+               if k not in _IGNORED}
+    settings[name] = value
+  return json.dumps(settings, sort_keys=True, default=str)
 
 
 def _pretraining(result: dict) -> str:
