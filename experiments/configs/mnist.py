@@ -4,8 +4,12 @@ r"""DEC on MNIST, train + test (70,000 images), DEC-keras's clustering stage.
       --workdir=/tmp/dec_mnist --config.data_dir=../shared/data/mnist
 
 Without data_dir the images come from tensorflow-datasets (needs TensorFlow
-and a download). Pretraining uses Adam (see README for the time/accuracy
-trade-off against DEC-keras's 300 epochs of SGD).
+and a download). Pretraining: 50 epochs of Adam with a cosine schedule, a
+sixth of DEC-keras's 300 epochs of SGD (mnist_dec_keras.py).
+
+Expected on a 2-core CPU: about 20 minutes (15 pretraining, 4-5 DEC); ACC
+0.909 +- 0.034, NMI 0.865 +- 0.015, ARI 0.848 +- 0.027 over seeds 0-2
+(AE + k-means before DEC: ACC 0.854 +- 0.022).
 """
 
 from experiments.configs import default
