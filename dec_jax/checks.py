@@ -35,7 +35,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
           f"Unknown model.dtype {config.model.dtype!r}; expected one of "
           f"{sorted(models.DTYPES)}.")
   require(len(config.model.dims) >= 1
-          and all(int(d) > 0 for d in config.model.dims),
+          and all(isinstance(d, int) and d > 0 for d in config.model.dims),
           f"model.dims must be positive layer widths, got "
           f"{tuple(config.model.dims)}.")
   require(config.kmeans.backend in kmeans.BACKENDS,
@@ -45,9 +45,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(k == "auto" or (isinstance(k, int) and (k == 0 or k >= 2)),
           f"n_clusters must be >= 2, 0 (= number of classes) or 'auto', got "
           f"{config.n_clusters!r}.")
-  require(2 <= config.auto_k.min <= config.auto_k.max,
-          f"auto_k needs 2 <= min <= max, got min={config.auto_k.min}, "
-          f"max={config.auto_k.max}.")
+  require(all(isinstance(config.auto_k[f], int)
+              for f in ("min", "max", "sample_size"))
+          and 2 <= config.auto_k.min <= config.auto_k.max
+          < config.auto_k.sample_size,
+          f"auto_k needs integers 2 <= min <= max < sample_size, got "
+          f"min={config.auto_k.min}, max={config.auto_k.max}, "
+          f"sample_size={config.auto_k.sample_size}.")
   require(config.chunk_size > 0, "chunk_size must be positive.")
   require(0 <= config.collapse_fraction < 1,
           "collapse_fraction must be in [0, 1).")
@@ -104,8 +108,8 @@ def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
   """k from the config (None for 'auto'), checked against the data."""
   k = config.n_clusters
   if k == "auto":
-    require(config.auto_k.max <= dataset.num_samples,
-            f"auto_k.max ({config.auto_k.max}) exceeds the number of samples "
+    require(config.auto_k.max < dataset.num_samples,
+            f"auto_k.max ({config.auto_k.max}) must be below the number of samples "
             f"({dataset.num_samples}).")
     k = config.auto_k.min  # every candidate k must be clusterable
   elif k == 0:

@@ -31,8 +31,9 @@ def silhouette_curve(features: np.ndarray, ks: range,
   curve = {}
   for k in ks:
     labels = np.asarray(cluster(k))[sample]
+    # The silhouette needs 2 <= #labels <= #points - 1; else it is undefined.
     curve[k] = (float(silhouette_score(features[sample], labels))
-                if np.unique(labels).size > 1 else -1.0)
+                if 1 < np.unique(labels).size < sample.size else -1.0)
   return curve
 
 

@@ -48,6 +48,7 @@ class Dataset:
   y: Optional[np.ndarray]
   name: str
   image_shape: Optional[tuple[int, ...]] = None
+  scale: float = 1.0  # what the raw inputs were divided by
 
   @property
   def num_samples(self) -> int:
@@ -101,10 +102,12 @@ def load(
     raise DecJaxError(
         f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
         f"path ending in one of {USER_FILE_SUFFIXES}.")
-  x = _as_features(x, source) / _resolve_scale(scale, default_scale)
+  divisor = _resolve_scale(scale, default_scale)
+  x = _as_features(x, source) / divisor
   y = None if y is None else _as_labels(y, x.shape[0], source)
   return Dataset(x=x.astype(np.float32), y=y, name=os.path.basename(source),
-                 image_shape=tuple(image_shape) if image_shape else None)
+                 image_shape=tuple(image_shape) if image_shape else None,
+                 scale=divisor)
 
 
 def _resolve_scale(scale: str | float, default: float) -> float:

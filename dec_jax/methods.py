@@ -67,7 +67,8 @@ def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
   ctx.workdir.save_params("dec", result.params, {
       "method": ctx.config.method, "dims": list(model.dims),
       "n_clusters": ctx.n_clusters, "alpha": cfg.alpha,
-      "scale": str(ctx.config.scale)})
+      "dtype": ctx.config.model.dtype, "scale": ctx.dataset.scale,
+      "label_column": ctx.config.label_column})
   return {"labels": result.labels, "soft_assignment": result.q,
           "iterations": result.iterations,
           "stop_reason": result.stop_reason, "init_metrics": init_scores}

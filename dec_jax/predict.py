@@ -20,7 +20,7 @@ import numpy as np
 from dec_jax import clustering
 from dec_jax.cluster import embed
 from dec_jax.errors import DecJaxError
-from dec_jax.models import MLP
+from dec_jax.models import DTYPES, MLP
 from dec_jax.workdir import CONFIG, load_meta, load_params, read_json
 
 CHUNK_SIZE = 8192
@@ -35,6 +35,8 @@ class TrainedModel:
   dims: tuple[int, ...]
   alpha: float
   config: dict
+  dtype: str = "float32"  # compute dtype of the encoder, as in training
+  scale: Any = "auto"     # the divisor the training inputs were scaled by
 
   @property
   def n_clusters(self) -> int:
@@ -51,11 +53,12 @@ class TrainedModel:
 
   def embed(self, x) -> np.ndarray:
     """Embeddings z [N, d] of x [N, D]."""
-    return np.asarray(_embed(self.dims, self.encoder_params, self._check(x)))
+    return np.asarray(_embed(self.dims, self.dtype, self.encoder_params,
+                             self._check(x)))
 
   def soft_assign(self, x) -> np.ndarray:
     """Student-t soft assignments q [N, K] of x [N, D]."""
-    z = _embed(self.dims, self.encoder_params, self._check(x))
+    z = _embed(self.dims, self.dtype, self.encoder_params, self._check(x))
     return np.asarray(clustering.soft_assign(z, self.centres, self.alpha))
 
   def predict(self, x) -> np.ndarray:
@@ -63,9 +66,11 @@ class TrainedModel:
     return self.soft_assign(x).argmax(axis=1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _embed(dims: tuple[int, ...], encoder_params: Any, x: jax.Array):
-  return embed(MLP(dims[1:]), encoder_params, x, CHUNK_SIZE)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _embed(dims: tuple[int, ...], dtype: str, encoder_params: Any,
+           x: jax.Array):
+  return embed(MLP(dims[1:], dtype=DTYPES[dtype]), encoder_params, x,
+               CHUNK_SIZE)
 
 
 def load_trained(workdir: str) -> TrainedModel:
@@ -82,4 +87,5 @@ def load_trained(workdir: str) -> TrainedModel:
   return TrainedModel(
       encoder_params=jax.tree.map(jnp.asarray, params["encoder"]),
       centres=jnp.asarray(params["centres"]), dims=tuple(meta["dims"]),
-      alpha=float(meta["alpha"]), config=config)
+      alpha=float(meta["alpha"]), config=config,
+      dtype=meta.get("dtype", "float32"), scale=meta.get("scale", "auto"))

@@ -33,7 +33,7 @@ from dec_jax import models
 from dec_jax import optim
 from dec_jax import pretrain
 from dec_jax.methods import METHODS
-from dec_jax.workdir import Workdir, load_meta, load_params
+from dec_jax.workdir import CHECKPOINTS, Workdir, load_meta, load_params
 
 AUTOENCODER = "autoencoder"
 PARTIAL = "autoencoder_partial"  # pretraining state, saved as it goes
@@ -200,6 +200,10 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
   if config.pretrained_workdir:
     source = config.pretrained_workdir
     meta = load_meta(source, AUTOENCODER)
+    checks.require(meta is not None or not os.path.isdir(
+        os.path.join(source, CHECKPOINTS, AUTOENCODER)),
+                   f"{source}'s checkpoints/{AUTOENCODER} has no description "
+                   f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
     if meta is not None:
       differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
                 if meta.get(f) != wanted[f]]
@@ -269,7 +273,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    pretrained_from)
   out.log({"stage": "data", "dataset": dataset.name,
            "n_samples": dataset.num_samples, "dim": dataset.dim,
-           "n_clusters": config.n_clusters})
+           "n_clusters": n_clusters or "auto"})
   method_out = METHODS[config.method](ctx)
   n_clusters = ctx.n_clusters
   labels = np.asarray(method_out.pop("labels"))

@@ -5,7 +5,8 @@ r"""Applies a trained DEC model to data and writes the assignments.
       --out=mnist_test.npz
 
 --data takes what --config.dataset takes (a built-in name or a file path);
-inputs are scaled as in the training run. The .npz holds `labels` [N], `q`
+inputs are divided by the number the training inputs were divided by, and a
+CSV's label column is the training run's. The .npz holds `labels` [N], `q`
 [N, K] and `z` [N, d]; with --out=FILE.csv, one cluster id per line instead.
 ACC / NMI / ARI are printed when the data has labels.
 """
@@ -39,9 +40,13 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
     raise DecJaxError(f"--out must end in .npz or .csv, got {out!r}.")
   if os.path.exists(out) and not overwrite:
     raise DecJaxError(f"{out} exists; pass --overwrite to replace it.")
+  if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+    raise DecJaxError(f"the folder of --out {out!r} does not exist.")
   model = load_trained(workdir)
+  label_column = str(model.config.get("label_column", "")).strip()
   dataset = data.load(source, split=split, data_dir=data_dir,
-                      scale=model.config.get("scale", "auto"))
+                      scale=model.scale,
+                      label_column=int(label_column) if label_column else None)
   q = model.soft_assign(dataset.x)
   labels = q.argmax(axis=1)
   if out.endswith(".csv"):

@@ -80,9 +80,9 @@ def summary_table(results: list[dict]) -> str:
   lines = ["| data | method | pretraining | seeds | ACC | NMI | ARI | "
            "wall time / run |", "|---|---|---|---|---|---|---|---|"]
   for (dataset, method, _), runs in sorted(groups.items()):
-    scores = [_mean_sd([r[m] for r in runs if m in r])
-              if any(m in r for r in runs) else "–"
-              for m in ("acc", "nmi", "ari")]
+    scores = [_mean_sd(values) if values else "–"
+              for values in ([r[m] for r in runs if r.get(m) is not None]
+                             for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)
     lines.append(f"| {dataset} | {method} | {_pretraining(runs[0])} | "
                  f"{len(runs)} | " + " | ".join(scores) +

@@ -157,6 +157,8 @@ def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
     ({"pretrained_workdir": "/no/such/run"}, "holds no checkpoints"),
     ({"pretrained_workdir": "/x", "method": "kmeans"}, "no effect"),
     ({"auto_k": {"min": 5, "max": 3}}, "auto_k needs"),
+    ({"auto_k": {"sample_size": 4}}, "auto_k needs"),
+    ({"model": {"dims": (8, "x")}}, "model.dims must be"),
     ({"dec": {"tol": 1.5}}, "dec.tol must be in"),
     ({"model": {"dtype": "float8"}}, "Unknown model.dtype"),
     ({"kmeans": {"backend": "faiss"}}, "Unknown kmeans.backend"),

@@ -62,6 +62,37 @@ def test_predict_to_file_npz_csv_and_refusals(trained, tmp_path):
   assert not (tmp_path / "q.npz").exists()
 
 
+def test_bfloat16_run_predicts_its_own_assignment(tmp_path, blobs_npz):
+  workdir = str(tmp_path / "bf16")
+  run(tiny_config(blobs_npz, model={"dtype": "bfloat16"}), workdir)
+  model = load_trained(workdir)
+  assert model.dtype == "bfloat16"
+  x = np.load(blobs_npz)["x"]
+  np.testing.assert_array_equal(
+      model.predict(x), np.load(os.path.join(workdir, "assignments.npz"))[
+          "labels"])
+
+
+def test_uint8_training_scale_is_reused_for_float_data(tmp_path):
+  rng = np.random.default_rng(0)
+  images = np.concatenate([rng.integers(0, 60, (60, 4)),
+                           rng.integers(190, 255, (60, 4))]).astype(np.uint8)
+  np.save(tmp_path / "u8.npy", images)
+  np.save(tmp_path / "f.npy", images.astype(np.float64))
+  workdir = str(tmp_path / "run")
+  run(tiny_config(str(tmp_path / "u8.npy"), n_clusters=2), workdir)
+  assert load_trained(workdir).scale == 255.0
+  predict_to_file(workdir, str(tmp_path / "f.npy"), str(tmp_path / "p.npz"))
+  np.testing.assert_array_equal(
+      np.load(tmp_path / "p.npz")["labels"],
+      np.load(os.path.join(workdir, "assignments.npz"))["labels"])
+
+
+def test_predict_into_a_missing_folder_is_refused(trained, tmp_path):
+  with pytest.raises(DecJaxError, match="does not exist"):
+    predict_to_file(trained[0], trained[1], str(tmp_path / "no" / "p.npz"))
+
+
 def test_predict_cli_exits_2_without_a_model(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.predict", f"--workdir={tmp_path}",
