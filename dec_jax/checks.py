@@ -91,17 +91,21 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
           "autoencoder); drop it or choose ae_kmeans / dec.")
 
 
-def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
-  """The data set the config names, loaded with its options."""
-  label_column = str(config.label_column).strip()
+def parse_label_column(value) -> Optional[int]:
+  """The config's label_column ('' = none, else a column index) as an int."""
+  text = str(value).strip()
   try:
-    label_column = int(label_column) if label_column else None
+    return int(text) if text else None
   except ValueError:
     raise DecJaxError(f"label_column must be an integer column index, got "
-                      f"{config.label_column!r}.") from None
+                      f"{value!r}.") from None
+
+
+def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
+  """The data set the config names, loaded with its options."""
   return data.load(config.dataset, split=config.split,
                    data_dir=config.data_dir or None, scale=config.scale,
-                   label_column=label_column)
+                   label_column=parse_label_column(config.label_column))
 
 
 def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:

@@ -19,6 +19,7 @@ from absl import flags
 import numpy as np
 
 from dec_jax import data
+from dec_jax.checks import parse_label_column
 from dec_jax import metrics
 from dec_jax.errors import DecJaxError
 from dec_jax.predict import load_trained
@@ -43,10 +44,9 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise DecJaxError(f"the folder of --out {out!r} does not exist.")
   model = load_trained(workdir)
-  label_column = str(model.config.get("label_column", "")).strip()
   dataset = data.load(source, split=split, data_dir=data_dir,
-                      scale=model.scale,
-                      label_column=int(label_column) if label_column else None)
+                      scale=model.scale, label_column=parse_label_column(
+                          model.config.get("label_column", "")))
   q = model.soft_assign(dataset.x)
   labels = q.argmax(axis=1)
   if out.endswith(".csv"):
