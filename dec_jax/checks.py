@@ -73,8 +73,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             f"{stage}.momentum must be in [0, 1), got {cfg.momentum}.")
   require(config.pretrain.epochs >= 0, "pretrain.epochs must be >= 0.")
   require(config.pretrain.log_every > 0, "pretrain.log_every must be positive.")
-  require(config.pretrain.checkpoint_every >= 0,
-          "pretrain.checkpoint_every must be >= 0 (0: never).")
+  for stage in ("pretrain", "dec"):
+    require(config[stage].checkpoint_every >= 0,
+            f"{stage}.checkpoint_every must be >= 0 (0: never).")
   require(config.dec.update_interval > 0,
           "dec.update_interval must be positive.")
   require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")
@@ -89,6 +90,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(not (config.pretrained_workdir and config.method == "kmeans"),
           "pretrained_workdir has no effect with method=kmeans (no "
           "autoencoder); drop it or choose ae_kmeans / dec.")
+  if config.method == "n2d":
+    from dec_jax import n2d  # pylint: disable=g-import-not-at-top
+    n2d.validate(config.n2d, config.n_clusters)
 
 
 def parse_label_column(value) -> Optional[int]:
@@ -139,11 +143,15 @@ def _count_distinct_rows(x: np.ndarray) -> int:
 
 # The training stages each method runs (their batch sizes must fit the data).
 _STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec"),
-           "idec": ("pretrain", "dec")}
+           "idec": ("pretrain", "dec"), "n2d": ("pretrain",)}
 
 
 def check_batch_sizes(config, n: int) -> None:
   """Each training stage the method runs needs batch_size <= N."""
+  if config.method == "n2d":
+    require(config.n2d.n_neighbors < n,
+            f"n2d.n_neighbors ({config.n2d.n_neighbors}) must be below the "
+            f"number of samples ({n}).")
   for stage in _STAGES.get(config.method, ("pretrain", "dec")):
     require(config[stage].batch_size <= n,
             f"{stage}.batch_size ({config[stage].batch_size}) is larger than "

@@ -164,7 +164,10 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
             tx: optax.GradientTransformation, cfg: DECConfig,
             log_fn: Optional[Callable[[dict], Any]] = None, *,
             loss_fn: Optional[Callable[..., jax.Array]] = None,
-            extra_params: Optional[dict] = None) -> DECResult:
+            extra_params: Optional[dict] = None,
+            resume: Optional[dict] = None, checkpoint_every: int = 0,
+            checkpoint_fn: Optional[Callable[[dict], Any]] = None
+            ) -> DECResult:
   """Runs DEC from a pretrained encoder and k-means centres.
 
   Variants train other parameters too (`extra_params`, e.g. IDEC's decoder)
@@ -174,19 +177,35 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   the label-change fraction, the cluster sizes, the mean confidence
   (mean_i max_j q_ij), the mean loss of the interval just finished, and
   `labels` (a NumPy array, for scoring by the caller).
+
+  Every `checkpoint_every` iterations (0: never; taken at the first target
+  update past each multiple), `checkpoint_fn(loop)` may save
+  loop = {'state', 'iteration', 'prev_labels', 'loss'}; passing it back as
+  `resume` continues exactly where it stopped (interval keys are
+  fold_in(key, iteration)), without the encoder/centres/init_labels.
   """
   x = jnp.asarray(x)
   n = x.shape[0]
   target_update, train_interval = make_dec_fns(encoder, tx, n, cfg, loss_fn)
-  # Copied: the state is donated to the compiled interval, the caller's arrays
-  # must survive it.
-  params = jax.tree.map(jnp.array, {**(extra_params or {}),
-                                    "encoder": encoder_params,
-                                    "centres": centres})
-  state = {"params": params, "opt": tx.init(params)}
-  prev_labels = jnp.asarray(init_labels, jnp.int32)
-  iteration, loss, start = 0, float("nan"), time.perf_counter()
+  if resume is None:
+    # Copied: the state is donated to the compiled interval, the caller's
+    # arrays must survive it.
+    params = jax.tree.map(jnp.array, {**(extra_params or {}),
+                                      "encoder": encoder_params,
+                                      "centres": centres})
+    resume = {"state": {"params": params, "opt": tx.init(params)},
+              "iteration": 0, "prev_labels": init_labels,
+              "loss": float("nan")}
+  state, iteration, loss = (resume["state"], int(resume["iteration"]),
+                            float(resume["loss"]))
+  prev_labels = jnp.asarray(resume["prev_labels"], jnp.int32)
+  last_saved, start = iteration, time.perf_counter()
   while True:
+    if (checkpoint_fn and checkpoint_every > 0
+        and iteration // checkpoint_every > last_saved // checkpoint_every):
+      checkpoint_fn({"state": state, "iteration": iteration,
+                     "prev_labels": prev_labels, "loss": loss})
+      last_saved = iteration
     update = target_update(state["params"], x, prev_labels)
     reseeded = np.flatnonzero(np.asarray(update["reseeded"])).tolist()
     if reseeded:  # train on from the moved centres

@@ -33,10 +33,11 @@ from dec_jax import models
 from dec_jax import optim
 from dec_jax import pretrain
 from dec_jax.methods import METHODS
-from dec_jax.workdir import CHECKPOINTS, Workdir, load_meta, load_params
+from dec_jax.workdir import (CHECKPOINTS, PARTIAL_SUFFIX, Workdir, load_meta,
+                             load_params)
 
 AUTOENCODER = "autoencoder"
-PARTIAL = "autoencoder_partial"  # pretraining state, saved as it goes
+PARTIAL = "autoencoder" + PARTIAL_SUFFIX  # pretraining state, as it goes
 
 
 # ------------------------------------------------------------------ context
@@ -134,10 +135,18 @@ class RunContext:
     steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
     tx = self.optimizer(cfg, steps)
     fingerprint = pretraining_fingerprint(self.config, self.dims)
-    state, start_epoch = self._partial_pretraining(params, tx, fingerprint)
+    state, meta = self.resume_point(
+        PARTIAL, fingerprint,
+        lambda meta: {"params": params, "opt": tx.init(params)})
+    start_epoch = 0
+    if meta is not None:
+      start_epoch = meta["epoch"]
+      self.extra["pretrain_resumed_from_epoch"] = start_epoch
+      self.log({"stage": "pretrain", "resumed_from_epoch": start_epoch})
 
     def save_partial(epoch, state):
-      self.workdir.save_params(PARTIAL, state, {**fingerprint, "epoch": epoch})
+      self.workdir.save_params(PARTIAL, state, {"settings": fingerprint,
+                                                "epoch": epoch})
 
     with self.stage("pretrain"):
       params = pretrain.pretrain(
@@ -151,19 +160,27 @@ class RunContext:
     self.extra["pretrain_epochs"] = cfg.epochs
     return model, params
 
-  def _partial_pretraining(self, params, tx, fingerprint: dict):
-    """(state, epoch) saved by an interrupted pretraining with the same
-    settings in this workdir, or (None, 0) to start afresh."""
-    meta = load_meta(self.workdir.path, PARTIAL)
-    if meta is None or {k: v for k, v in meta.items()
-                        if k != "epoch"} != fingerprint:
-      return None, 0
-    target = jax.eval_shape(lambda p: {"params": p, "opt": tx.init(p)},
-                            params)
-    state = load_params(self.workdir.path, PARTIAL, target)
-    self.extra["pretrain_resumed_from_epoch"] = meta["epoch"]
-    self.log({"stage": "pretrain", "resumed_from_epoch": meta["epoch"]})
-    return state, meta["epoch"]
+  def resume_point(self, name: str, settings: dict, target_fn):
+    """(state, description) of partial checkpoint `name` when it was saved
+    with exactly these `settings` and config.resume is on, else (None, None).
+
+    `target_fn(description)` returns a pytree shaped like the saved state
+    (only its shapes and dtypes are used).
+    """
+    meta = load_meta(self.workdir.path, name)
+    if (not self.config.resume or meta is None
+        or meta.get("settings") != settings):
+      return None, None
+    target = jax.eval_shape(lambda: target_fn(meta))
+    return load_params(self.workdir.path, name, target), meta
+
+  def result_settings(self) -> dict:
+    """The config without the fields that cannot change the result: what a
+    partial clustering checkpoint must agree with to be resumed."""
+    settings = json.loads(json.dumps(self.config.to_dict(), default=str))
+    for key in ("overwrite", "resume", "report", "tensorboard"):
+      settings.pop(key, None)
+    return settings
 
   def embed(self, model: models.Autoencoder, encoder_params) -> jax.Array:
     with self.stage("embed"):
@@ -268,9 +285,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pretrained, pretrained_from = _find_pretrained(config, out, dims)
   env = environment()  # the code that runs, read before it can change
 
-  out.start(config.to_dict())
+  continued = out.start(config.to_dict(), resume=config.resume)
   ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
                    pretrained_from)
+  if continued:
+    out.log({"stage": "resume", "partial_checkpoints":
+             out.partial_checkpoints()})
   out.log({"stage": "data", "dataset": dataset.name,
            "n_samples": dataset.num_samples, "dim": dataset.dim,
            "n_clusters": n_clusters or "auto"})

@@ -4,9 +4,9 @@
   metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
   assignments.npz final `labels` [N] and, for DEC, soft assignments `q` [N, K]
   results.json    final scores, stage wall times, environment; written last
-  checkpoints/    Orbax checkpoints `autoencoder`, `dec` (and, during
-                  pretraining, `autoencoder_partial`), each with a .json
-                  saying how it was made
+  checkpoints/    Orbax checkpoints `autoencoder`, `dec` (and, while a stage
+                  runs, `autoencoder_partial` / `dec_partial` to resume
+                  from), each with a .json saying how it was made
 
 Files are written atomically (temp file + rename), so a killed run never
 leaves a truncated results.json or checkpoint behind.
@@ -30,6 +30,7 @@ METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 ASSIGNMENTS = "assignments.npz"
 CHECKPOINTS = "checkpoints"
+PARTIAL_SUFFIX = "_partial"  # checkpoints of a stage still running
 
 
 def _jsonable(value: Any) -> Any:
@@ -113,20 +114,38 @@ class Workdir:
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
-  def start(self, config: dict) -> None:
-    """Creates the folder, writes the config, starts a fresh metrics log.
+  def start(self, config: dict, *, resume: bool = True) -> bool:
+    """Creates the folder, writes the config, starts the metrics log.
 
     The outputs of an earlier run (results, assignments, DEC checkpoint) are
     removed first, so a run that fails leaves none of them behind. A
     pretrained autoencoder stays: it is reused when its settings match.
+    Partial checkpoints (`*_partial`) of an interrupted run stay when
+    `resume`, and its metrics log is continued; otherwise both are cleared.
+    Returns whether the log is continued.
     """
     os.makedirs(self.path, exist_ok=True)
     for stale in (RESULTS, ASSIGNMENTS):
       if os.path.exists(self.file(stale)):
         os.remove(self.file(stale))
     self.remove_checkpoint("dec")
+    partial = self.partial_checkpoints()
+    if not resume:
+      for name in partial:
+        self.remove_checkpoint(name)
     write_json_atomic(self.file(CONFIG), config)
-    open(self.file(METRICS), "w").close()
+    continued = resume and bool(partial) and os.path.exists(self.file(METRICS))
+    if not continued:
+      open(self.file(METRICS), "w").close()
+    return continued
+
+  def partial_checkpoints(self) -> list[str]:
+    """Names of the described partial checkpoints an interrupted run left."""
+    folder = os.path.join(self.path, CHECKPOINTS)
+    if not os.path.isdir(folder):
+      return []
+    return sorted(f[:-len(".json")] for f in os.listdir(folder)
+                  if f.endswith(PARTIAL_SUFFIX + ".json"))
 
   def log(self, record: dict) -> None:
     """Appends one record to metrics.jsonl (one write + flush) and the console."""

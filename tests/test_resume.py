@@ -1,13 +1,21 @@
-"""An interrupted pretraining resumes from its last checkpoint and ends
-exactly where an uninterrupted run ends."""
+"""An interrupted run (in pretraining or in clustering, by an exception or
+SIGKILL) resumes from its last checkpoint and ends exactly where an
+uninterrupted run ends."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
+from dec_jax import methods
 from dec_jax import run as run_lib
-from dec_jax.workdir import Workdir, load_params
-from tests.test_end_to_end import tiny_config
+from dec_jax.workdir import Workdir, load_params, read_metrics
+from tests.test_end_to_end import REPO, tiny_config
 
 
 def test_killed_pretraining_resumes_to_the_same_result(tmp_path, blobs_npz,
@@ -61,3 +69,120 @@ def test_partial_checkpoint_of_other_settings_is_not_resumed(tmp_path,
                                                "learning_rate": 0.002}),
                         str(tmp_path / "w"))
   assert "pretrain_resumed_from_epoch" not in changed
+
+
+def _dec_config(blobs_npz, method="dec"):
+  """DEC that runs to maxiter (tol 0) with checkpoints every 20 iterations."""
+  return tiny_config(blobs_npz, method=method,
+                     dec={**tiny_config(blobs_npz).dec.to_dict(), "tol": 0.0,
+                          "maxiter": 60, "checkpoint_every": 20})
+
+
+@pytest.mark.parametrize("method", ["dec", "idec"])
+def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
+                                                      monkeypatch, method):
+  config = _dec_config(blobs_npz, method)
+  whole = run_lib.run(config, str(tmp_path / "whole"))
+  assert whole["iterations"] == 60
+
+  save_params = Workdir.save_params
+
+  def save_then_die(self, name, params, meta):
+    save_params(self, name, params, meta)
+    if name == methods.DEC_PARTIAL and meta["iteration"] == 40:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "save_params", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, str(tmp_path / "killed"))
+  monkeypatch.undo()
+  resumed = run_lib.run(config, str(tmp_path / "killed"))
+
+  assert resumed["dec_resumed_from_iteration"] == 40
+  assert resumed["pretrain_reused"]  # the finished autoencoder, not retrained
+  assert load_params(str(tmp_path / "killed"), methods.DEC_PARTIAL) is None
+  for key in ("acc", "nmi", "ari", "cluster_sizes", "init_metrics",
+              "iterations"):
+    assert resumed[key] == whole[key], key
+  np.testing.assert_array_equal(
+      np.load(tmp_path / "whole" / "assignments.npz")["labels"],
+      np.load(tmp_path / "killed" / "assignments.npz")["labels"])
+  # One log: the records before the kill, a resume marker, the rest.
+  stages = [r["stage"] for r in read_metrics(str(tmp_path / "killed"))]
+  assert "resume" in stages and stages.count("final") == 1
+
+
+def test_resume_off_starts_afresh(tmp_path, blobs_npz, monkeypatch):
+  config = _dec_config(blobs_npz)
+  save_params = Workdir.save_params
+
+  def save_then_die(self, name, params, meta):
+    save_params(self, name, params, meta)
+    if name == methods.DEC_PARTIAL:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "save_params", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, str(tmp_path / "w"))
+  monkeypatch.undo()
+  config.resume = False
+  results = run_lib.run(config, str(tmp_path / "w"))
+  assert "dec_resumed_from_iteration" not in results
+  assert "resume" not in [r["stage"] for r in read_metrics(str(tmp_path /
+                                                               "w"))]
+
+
+# Run in a child process: the run is SIGKILLed (no cleanup, no exception
+# handlers) right after it saved the named partial checkpoint at `at`.
+_KILL_CHILD = r"""
+import json, os, signal, sys
+from dec_jax import run as run_lib
+from dec_jax.workdir import Workdir
+from tests.test_resume import _dec_config
+args = json.loads(sys.argv[1])
+save_params = Workdir.save_params
+def save_then_kill(self, name, params, meta):
+  save_params(self, name, params, meta)
+  if name == args["name"] and meta.get(args["key"]) == args["at"]:
+    os.kill(os.getpid(), signal.SIGKILL)
+if args["name"]:
+  Workdir.save_params = save_then_kill
+config = _dec_config(args["data"])
+config.pretrain.checkpoint_every = 4
+config.pretrain.epochs = 12
+run_lib.run(config, args["workdir"])
+"""
+
+
+def _child(workdir, data, name="", key="", at=None):
+  return subprocess.run(
+      [sys.executable, "-c", _KILL_CHILD,
+       json.dumps({"workdir": workdir, "data": data, "name": name,
+                   "key": key, "at": at})],
+      cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+      env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
+
+
+def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
+    tmp_path, blobs_npz):
+  whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+  assert _child(whole, blobs_npz).returncode == 0
+
+  proc = _child(killed, blobs_npz, run_lib.PARTIAL, "epoch", 8)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  assert not os.path.exists(os.path.join(killed, "results.json"))
+  proc = _child(killed, blobs_npz, methods.DEC_PARTIAL, "iteration", 40)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  proc = _child(killed, blobs_npz)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+  results = [json.load(open(os.path.join(d, "results.json")))
+             for d in (whole, killed)]
+  assert results[1]["dec_resumed_from_iteration"] == 40
+  for key in ("acc", "nmi", "ari", "cluster_sizes", "init_metrics"):
+    assert results[1][key] == results[0][key], key
+  np.testing.assert_array_equal(
+      *[np.load(os.path.join(d, "assignments.npz"))["q"]
+        for d in (whole, killed)])
+  # The pretraining resumed from epoch 8 in the second process.
+  assert any(r.get("resumed_from_epoch") == 8 for r in read_metrics(killed))

@@ -15,9 +15,10 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.method = "dec"            # kmeans | ae_kmeans | dec | idec
-  config.dataset = "digits"        # digits | mnist | fashion_mnist | kmnist | path
-  config.data_dir = ""             # folder with the four IDX gz files (offline)
+  config.method = "dec"            # kmeans | ae_kmeans | dec | idec | n2d
+  config.dataset = "digits"        # a name (digits, mnist, usps, ...) | path
+  config.data_dir = ""             # folder with the four IDX gz files (offline);
+                                   # usps: usps.h5 or the folder holding it
   config.split = "all"             # all (train + test) | train | test
   config.scale = "auto"            # divide inputs by this; auto: 255 / 16 / 1
   config.label_column = ""         # CSV only: column index holding labels
@@ -29,7 +30,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.auto_k.max = 15
   config.auto_k.sample_size = 5000  # points the silhouette is computed on
   config.seed = 0
+  # Several seeds in one workdir (seed0/, seed1/, ... + results.json with
+  # mean ± sd): "0,1,2,3,4" or a tuple; empty = one run with `seed`.
+  config.seeds = ml_collections.FieldReference("", field_type=object)
+  config.seeds_mode = "auto"      # auto | vmap | sequential (pretraining)
   config.overwrite = False         # allow a workdir that holds a finished run
+  config.resume = True             # continue from an interrupted run's
+                                   # checkpoints in the workdir (same config)
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
   config.chunk_size = 8192         # rows embedded at once on the full set
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
@@ -63,9 +70,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.dec.tol = 0.001
   config.dec.maxiter = 20_000
   config.dec.alpha = 1.0
+  config.dec.checkpoint_every = 1000  # iterations; a rerun resumes from it
   config.dec.reseed_fraction = 0.0  # >0: move centres of clusters under
                                     # this x N / k points (off in DEC)
 
   config.idec = ml_collections.ConfigDict()  # method=idec: dec.* plus
   config.idec.gamma = 0.1          # L_rec + gamma * KL (Guo et al., 2017)
+
+  config.n2d = ml_collections.ConfigDict()  # method=n2d (McConville 2019)
+  config.n2d.n_neighbors = 20      # UMAP neighbours; n_components = k
+  config.n2d.min_dist = 0.0
+  config.n2d.metric = "euclidean"  # UMAP metric on the AE embedding
+  config.n2d.covariance_type = "full"  # GMM: full | tied | diag | spherical
+  config.n2d.gmm_n_init = 1
   return config
