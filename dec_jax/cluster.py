@@ -106,7 +106,9 @@ def reseed_small_clusters(z: jax.Array, centres: jax.Array,
 
 def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
                  num_samples: int, cfg: DECConfig,
-                 loss_fn: Optional[Callable[..., jax.Array]] = None):
+                 loss_fn: Optional[Callable[..., jax.Array]] = None,
+                 augment_fn: Optional[Callable[[jax.Array, jax.Array],
+                                               jax.Array]] = None):
   """Builds the two compiled pieces of the loop.
 
   target_update(params, x, prev_labels) -> dict with the full-set `q`, the
@@ -118,6 +120,10 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
     shorter last interval does not recompile.
   `loss_fn(params, x, p)` is the minibatch loss (default: DEC's KL); params
   holds 'encoder' and 'centres' and whatever else the loss trains.
+  With `augment_fn(key, xb)` (DEC-DA), each step's loss sees augmented
+  inputs against the targets P of the clean samples (the target update
+  embeds clean x); the interval key is then split into the shuffling key and
+  one whose fold_in(., step) augments step `step`.
   """
   @jax.jit
   def target_update(params, x, prev_labels):
@@ -141,13 +147,18 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
 
   @functools.partial(jax.jit, donate_argnums=0)
   def train_interval(state, x, p, key, num_steps):
+    if augment_fn is not None:
+      key, augment_key = jax.random.split(key)
     idx = batching.epoch_indices(key, num_samples, cfg.update_interval,
                                  cfg.batch_size)
 
     def step(i, carry):
       state, loss_sum = carry
       batch = idx[i]
-      loss, grads = grad_fn(state["params"], x[batch], p[batch])
+      xb = x[batch]
+      if augment_fn is not None:
+        xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
+      loss, grads = grad_fn(state["params"], xb, p[batch])
       updates, opt = tx.update(grads, state["opt"], state["params"])
       return ({"params": optax.apply_updates(state["params"], updates),
                "opt": opt}, loss_sum + loss)
@@ -166,12 +177,15 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
             loss_fn: Optional[Callable[..., jax.Array]] = None,
             extra_params: Optional[dict] = None,
             resume: Optional[dict] = None, checkpoint_every: int = 0,
-            checkpoint_fn: Optional[Callable[[dict], Any]] = None
+            checkpoint_fn: Optional[Callable[[dict], Any]] = None,
+            augment_fn: Optional[Callable[[jax.Array, jax.Array],
+                                          jax.Array]] = None
             ) -> DECResult:
   """Runs DEC from a pretrained encoder and k-means centres.
 
   Variants train other parameters too (`extra_params`, e.g. IDEC's decoder)
-  with another minibatch loss (`loss_fn`, see make_dec_fns).
+  with another minibatch loss (`loss_fn`, see make_dec_fns), optionally on
+  augmented minibatches (`augment_fn`, see make_dec_fns).
 
   `log_fn` receives, at every target update, a record with the iteration,
   the label-change fraction, the cluster sizes, the mean confidence
@@ -186,7 +200,8 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   """
   x = jnp.asarray(x)
   n = x.shape[0]
-  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg, loss_fn)
+  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg, loss_fn,
+                                               augment_fn)
   if resume is None:
     # Copied: the state is donated to the compiled interval, the caller's
     # arrays must survive it.

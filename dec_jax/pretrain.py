@@ -1,4 +1,9 @@
-"""Autoencoder pretraining: MSE reconstruction, one compiled scan per epoch."""
+"""Autoencoder pretraining: MSE reconstruction, one compiled scan per epoch.
+
+`pretrain` trains the whole autoencoder end to end; `greedy_pretrain` first
+trains an MLP's layers one pair at a time as denoising autoencoders (the
+original DEC's initialisation), before that end-to-end stage.
+"""
 
 from __future__ import annotations
 
@@ -7,65 +12,101 @@ import math
 import time
 from typing import Any, Callable, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from dec_jax import batching
-from dec_jax.errors import TrainingDiverged
-from dec_jax.models import Autoencoder, Params
+from dec_jax.augment import AugmentFn
+from dec_jax.errors import DecJaxError, TrainingDiverged
+from dec_jax.models import (MLP, AnyAutoencoder, Autoencoder, Params,
+                            dense_init)
+
+DROPOUT_RATE = 0.2  # DEC's corruption in greedy layer-wise pretraining
 
 
-def reconstruction_loss(model: Autoencoder, params: Params,
+def reconstruction_loss(model: AnyAutoencoder, params: Params,
                         x: jax.Array) -> jax.Array:
   """Mean squared error over all elements of x [B, D] (Keras's 'mse')."""
   recon = model.apply({"params": params}, x).astype(jnp.float32)
   return jnp.mean((recon - x) ** 2)
 
 
-def make_epoch_fn(model: Autoencoder, tx: optax.GradientTransformation,
-                  num_samples: int, batch_size: int):
+def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
+                         tx: optax.GradientTransformation, num_samples: int,
+                         batch_size: int, *, stochastic: bool = False):
   """Returns epoch(state, x, key) -> (state, mean loss), jitted, state donated.
 
   state = {'params': ..., 'opt': ...}. One call runs ceil(N / batch) steps of
-  shuffled minibatches inside a `lax.scan`; x stays on the device.
+  shuffled minibatches of x inside a `lax.scan`; x stays on the device.
+  `loss_fn(params, xb, step_key)` is the minibatch loss. With `stochastic`
+  (corruption, augmentation) the key is split in two: one half shuffles,
+  step i gets fold_in(other half, i); otherwise the whole key shuffles (as
+  before these options existed) and step_key is None.
   """
   steps = -(-num_samples // batch_size)
-
-  def step(state, batch_idx, x):
-    loss, grads = jax.value_and_grad(
-        functools.partial(reconstruction_loss, model))(state["params"],
-                                                       x[batch_idx])
-    updates, opt = tx.update(grads, state["opt"], state["params"])
-    return {"params": optax.apply_updates(state["params"], updates),
-            "opt": opt}, loss
+  grad_fn = jax.value_and_grad(loss_fn)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def epoch(state, x, key):
+    step_key = None
+    if stochastic:
+      key, step_key = jax.random.split(key)
     idx = batching.epoch_indices(key, num_samples, steps, batch_size)
-    state, losses = jax.lax.scan(lambda s, i: step(s, i, x), state, idx)
+
+    def step(state, inputs):
+      i, batch_idx = inputs
+      loss, grads = grad_fn(
+          state["params"], x[batch_idx],
+          None if step_key is None else jax.random.fold_in(step_key, i))
+      updates, opt = tx.update(grads, state["opt"], state["params"])
+      return {"params": optax.apply_updates(state["params"], updates),
+              "opt": opt}, loss
+
+    state, losses = jax.lax.scan(step, state, (jnp.arange(steps), idx))
     return state, jnp.mean(losses)
 
   return epoch
 
 
-def pretrain(model: Autoencoder, params: Params, x: jax.Array, key: jax.Array,
-             tx: optax.GradientTransformation, *, epochs: int, batch_size: int,
-             log_every: int = 10,
+def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
+                  num_samples: int, batch_size: int,
+                  augment_fn: Optional[AugmentFn] = None):
+  """Returns epoch(state, x, key) -> (state, mean loss): one pretraining pass
+  (see make_minibatch_epoch) on the reconstruction loss.
+
+  With `augment_fn(key, xb)` each minibatch is augmented first, and the
+  autoencoder reconstructs the *augmented* images, as DEC-DA does (input and
+  target are the same transformed image).
+  """
+  def loss(params, xb, key):
+    if augment_fn is not None:
+      xb = augment_fn(key, xb)
+    return reconstruction_loss(model, params, xb)
+
+  return make_minibatch_epoch(loss, tx, num_samples, batch_size,
+                              stochastic=augment_fn is not None)
+
+
+def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
+             key: jax.Array, tx: optax.GradientTransformation, *, epochs: int,
+             batch_size: int, log_every: int = 10,
              log_fn: Optional[Callable[[dict], Any]] = None,
              state: Optional[dict] = None, start_epoch: int = 0,
              checkpoint_every: int = 0,
-             checkpoint_fn: Optional[Callable[[int, dict], Any]] = None
-             ) -> Params:
+             checkpoint_fn: Optional[Callable[[int, dict], Any]] = None,
+             augment_fn: Optional[AugmentFn] = None) -> Params:
   """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs.
 
   Every `checkpoint_every` epochs (0: never) whose loss is finite,
   `checkpoint_fn(epoch, state)` may save state = {'params', 'opt'}; passing
   that state and `start_epoch=epoch` back resumes exactly where it stopped
-  (epoch e always shuffles with fold_in(key, e)).
+  (epoch e always shuffles with fold_in(key, e)). `augment_fn`: see
+  make_epoch_fn.
   """
   x = jnp.asarray(x)
-  epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size)
+  epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
     state = {"params": params, "opt": tx.init(params)}
@@ -87,3 +128,137 @@ def pretrain(model: Autoencoder, params: Params, x: jax.Array, key: jax.Array,
     if save:
       checkpoint_fn(epoch, state)
   return state["params"]
+
+
+# ------------------------------------------- greedy layer-wise pretraining
+
+
+def corrupt(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
+  """Dropout corruption: each element zeroed with probability `rate`, the
+  others scaled by 1 / (1 - rate) (as Caffe's Dropout layer that DEC used),
+  so the expected input is unchanged."""
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def _check_mlp(model: AnyAutoencoder) -> int:
+  """The number of layer pairs of an MLP autoencoder (error for others)."""
+  if not isinstance(model, Autoencoder):
+    raise DecJaxError("greedy layer-wise pretraining (pretrain.greedy_epochs) "
+                      "is defined for model.kind=mlp only.")
+  return len(model.dims) - 1
+
+
+def _pair_names(model: Autoencoder, layer: int) -> tuple[str, str]:
+  """Encoder layer `layer` (dims[layer] -> dims[layer+1]) and the decoder
+  layer mirroring it (dims[layer+1] -> dims[layer])."""
+  return f"dense_{layer}", f"dense_{len(model.dims) - 2 - layer}"
+
+
+def layer_pair_params(model: Autoencoder, params: Params, layer: int) -> dict:
+  """{'encoder': ..., 'decoder': ...}: the two Dense layers of pair `layer`."""
+  enc, dec = _pair_names(model, layer)
+  return {"encoder": params["encoder"][enc], "decoder": params["decoder"][dec]}
+
+
+def set_layer_pair(model: Autoencoder, params: Params, layer: int,
+                   pair: dict) -> Params:
+  """A copy of params with pair `layer` replaced."""
+  enc, dec = _pair_names(model, layer)
+  return {"encoder": {**params["encoder"], enc: pair["encoder"]},
+          "decoder": {**params["decoder"], dec: pair["decoder"]},
+          **{k: v for k, v in params.items() if k not in ("encoder",
+                                                          "decoder")}}
+
+
+def denoising_loss(model: Autoencoder, layer: int, pair: dict, h: jax.Array,
+                   key: Optional[jax.Array] = None,
+                   rate: float = DROPOUT_RATE) -> jax.Array:
+  """DEC's denoising autoencoder for layer pair `layer`, on its input h [B, n]:
+
+    h~ = Dropout(h),  e = g1(W1 h~ + b1),  e~ = Dropout(e),
+    y = g2(W2 e~ + b2),  loss = mean((y - h)^2)
+
+  g1 is ReLU except for the embedding layer, g2 ReLU except for the
+  reconstruction of the data (Xie et al., 2016, Sec. 3.2). key=None: no
+  corruption (the clean reconstruction loss of the pair).
+  """
+  n = len(model.dims) - 1
+  dense = lambda width: nn.Dense(width, kernel_init=dense_init,
+                                 dtype=model.dtype)
+  x = h
+  if key is not None:
+    input_key, hidden_key = jax.random.split(key)
+    x = corrupt(input_key, x, rate)
+  e = dense(model.dims[layer + 1]).apply({"params": pair["encoder"]}, x)
+  if layer < n - 1:
+    e = nn.relu(e)
+  if key is not None:
+    e = corrupt(hidden_key, e, rate)
+  y = dense(model.dims[layer]).apply({"params": pair["decoder"]}, e)
+  if layer > 0:
+    y = nn.relu(y)
+  return jnp.mean((y.astype(jnp.float32) - h) ** 2)
+
+
+def layer_inputs(model: Autoencoder, params: Params, x: jax.Array, layer: int,
+                 chunk_size: int = 8192) -> jax.Array:
+  """The clean input of pair `layer`: x through encoder layers 0..layer-1
+  (all hidden, so each followed by ReLU), [N, dims[layer]] float32."""
+  if layer == 0:
+    return x.astype(jnp.float32)
+  encoder = {f"dense_{i}": params["encoder"][f"dense_{i}"]
+             for i in range(layer)}
+  lower = MLP(tuple(model.dims[1:layer + 1]), dtype=model.dtype)
+  return batching.map_in_chunks(
+      lambda xb: nn.relu(lower.apply({"params": encoder}, xb)).astype(
+          jnp.float32), x, chunk_size)
+
+
+def greedy_pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
+                    key: jax.Array, tx: optax.GradientTransformation, *,
+                    epochs: int, batch_size: int,
+                    rate: float = DROPOUT_RATE, log_every: int = 10,
+                    log_fn: Optional[Callable[[dict], Any]] = None,
+                    chunk_size: int = 8192) -> Params:
+  """DEC's greedy layer-wise pretraining of an MLP autoencoder.
+
+  Pair by pair from the input up, encoder layer i and its mirrored decoder
+  layer are trained as a denoising autoencoder (`denoising_loss`, dropout
+  `rate` on its input and hidden layer) for `epochs` passes over the clean
+  output of the layers below, with a fresh optimizer state from `tx`. Each
+  epoch is one compiled scan (make_minibatch_epoch). Returns params with
+  every pair replaced; the caller then fine-tunes the whole stack end to end
+  without corruption (`pretrain`). Logs stage 'pretrain_greedy' records.
+  """
+  num_pairs = _check_mlp(model)
+  x = jnp.asarray(x)
+  params = jax.tree.map(jnp.array, params)  # the caller's copy survives
+  start = time.perf_counter()
+  for layer in range(num_pairs):
+    h = jax.jit(functools.partial(layer_inputs, model, layer=layer,
+                                  chunk_size=chunk_size))(params, x)
+    epoch_fn = make_minibatch_epoch(
+        functools.partial(_pair_loss, model, layer, rate), tx, h.shape[0],
+        batch_size, stochastic=True)
+    pair = layer_pair_params(model, params, layer)
+    state = {"params": pair, "opt": tx.init(pair)}
+    layer_key = jax.random.fold_in(key, layer)
+    for epoch in range(1, epochs + 1):
+      state, loss = epoch_fn(state, h, jax.random.fold_in(layer_key, epoch))
+      if epoch % log_every == 0 or epoch == epochs:
+        loss = float(loss)
+        if not math.isfinite(loss):
+          raise TrainingDiverged(
+              f"greedy pretraining of layer {layer} diverged by epoch {epoch} "
+              f"(loss {loss}); rerun with a lower pretrain.learning_rate.")
+        if log_fn:
+          log_fn({"stage": "pretrain_greedy", "layer": layer, "epoch": epoch,
+                  "loss": loss, "time_s": time.perf_counter() - start})
+    params = set_layer_pair(model, params, layer, state["params"])
+  return params
+
+
+def _pair_loss(model, layer, rate, pair, h, key):
+  """denoising_loss in make_minibatch_epoch's (params, xb, key) order."""
+  return denoising_loss(model, layer, pair, h, key, rate)
