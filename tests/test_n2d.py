@@ -1,0 +1,70 @@
+"""N2D: UMAP of the autoencoder embedding, then a Gaussian mixture."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dec_jax import checks
+from dec_jax import n2d
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from tests.test_end_to_end import tiny_config
+
+
+def test_n2d_separates_blobs_and_is_deterministic():
+  from sklearn.datasets import make_blobs
+  z, y = make_blobs(n_samples=150, centers=3, n_features=5, cluster_std=0.5,
+                    random_state=1)
+  first = n2d.cluster(z, 3, n_neighbors=10, seed=0)
+  second = n2d.cluster(z, 3, n_neighbors=10, seed=0)
+  assert first.embedding.shape == (150, 3)  # n_components = k
+  assert first.posteriors.shape == (150, 3)
+  np.testing.assert_allclose(first.posteriors.sum(1), 1.0, rtol=1e-5)
+  np.testing.assert_array_equal(first.labels, first.posteriors.argmax(1))
+  np.testing.assert_array_equal(first.labels, second.labels)
+  np.testing.assert_array_equal(first.embedding, second.embedding)
+  # Each blob is one cluster.
+  from sklearn.metrics import adjusted_rand_score
+  assert adjusted_rand_score(y, first.labels) == pytest.approx(1.0)
+
+
+def test_n2d_runs_end_to_end(tmp_path, blobs_npz):
+  config = tiny_config(blobs_npz, method="n2d")
+  config.n2d.n_neighbors = 10
+  results = run(config, str(tmp_path / "run"))
+  assert results["method"] == "n2d"
+  assert results["acc"] > 0.9
+  assert {"pretrain", "embed", "n2d", "umap", "gmm"} <= set(results["times_s"])
+  assert results["n2d"]["gmm_converged"] in (True, False)
+  with np.load(tmp_path / "run" / "assignments.npz") as saved:
+    assert saved["q"].shape == (240, 4)
+    np.testing.assert_array_equal(saved["labels"], saved["q"].argmax(1))
+  records = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  assert any(r["stage"] == "n2d" and "acc" in r for r in records)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("n_neighbors", 1, "n_neighbors"),
+    ("min_dist", -0.5, "min_dist"),
+    ("metric", "nope", "metric"),
+    ("covariance_type", "banana", "covariance_type"),
+    ("gmm_n_init", 0, "gmm_n_init"),
+])
+def test_bad_n2d_settings_are_rejected(field, value, match):
+  config = tiny_config("digits", method="n2d")
+  config.n2d[field] = value
+  with pytest.raises(DecJaxError, match=match):
+    checks.validate_config(config)
+
+
+def test_n2d_rejects_auto_k_and_too_many_neighbours(tmp_path, blobs_npz):
+  config = tiny_config(blobs_npz, method="n2d", n_clusters="auto")
+  with pytest.raises(DecJaxError, match="fixed n_clusters"):
+    checks.validate_config(config)
+  config = tiny_config(blobs_npz, method="n2d")
+  config.n2d.n_neighbors = 500
+  with pytest.raises(DecJaxError, match="n_neighbors"):
+    run(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run")  # rejected before writing
