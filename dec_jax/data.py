@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import math
 import os
 import struct
@@ -22,7 +23,7 @@ from dec_jax.errors import DecJaxError
 
 # Image sets in the standard four-file IDX layout (MNIST and its drop-ins).
 IDX_DATASETS = ("mnist", "fashion_mnist", "kmnist")
-BUILTIN_DATASETS = ("digits",) + IDX_DATASETS
+BUILTIN_DATASETS = ("digits", "usps") + IDX_DATASETS
 SPLITS = ("all", "train", "test")
 USER_FILE_SUFFIXES = (".npz", ".npy", ".csv", ".h5", ".hdf5")
 
@@ -32,6 +33,22 @@ _IDX_FILES = {
 }
 _IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 _IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+# Where to get each named set's files, said when they are missing.
+_WHERE = {
+    "mnist": "MNIST's four files are those of the MNIST database "
+             "(yann.lecun.com/exdb/mnist or any mirror).",
+    "fashion_mnist": "Fashion-MNIST's four files are in "
+                     "github.com/zalandoresearch/fashion-mnist (data/fashion).",
+    "kmnist": "KMNIST (Kuzushiji-MNIST) ships the four files in MNIST format "
+              "under the same names (train-images-idx3-ubyte.gz, ...): see "
+              "github.com/rois-codh/kmnist (download_data.py, 'MNIST format').",
+    "usps": "USPS (9,298 16x16 digits, 7,291 train + 2,007 test) as usps.h5 "
+            "with groups train/ and test/ holding data [N, 256] in [0, 1] and "
+            "target [N], e.g. Kaggle's 'USPS dataset' (bistaumanga/usps-"
+            "dataset); pass --config.data_dir=FILE_OR_ITS_FOLDER.",
+}
+USPS_FILE = "usps.h5"
 
 # Folders searched when no data_dir is given (Debian's dataset packages).
 _KNOWN_DIRS = {
@@ -71,12 +88,14 @@ def load(
 
   Args:
     source: `digits` (scikit-learn 8x8 digits, no files needed), `mnist`,
-      `fashion_mnist`, `kmnist` (IDX files in `data_dir`, else tfds), or a path
+      `fashion_mnist`, `kmnist` (IDX files in `data_dir`, else tfds), `usps`
+      (`data_dir` is usps.h5 or the folder holding it), or a path
       to a `.npz` (array `x`, optional `y`), `.npy`, `.csv` or `.h5` file
       (`x`/`y`, or USPS's `train`/`test` groups of `data` and `target`).
     split: `all` (train + test, the transductive protocol), `train` or `test`;
       for the IDX sets and split HDF5 files.
-    data_dir: folder with the four standard IDX gz files.
+    data_dir: folder with the four standard IDX gz files; for `usps`, the
+      usps.h5 file or its folder.
     scale: divide the inputs by this number; `auto` uses 255 for 8-bit
       images (and uint8 user arrays), 16 for digits, 1 for other features.
     label_column: for CSV files, the column holding integer labels.
@@ -94,6 +113,9 @@ def load(
   elif source in IDX_DATASETS:
     x, y = _load_image_set(source, split, data_dir)
     image_shape, default_scale = x.shape[1:], 255.0
+  elif source == "usps":
+    x, y, image_shape = _load_usps(split, data_dir)
+    default_scale = 255.0 if x.dtype == np.uint8 else 1.0
   elif source.lower().endswith(USER_FILE_SUFFIXES):
     x, y = _load_user_file(source, label_column, split)
     image_shape = x.shape[1:] if x.ndim > 2 else None
@@ -104,10 +126,29 @@ def load(
         f"path ending in one of {USER_FILE_SUFFIXES}.")
   divisor = _resolve_scale(scale, default_scale)
   x = _as_features(x, source) / divisor
+  if source == "usps" and scale == "auto" and (x.min() < 0 or x.max() > 1):
+    raise DecJaxError(
+        f"usps: pixels should lie in [0, 1] but span [{x.min():g}, "
+        f"{x.max():g}]; another USPS variant? Pass --config.scale to divide "
+        "them by a number (values below 0 are kept as they are).")
   y = None if y is None else _as_labels(y, x.shape[0], source)
   return Dataset(x=x.astype(np.float32), y=y, name=os.path.basename(source),
                  image_shape=tuple(image_shape) if image_shape else None,
                  scale=divisor)
+
+
+def from_arrays(x, y=None, *, scale: str | float = "auto") -> Dataset:
+  """A `Dataset` of in-memory arrays x [N, ...] (and labels y [N]), checked
+  and scaled as files are (`auto`: 255 for uint8, else 1). Its name carries a
+  hash of the data, so checkpoints made from other arrays are never reused."""
+  x = np.asarray(x)
+  divisor = _resolve_scale(scale, 255.0 if x.dtype == np.uint8 else 1.0)
+  image_shape = tuple(x.shape[1:]) if x.ndim > 2 else None
+  features = np.ascontiguousarray(_as_features(x, "x") / divisor, np.float32)
+  y = None if y is None else _as_labels(y, features.shape[0], "y")
+  digest = hashlib.sha1(features.data).hexdigest()[:12]
+  return Dataset(x=features, y=y, name=f"array-{digest}",
+                 image_shape=image_shape, scale=divisor)
 
 
 def _resolve_scale(scale: str | float, default: float) -> float:
@@ -173,13 +214,33 @@ def _load_digits():
 
 
 def _load_image_set(name: str, split: str, data_dir: Optional[str]):
-  """Reads an IDX folder if one is given or known, else asks tfds."""
-  if data_dir:
-    return read_idx_folder(data_dir, _splits(split))
-  for folder in _KNOWN_DIRS.get(name, ()):
-    if _has_idx_files(folder):
-      return read_idx_folder(folder, _splits(split))
-  return _load_tfds(name, split)
+  """Reads an IDX folder if one is given or known, else asks tfds; a missing
+  or broken file is reported with where to get the set."""
+  try:
+    if data_dir:
+      return read_idx_folder(data_dir, _splits(split))
+    for folder in _KNOWN_DIRS.get(name, ()):
+      if _has_idx_files(folder):
+        return read_idx_folder(folder, _splits(split))
+    return _load_tfds(name, split)
+  except DecJaxError as e:
+    raise DecJaxError(f"{e} {_WHERE[name]}") from None
+
+
+def _load_usps(split: str, data_dir: Optional[str]):
+  """USPS from usps.h5 (`data_dir` is the file or its folder): (x, y, shape)."""
+  if not data_dir:
+    raise DecJaxError(f"dataset=usps needs --config.data_dir. {_WHERE['usps']}")
+  path = data_dir
+  if os.path.isdir(data_dir):
+    path = os.path.join(data_dir, USPS_FILE)
+  if not os.path.isfile(path):
+    raise DecJaxError(f"usps: {path!r} does not exist. {_WHERE['usps']}")
+  x, y = _load_user_file(path, None, split)
+  side = math.isqrt(math.prod(x.shape[1:]))
+  image_shape = ((side, side) if x.ndim == 2 and side * side == x.shape[1]
+                 else x.shape[1:] if x.ndim > 2 else None)
+  return x, y, image_shape
 
 
 def _splits(split: str) -> Sequence[str]:

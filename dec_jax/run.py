@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dec_jax import augment
 from dec_jax import checks
 from dec_jax import choose_k
 from dec_jax import cluster
@@ -118,11 +119,17 @@ class RunContext:
                                      "curve": curve, "chosen": chosen}
     return chosen
 
-  def model(self) -> models.Autoencoder:
-    dtype = models.DTYPES[self.config.model.dtype]
-    return models.Autoencoder(self.dims, dtype=dtype)
+  def model(self) -> models.AnyAutoencoder:
+    return build_model(self.config, self.dims, self.dataset.image_shape)
 
-  def autoencoder(self) -> tuple[models.Autoencoder, Any]:
+  def augment_fn(self) -> Optional[augment.AugmentFn]:
+    """DEC-DA's random shifts and rotations of the images (config.augment),
+    for the pretraining and clustering minibatches; None when off."""
+    if not self.config.augment:
+      return None
+    return augment.make_augment_fn(self.dataset.image_shape)
+
+  def autoencoder(self) -> tuple[models.AnyAutoencoder, Any]:
     """The pretrained autoencoder: reused from a checkpoint, else trained."""
     model = self.model()
     if self._pretrained is not None:
@@ -148,17 +155,35 @@ class RunContext:
       self.workdir.save_params(PARTIAL, state, {"settings": fingerprint,
                                                 "epoch": epoch})
 
+    if cfg.greedy_epochs and state is None:  # (a resumed state has had it)
+      params = self._greedy_pretraining(model, params)
     with self.stage("pretrain"):
       params = pretrain.pretrain(
           model, params, self.x, shuffle_key, tx, epochs=cfg.epochs,
           batch_size=cfg.batch_size, log_every=cfg.log_every,
           log_fn=self.log, state=state, start_epoch=start_epoch,
-          checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial)
+          checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
+          augment_fn=self.augment_fn())
       jax.block_until_ready(params)
     self.workdir.save_params(AUTOENCODER, params, fingerprint)
     self.workdir.remove_checkpoint(PARTIAL)
     self.extra["pretrain_epochs"] = cfg.epochs
     return model, params
+
+  def _greedy_pretraining(self, model: models.AnyAutoencoder, params):
+    """DEC's greedy layer-wise denoising pretraining (pretrain.greedy_epochs
+    per layer pair), before the end-to-end epochs; not checkpointed."""
+    cfg = self.config.pretrain
+    steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
+    with self.stage("pretrain_greedy"):
+      params = pretrain.greedy_pretrain(
+          model, params, self.x, jax.random.fold_in(self.key, _GREEDY_STREAM),
+          self.optimizer(cfg, steps), epochs=cfg.greedy_epochs,
+          batch_size=cfg.batch_size, log_every=cfg.log_every,
+          log_fn=self.log, chunk_size=self.config.chunk_size)
+      jax.block_until_ready(params)
+    self.extra["pretrain_greedy_epochs"] = cfg.greedy_epochs
+    return params
 
   def resume_point(self, name: str, settings: dict, target_fn):
     """(state, description) of partial checkpoint `name` when it was saved
@@ -190,20 +215,50 @@ class RunContext:
     return z
 
 
+_GREEDY_STREAM = 3  # fold_in(run key, .) of greedy pretraining's key
+
+
+def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
+                image_shape: Optional[tuple[int, ...]]
+                ) -> models.AnyAutoencoder:
+  """The configured autoencoder (model.kind) for inputs of width dims[0]."""
+  return models.make_autoencoder(
+      config.model.kind, dims, image_shape=image_shape,
+      conv_features=config.model.conv_features,
+      dtype=models.DTYPES[config.model.dtype])
+
+
 def pretraining_fingerprint(config: ml_collections.ConfigDict,
                             dims: tuple[int, ...]) -> dict:
   """What determines a pretrained autoencoder; saved beside its checkpoint."""
+  conv = config.model.kind == "conv"
   return json.loads(json.dumps({
       "dataset": config.dataset, "split": config.split,
       "scale": str(config.scale), "seed": config.seed, "dims": list(dims),
-      "dtype": config.model.dtype, "pretrain": config.pretrain.to_dict()}))
+      "dtype": config.model.dtype, "model_kind": config.model.kind,
+      **({"conv_features": list(config.model.conv_features)} if conv else {}),
+      "augment": bool(config.augment), "pretrain": config.pretrain.to_dict()}))
 
 
 # Fields that must agree for a pretrained_workdir's autoencoder to be used.
-_DATA_FIELDS = ("dataset", "split", "scale", "dims")
+_DATA_FIELDS = ("dataset", "split", "scale", "dims", "model_kind")
+
+# Settings added after autoencoders had been saved without them: those were
+# trained with these values (the options did not exist yet).
+_FINGERPRINT_DEFAULTS = {"model_kind": "mlp", "augment": False}
+_PRETRAIN_DEFAULTS = {"greedy_epochs": 0}
 
 
-def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
+def _with_defaults(meta: Optional[dict]) -> Optional[dict]:
+  """A saved fingerprint, completed with the settings it predates."""
+  if meta is None:
+    return None
+  return {**_FINGERPRINT_DEFAULTS, **meta,
+          "pretrain": {**_PRETRAIN_DEFAULTS, **meta.get("pretrain", {})}}
+
+
+def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...],
+                     image_shape: Optional[tuple[int, ...]] = None):
   """(params, origin) of the autoencoder to reuse, or (None, None).
 
   Either `pretrained_workdir`'s (the user asked for it; it must have been
@@ -216,7 +271,7 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
   wanted = pretraining_fingerprint(config, dims)
   if config.pretrained_workdir:
     source = config.pretrained_workdir
-    meta = load_meta(source, AUTOENCODER)
+    meta = _with_defaults(load_meta(source, AUTOENCODER))
     checks.require(meta is not None or not os.path.isdir(
         os.path.join(source, CHECKPOINTS, AUTOENCODER)),
                    f"{source}'s checkpoints/{AUTOENCODER} has no description "
@@ -228,7 +283,8 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
                      f"The autoencoder in {source} was pretrained with other "
                      f"{', '.join(differ)}.")
   else:
-    source, meta = workdir.path, load_meta(workdir.path, AUTOENCODER)
+    source = workdir.path
+    meta = _with_defaults(load_meta(workdir.path, AUTOENCODER))
     if meta != wanted:
       return None, None
   params = load_params(source, AUTOENCODER)
@@ -237,13 +293,14 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...]):
                    f"pretrained_workdir {config.pretrained_workdir!r} holds no "
                    f"checkpoints/{AUTOENCODER}.")
     return None, None
-  model = models.Autoencoder(dims)
+  model = build_model(config, dims, image_shape)
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
   checks.require(found == expected,
                  f"The autoencoder in {source} does not match model dims {dims} "
-                 "(different input size or layer widths).")
+                 f"(kind {config.model.kind}; different input size or layer "
+                 "widths).")
   return params, {"workdir": os.path.abspath(source), "settings": meta}
 
 
@@ -273,16 +330,25 @@ def environment() -> dict:
           "git_dirty": dirty}
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs `config.method` on `config.dataset`; returns what results.json holds."""
+def run(config: ml_collections.ConfigDict, workdir: str,
+        dataset: Optional[data.Dataset] = None) -> dict:
+  """Runs `config.method` on `config.dataset` (or on `dataset`, e.g. arrays
+  from `data.from_arrays`, whose name is then recorded as config.dataset);
+  returns what results.json holds."""
   start = time.perf_counter()
+  if dataset is not None:
+    config = ml_collections.ConfigDict({**config.to_dict(),
+                                        "dataset": dataset.name,
+                                        "scale": str(dataset.scale)})
   checks.validate_config(config)
   out = Workdir(workdir, overwrite=config.overwrite)
-  dataset = checks.load_data(config)
+  dataset = dataset or checks.load_data(config)
   n_clusters = checks.resolve_n_clusters(config, dataset)
   checks.check_batch_sizes(config, dataset.num_samples)
+  checks.check_model_fits_data(config, dataset)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
-  pretrained, pretrained_from = _find_pretrained(config, out, dims)
+  pretrained, pretrained_from = _find_pretrained(config, out, dims,
+                                                 dataset.image_shape)
   env = environment()  # the code that runs, read before it can change
 
   continued = out.start(config.to_dict(), resume=config.resume)

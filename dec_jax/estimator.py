@@ -1,0 +1,139 @@
+"""A scikit-learn-style estimator around the runner, for notebooks.
+
+  from dec_jax.estimator import DEC
+  model = DEC(n_clusters=10, pretrain_epochs=50).fit(x)   # x [N, D] or images
+  labels = model.labels_                  # the training data's clusters
+  model.predict(x_new); model.transform(x_new); model.predict_proba(x_new)
+
+`fit` runs exactly what `python -m experiments.main` runs (same config, same
+workdir files, same checkpoints) on in-memory arrays; the fitted model is
+the workdir's trained DEC/IDEC model (`dec_jax.predict.TrainedModel`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Optional, Sequence
+
+import ml_collections
+import numpy as np
+from sklearn import base
+
+from dec_jax import data
+from dec_jax.errors import DecJaxError
+from dec_jax.predict import TrainedModel, load_trained
+from dec_jax.run import run
+from experiments.configs import default
+
+TRAINABLE_METHODS = ("dec", "idec")
+
+
+class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
+  """Deep Embedded Clustering (or IDEC: `method="idec"`) as an estimator.
+
+  Args:
+    n_clusters: number of clusters k.
+    method: `dec` or `idec` (the methods that train a model to predict with).
+    dims: hidden layer widths of the encoder, embedding width last.
+    pretrain_epochs, pretrain_optimizer, pretrain_learning_rate: the
+      autoencoder's pretraining.
+    update_interval, maxiter, tol: the clustering loop (see config.dec).
+    scale: inputs are divided by this; `auto`: 255 for uint8, else 1.
+    seed: the run's seed (initialisation, shuffling, k-means).
+    workdir: where the run's files go; None: a new temporary folder
+      (kept, see `workdir_`). A workdir with a finished run is refused.
+    config_overrides: any other config fields, dotted names to values,
+      e.g. `{"dec.learning_rate": 0.001, "model.dtype": "bfloat16"}`.
+
+  Attributes after `fit`: `labels_` [N], `soft_assignment_` [N, k],
+  `results_` (what results.json holds: ACC/NMI/ARI when `y` was given,
+  times, ...), `model_` (`TrainedModel`), `workdir_`.
+  """
+
+  def __init__(self, n_clusters: int = 10, *, method: str = "dec",
+               dims: Sequence[int] = (500, 500, 2000, 10),
+               pretrain_epochs: int = 200, pretrain_optimizer: str = "adam",
+               pretrain_learning_rate: float = 1e-3,
+               update_interval: int = 140, maxiter: int = 20_000,
+               tol: float = 0.001, scale: str | float = "auto", seed: int = 0,
+               workdir: Optional[str] = None,
+               config_overrides: Optional[dict[str, Any]] = None):
+    self.n_clusters = n_clusters
+    self.method = method
+    self.dims = dims
+    self.pretrain_epochs = pretrain_epochs
+    self.pretrain_optimizer = pretrain_optimizer
+    self.pretrain_learning_rate = pretrain_learning_rate
+    self.update_interval = update_interval
+    self.maxiter = maxiter
+    self.tol = tol
+    self.scale = scale
+    self.seed = seed
+    self.workdir = workdir
+    self.config_overrides = config_overrides
+
+  def make_config(self) -> ml_collections.ConfigDict:
+    """The run config these settings stand for."""
+    if self.method not in TRAINABLE_METHODS:
+      raise DecJaxError(f"DEC estimator: method must be one of "
+                        f"{TRAINABLE_METHODS}, got {self.method!r}.")
+    config = default.get_config()
+    config.method = self.method
+    config.n_clusters = self.n_clusters
+    config.seed = self.seed
+    config.model.dims = tuple(self.dims)
+    config.pretrain.epochs = self.pretrain_epochs
+    config.pretrain.optimizer = self.pretrain_optimizer
+    config.pretrain.learning_rate = self.pretrain_learning_rate
+    config.dec.update_interval = self.update_interval
+    config.dec.maxiter = self.maxiter
+    config.dec.tol = self.tol
+    for name, value in (self.config_overrides or {}).items():
+      *parents, leaf = name.split(".")
+      try:
+        node = config
+        for parent in parents:
+          node = node[parent]
+        node[leaf]  # pylint: disable=pointless-statement  # must exist
+        node[leaf] = value
+      except (KeyError, TypeError, AttributeError) as e:
+        raise DecJaxError(f"DEC estimator: cannot set config field {name!r} "
+                          f"to {value!r} ({e}).") from None
+    return config
+
+  def fit(self, x, y=None) -> "DEC":
+    """Pretrains, initialises with k-means and runs DEC on x [N, ...];
+    labels y [N], if given, are only used to score the run."""
+    config = self.make_config()
+    dataset = data.from_arrays(x, y, scale=self.scale)
+    workdir = self.workdir or tempfile.mkdtemp(prefix="dec_jax-")
+    self.results_ = run(config, workdir, dataset=dataset)
+    self.workdir_ = os.path.abspath(workdir)
+    assignments = np.load(os.path.join(self.workdir_, "assignments.npz"))
+    self.labels_ = assignments["labels"]
+    self.soft_assignment_ = assignments["q"]
+    self.model_: TrainedModel = load_trained(self.workdir_)
+    return self
+
+  def _scaled(self, x) -> np.ndarray:
+    base.check_is_fitted(self, "model_")
+    x = np.asarray(x)
+    features = x.reshape(x.shape[0], -1) if x.ndim > 2 else x
+    return np.asarray(features, np.float32) / float(self.model_.scale)
+
+  def predict(self, x) -> np.ndarray:
+    """Cluster ids [N] of new data, scaled as the training data was."""
+    return self.model_.predict(self._scaled(x))
+
+  def predict_proba(self, x) -> np.ndarray:
+    """Soft assignments q [N, k] of new data."""
+    return self.model_.soft_assign(self._scaled(x))
+
+  def transform(self, x) -> np.ndarray:
+    """Embeddings z [N, d] of new data."""
+    return self.model_.embed(self._scaled(x))
+
+  def fit_predict(self, x, y=None, **kwargs) -> np.ndarray:
+    """Fits on x and returns its cluster ids (the final DEC assignment)."""
+    return self.fit(x, y).labels_
