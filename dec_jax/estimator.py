@@ -124,15 +124,18 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
 
   def predict(self, x) -> np.ndarray:
     """Cluster ids [N] of new data, scaled as the training data was."""
-    return self.model_.predict(self._scaled(x))
+    x = self._scaled(x)
+    return self.model_.predict(x)
 
   def predict_proba(self, x) -> np.ndarray:
     """Soft assignments q [N, k] of new data."""
-    return self.model_.soft_assign(self._scaled(x))
+    x = self._scaled(x)
+    return self.model_.soft_assign(x)
 
   def transform(self, x) -> np.ndarray:
     """Embeddings z [N, d] of new data."""
-    return self.model_.embed(self._scaled(x))
+    x = self._scaled(x)
+    return self.model_.embed(x)
 
   def fit_predict(self, x, y=None, **kwargs) -> np.ndarray:
     """Fits on x and returns its cluster ids (the final DEC assignment)."""
