@@ -2,6 +2,9 @@ r"""Runs one clustering job and writes its workdir.
 
   python -m experiments.main --config=experiments/configs/default.py \
       --workdir=/tmp/dec_digits --config.method=dec --config.seed=3
+
+With `--config.seeds=0,1,2` it runs every seed into WORKDIR/seed<s>/ and
+writes WORKDIR/results.json with mean ± sd (dec_jax/multiseed.py).
 """
 
 import sys
@@ -11,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dec_jax import multiseed
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
 
@@ -26,6 +30,12 @@ def main(argv):
   # Orbax logs every checkpoint write at INFO; keep the console for our metrics.
   logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
   try:
+    if multiseed.is_multiseed(_CONFIG.value):
+      results = multiseed.run_seeds(
+          _CONFIG.value, _WORKDIR.value,
+          log_fn=lambda record: logging.info("multiseed %s", record))
+      print(multiseed.describe(results) + f" -> {_WORKDIR.value}")
+      return
     results = run(_CONFIG.value, _WORKDIR.value)
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)

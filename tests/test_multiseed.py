@@ -1,0 +1,119 @@
+"""Several seeds in one workdir: vmapped pretraining gives each seed what
+its own run gives; memory fallback; resuming; mean ± sd."""
+
+import os
+import statistics
+
+import numpy as np
+import pytest
+
+from dec_jax import multiseed
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from dec_jax.workdir import load_params, read_json
+from tests.test_end_to_end import tiny_config
+
+# Per-seed scores of the vmapped and the separate runs agree to this (the
+# labels exactly): the stacked matmuls may sum in another order than one
+# model's, so the autoencoders agree to float32 rounding, not bit for bit.
+PARAM_ATOL = 1e-5
+SCORE_ATOL = 1e-6
+
+
+@pytest.fixture
+def hard_blobs(tmp_path):
+  """Overlapping blobs: scores below 1, so agreeing labels mean something."""
+  from sklearn.datasets import make_blobs
+  x, y = make_blobs(n_samples=200, centers=4, n_features=8, cluster_std=3.0,
+                    random_state=2)
+  path = str(tmp_path / "blobs.npz")
+  np.savez(path, x=x.astype(np.float32), y=y)
+  return path
+
+
+def small(path, **overrides):
+  config = tiny_config(path, **overrides)
+  config.pretrain.epochs = 10
+  config.dec.maxiter = 40
+  return config
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("", ()), ("0,1,2", (0, 1, 2)), (" 3, 5 ", (3, 5)), ((4, 2), (4, 2)),
+    ([7], (7,)), (3, (3,)), ("(1,2)", (1, 2))])
+def test_parse_seeds(value, expected):
+  assert multiseed.parse_seeds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0,0", "a,b", "-1", (1.5,), {"a": 1}])
+def test_parse_seeds_rejects(value):
+  with pytest.raises(DecJaxError, match="seeds"):
+    multiseed.parse_seeds(value)
+
+
+def test_vmapped_seeds_match_separate_runs(tmp_path, hard_blobs):
+  config = small(hard_blobs, seeds="0,1", seeds_mode="vmap")
+  results = multiseed.run_seeds(config, str(tmp_path / "multi"))
+  assert results["pretraining"]["mode"] == "vmap"
+  assert results["pretraining"]["seeds"] == [0, 1]
+  for seed in (0, 1):
+    alone = run(small(hard_blobs, seed=seed), str(tmp_path / f"alone{seed}"))
+    multi_dir = tmp_path / "multi" / f"seed{seed}"
+    together = read_json(multi_dir / "results.json")
+    # The seed's run used the vmapped autoencoder; the separate run trained.
+    assert together["pretrain_reused"] and "pretrain" not in together["times_s"]
+    assert "pretrain" in alone["times_s"]
+    assert alone["acc"] < 1.0  # not a trivial agreement
+    for key in ("acc", "nmi", "ari"):
+      assert together[key] == pytest.approx(alone[key], abs=SCORE_ATOL)
+      assert results["per_seed"][str(seed)][key] == together[key]
+    labels = [np.load(d / "assignments.npz")["labels"]
+              for d in (multi_dir, tmp_path / f"alone{seed}")]
+    np.testing.assert_array_equal(*labels)
+    params = [load_params(str(d), "autoencoder")
+              for d in (multi_dir, tmp_path / f"alone{seed}")]
+    for a, b in zip(*(jax_leaves(p) for p in params)):
+      np.testing.assert_allclose(a, b, atol=PARAM_ATOL)
+  accs = [results["per_seed"][s]["acc"] for s in ("0", "1")]
+  assert results["acc"]["mean"] == pytest.approx(statistics.mean(accs))
+  assert results["acc"]["sd"] == pytest.approx(statistics.stdev(accs))
+
+
+def jax_leaves(tree):
+  import jax
+  return [np.asarray(a) for a in jax.tree.leaves(tree)]
+
+
+def test_memory_fallback_and_resume(tmp_path, hard_blobs, monkeypatch):
+  monkeypatch.setattr(multiseed, "available_bytes", lambda: (1000, "test"))
+  workdir = str(tmp_path / "multi")
+  config = small(hard_blobs, seeds=(0, 1), method="ae_kmeans")
+  results = multiseed.run_seeds(config, workdir)
+  assert results["pretraining"]["mode"] == "sequential"
+  assert "MiB" in results["pretraining"]["reason"]
+  assert "pretrain" in read_json(os.path.join(
+      workdir, "seed1", "results.json"))["times_s"]  # trained in its own run
+  # A finished multi-seed workdir is refused like a finished run.
+  with pytest.raises(DecJaxError, match="finished run"):
+    multiseed.run_seeds(config, workdir)
+  # Interrupted: seed 1 and the summary missing. The rerun redoes only it.
+  seed0 = os.path.join(workdir, "seed0", "results.json")
+  before = os.stat(seed0).st_mtime_ns
+  os.remove(os.path.join(workdir, "seed1", "results.json"))
+  os.remove(os.path.join(workdir, "results.json"))
+  again = multiseed.run_seeds(config, workdir)
+  assert again["reran"] == [1]
+  assert os.stat(seed0).st_mtime_ns == before
+  assert again["per_seed"] == results["per_seed"] | {
+      "1": again["per_seed"]["1"]}
+  assert again["per_seed"]["1"]["acc"] == results["per_seed"]["1"]["acc"]
+
+
+def test_bad_seeds_settings_rejected_before_writing(tmp_path, hard_blobs):
+  for overrides, match in (({"seeds": "0,x"}, "integers"),
+                           ({"seeds": "0,1", "seeds_mode": "fast"},
+                            "seeds_mode")):
+    with pytest.raises(DecJaxError, match=match):
+      multiseed.run_seeds(small(hard_blobs, **overrides),
+                          str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")
