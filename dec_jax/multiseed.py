@@ -87,6 +87,14 @@ def seed_config(config: ml_collections.ConfigDict,
                                     "seeds": ""})
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """The checks of a single run, plus seeds_mode."""
+  checks.validate_config(config)
+  checks.require(config.seeds_mode in MODES,
+                 f"Unknown seeds_mode {config.seeds_mode!r}; expected one of "
+                 f"{MODES}.")
+
+
 def seed_dir(workdir: str, seed: int) -> str:
   return os.path.join(workdir, f"seed{seed}")
 
@@ -288,11 +296,8 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
   start = time.perf_counter()
   seeds = parse_seeds(config.seeds)
   checks.require(len(seeds) >= 1, "seeds is empty; use run.run for one seed.")
-  checks.require(config.seeds_mode in MODES,
-                 f"Unknown seeds_mode {config.seeds_mode!r}; expected one of "
-                 f"{MODES}.")
   first = seed_config(config, seeds[0])
-  checks.validate_config(first)
+  validate(first)
   top = Workdir(workdir, overwrite=config.overwrite)  # refuses a finished one
   dataset = checks.load_data(first)
   checks.resolve_n_clusters(first, dataset)

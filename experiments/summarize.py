@@ -23,7 +23,9 @@ def find_results(roots: list[str]) -> list[dict]:
   paths = []
   for root in roots:
     paths += glob.glob(os.path.join(root, "**", RESULTS), recursive=True)
-  return [read_json(p) for p in sorted(paths)]
+  results = [read_json(p) for p in sorted(paths)]
+  # Multi-seed summaries (dec_jax/multiseed.py) sit above their seeds' runs.
+  return [r for r in results if r.get("kind") != "multiseed"]
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -38,7 +40,8 @@ _COMMON = ("dataset", "split", "scale", "n_clusters", "auto_k", "kmeans")
 _AUTOENCODER = _COMMON + ("model", "pretrain")
 _RELEVANT = {"kmeans": _COMMON, "ae_kmeans": _AUTOENCODER,
              "dec": _AUTOENCODER + ("dec",), "idec": _AUTOENCODER + ("dec",
-                                                                    "idec")}
+                                                                    "idec"),
+             "n2d": _AUTOENCODER + ("n2d",)}
 _IGNORED = ("log_every", "checkpoint_every")
 
 

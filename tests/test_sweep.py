@@ -1,0 +1,107 @@
+"""The sweep: grid syntax, overrides, and resuming an interrupted sweep
+without redoing finished runs."""
+
+import csv
+import os
+
+import pytest
+
+from dec_jax import run as run_lib
+from dec_jax.errors import DecJaxError
+from experiments import sweep
+from tests.test_end_to_end import tiny_config
+
+
+def test_parse_grid():
+  assert sweep.parse_grid("method=dec,idec;dec.update_interval=70,140") == [
+      ("method", ["dec", "idec"]), ("dec.update_interval", [70, 140])]
+  assert sweep.parse_grid("model.dims=(500,500,2000,10),(32,4); augment=True") \
+      == [("model.dims", [(500, 500, 2000, 10), (32, 4)]),
+          ("augment", [True])]
+  assert sweep.parse_grid("") == []
+  assert sweep.cells([]) == [("base", {})]
+  names = [n for n, _ in sweep.cells(sweep.parse_grid("a=1,2;b=x"))]
+  assert names == ["a=1__b=x", "a=2__b=x"]
+  for bad, match in (("method", "key=value"), ("method=", "key=value"),
+                     ("seed=1,2", "--seeds"), ("a=1;a=2", "twice")):
+    with pytest.raises(DecJaxError, match=match):
+      sweep.parse_grid(bad)
+
+
+def test_apply_overrides():
+  config = tiny_config("digits")
+  out = sweep.apply_overrides(config, {"method": "idec",
+                                       "dec.update_interval": 70,
+                                       "model.dims": [16, 4]})
+  assert (out.method, out.dec.update_interval, out.model.dims) == (
+      "idec", 70, (16, 4))
+  assert config.method == "dec"  # the base config is untouched
+  with pytest.raises(DecJaxError, match="not a config field"):
+    sweep.apply_overrides(config, {"dec.nope": 1})
+  with pytest.raises(DecJaxError, match="no section"):
+    sweep.apply_overrides(config, {"nope.x": 1})
+  with pytest.raises(DecJaxError, match="update_interval"):
+    sweep.apply_overrides(config, {"dec.update_interval": "often"})
+
+
+def _mtimes(root):
+  return {os.path.relpath(os.path.join(d, f), root):
+          os.stat(os.path.join(d, f)).st_mtime_ns
+          for d, _, files in os.walk(root) for f in files
+          if f in ("results.json", "metrics.jsonl", "assignments.npz")
+          and os.path.basename(d).startswith("seed")}
+
+
+def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
+                                                        monkeypatch):
+  config = tiny_config(blobs_npz)
+  config.pretrain.epochs = 5
+  config.dec.maxiter = 20
+  workdir = str(tmp_path / "sweep")
+  grid = "method=ae_kmeans,dec"
+  # Interrupt the third run (dec, seed 0) as a kill would.
+  real_run, calls = run_lib.run, []
+
+  def flaky_run(cfg, path):
+    calls.append(path)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return real_run(cfg, path)
+
+  monkeypatch.setattr(run_lib, "run", flaky_run)
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run_sweep(config, workdir, grid, "0,1")
+  monkeypatch.setattr(run_lib, "run", real_run)
+  first = _mtimes(workdir)
+  assert sorted(first) == [f"method=ae_kmeans/seed{s}/{f}" for s in (0, 1)
+                           for f in ("assignments.npz", "metrics.jsonl",
+                                     "results.json")]
+
+  rows = sweep.run_sweep(config, workdir, grid, "0,1")
+  after = _mtimes(workdir)
+  for path, mtime in first.items():
+    assert after[path] == mtime, path  # finished runs were not redone
+  assert len(after) == 12 and len(rows) == 4
+  # The dec cell reused the autoencoders the ae_kmeans cell trained.
+  assert all(r["pretrain_reused"] for r in rows if r["method"] == "dec")
+
+  # Finished: a rerun does nothing (a single lost run is redone alone, as
+  # tests/test_multiseed.py checks).
+  sweep.run_sweep(config, workdir, grid, "0,1")
+  assert _mtimes(workdir) == after
+
+  with open(os.path.join(workdir, "sweep.csv")) as f:
+    table = list(csv.DictReader(f))
+  assert [(r["cell"], r["seed"]) for r in table] == [
+      ("method=ae_kmeans", "0"), ("method=ae_kmeans", "1"),
+      ("method=dec", "0"), ("method=dec", "1")]
+  assert all(0 <= float(r["acc"]) <= 1 for r in table)
+  md = open(os.path.join(workdir, "sweep.md")).read()
+  assert md.count("\n| method=") == 2 and " ± " in md
+
+
+def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):
+  with pytest.raises(DecJaxError, match="Unknown method"):
+    sweep.run_sweep(tiny_config(blobs_npz), str(tmp_path / "s"),
+                    "method=dec,nope", "0")
+  assert not os.path.exists(tmp_path / "s")
