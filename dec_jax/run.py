@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from dec_jax import augment
 from dec_jax import checks
@@ -33,6 +34,8 @@ from dec_jax import metrics
 from dec_jax import models
 from dec_jax import optim
 from dec_jax import pretrain
+from dec_jax import progress
+from dec_jax import tensorboard
 from dec_jax.methods import METHODS
 from dec_jax.workdir import (CHECKPOINTS, PARTIAL_SUFFIX, Workdir, load_meta,
                              load_params)
@@ -63,6 +66,12 @@ class RunContext:
     self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
     self._pretrained = pretrained
     self._pretrained_from = pretrained_from
+    # Terminal progress of the long stages; TensorBoard scalars.
+    self.progress = progress.StageProgress({
+        "pretrain": ("epoch", config.pretrain.epochs),
+        "dec": ("iteration", config.dec.maxiter)})
+    self.tensorboard = tensorboard.open_writer(
+        workdir.path, config.get("tensorboard", False))
 
   @contextlib.contextmanager
   def stage(self, name: str):
@@ -72,7 +81,11 @@ class RunContext:
     self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
 
   def log(self, record: dict) -> None:
+    self.progress.clear()
     self.workdir.log(record)
+    self.progress.update(record)
+    if self.tensorboard is not None:
+      self.tensorboard.write_record(record)
 
   def score(self, labels) -> dict:
     return metrics.evaluate(self.dataset.y, np.asarray(labels))
@@ -330,6 +343,17 @@ def environment() -> dict:
           "git_dirty": dirty}
 
 
+def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
+  """WORKDIR/plots, after results.json: a failure here is a warning,
+  never a failed run."""
+  try:
+    from dec_jax import report  # pylint: disable=g-import-not-at-top
+    report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("The run's plots were not drawn (%s: %s).",
+                    type(e).__name__, e)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str,
         dataset: Optional[data.Dataset] = None) -> dict:
   """Runs `config.method` on `config.dataset` (or on `dataset`, e.g. arrays
@@ -387,4 +411,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   }
   ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
   out.write_results(results)
+  ctx.progress.clear()
+  if config.get("report", False):
+    _report(out.path, dataset, ctx.tensorboard)
+  if ctx.tensorboard is not None:
+    ctx.tensorboard.close()
   return results

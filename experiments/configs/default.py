@@ -40,6 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
   config.chunk_size = 8192         # rows embedded at once on the full set
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
+  config.report = True             # draw WORKDIR/plots/*.png at the end
+  config.tensorboard = True        # TensorBoard files in WORKDIR/tensorboard
 
   config.model = ml_collections.ConfigDict()
   config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
