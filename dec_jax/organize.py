@@ -291,7 +291,10 @@ def _deep_cluster(x, k, method, seed, workdir, epochs, dims):
               maxiter=max(1000, 20 * x.shape[0] // batch), workdir=workdir,
               config_overrides={"pretrain.batch_size": batch,
                                 "dec.batch_size": batch,
-                                "pretrain.log_every": max(1, epochs // 10)})
+                                "pretrain.log_every": max(1, epochs // 10),
+                              # the gallery is the picture here; the run's
+                              # plots: python -m experiments.report
+                              "report": False})
   model.fit(x)
   return model.labels_, model.soft_assignment_
 

@@ -1,0 +1,202 @@
+"""Pictures of a run (plots, report), TensorBoard files and terminal progress."""
+
+import glob
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dec_jax import plots
+from dec_jax import progress
+from dec_jax import report
+from dec_jax import tensorboard
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from tests.test_end_to_end import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_PLOTS = ("training_curves.png", "cluster_sizes.png",
+             "confusion_matrix.png", "embedding.png", "montage.png")
+
+
+def read_events(logdir: str) -> list:
+  """Every Event in the TFRecord event files of logdir."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  events = []
+  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents*"))):
+    with open(path, "rb") as f:
+      while header := f.read(12):
+        length = struct.unpack("<Q", header[:8])[0]
+        event = event_pb2.Event()
+        event.ParseFromString(f.read(length))
+        f.read(4)  # the data's CRC
+        events.append(event)
+  return events
+
+
+def assert_png(path: str, min_side: int = 100) -> None:
+  with Image.open(path) as img:
+    img.verify()
+  with Image.open(path) as img:
+    assert img.format == "PNG" and min(img.size) >= min_side, path
+    assert np.asarray(img.convert("L")).std() > 5, f"{path} is blank"
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+  """A tiny DEC run on 60 6x6 images in MNIST's layout, report on."""
+  from tests.conftest import write_idx  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp("idx")
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 40), ("t10k", 20)):
+    write_idx(folder / f"{split}-images-idx3-ubyte.gz",
+              rng.integers(0, 256, size=(n, 6, 6)), 0x803)
+    write_idx(folder / f"{split}-labels-idx1-ubyte.gz",
+              rng.integers(0, 10, size=n), 0x801)
+  workdir = str(tmp_path_factory.mktemp("run") / "dec")
+  config = tiny_config("mnist", data_dir=str(folder), report=True,
+                       tensorboard=True)
+  config.pretrain.epochs = 10
+  results = run(config, workdir)
+  return workdir, results
+
+
+def test_end_of_run_plots(image_run):
+  workdir, results = image_run
+  assert os.path.exists(os.path.join(workdir, "results.json"))
+  assert sorted(os.listdir(os.path.join(workdir, "plots"))) == sorted(
+      RUN_PLOTS)
+  for name in RUN_PLOTS:
+    assert_png(os.path.join(workdir, "plots", name))
+  assert results["n_clusters"] == 4
+
+
+def test_tensorboard_scalars_and_montage(image_run):
+  workdir, _ = image_run
+  events = read_events(os.path.join(workdir, "tensorboard"))
+  scalars = {}
+  images = []
+  for event in events:
+    for value in event.summary.value:
+      if value.HasField("image"):
+        images.append(value.tag)
+      else:
+        scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  records = [json.loads(line) for line in
+             open(os.path.join(workdir, "metrics.jsonl"))]
+  dec = [r for r in records if r["stage"] == "dec"]
+  assert scalars["dec/acc"] == pytest.approx(
+      {r["iteration"]: r["acc"] for r in dec})
+  assert set(scalars["pretrain/loss"]) == {5, 10}
+  assert "final/nmi" in scalars and "montage" in images
+
+
+def test_a_failing_report_never_fails_the_run(blobs_npz, tmp_path,
+                                              monkeypatch):
+  def broken(*args, **kwargs):
+    raise RuntimeError("no plots today")
+  monkeypatch.setattr(report, "build_report", broken)
+  workdir = str(tmp_path / "run")
+  results = run(tiny_config(blobs_npz, report=True, tensorboard=False),
+                workdir)
+  assert results["acc"] > 0
+  saved = json.load(open(os.path.join(workdir, "results.json")))
+  assert saved["acc"] == results["acc"]
+  assert not os.path.exists(os.path.join(workdir, "plots"))
+  assert not os.path.exists(os.path.join(workdir, "tensorboard"))
+
+
+def test_a_failing_figure_skips_only_itself(image_run, monkeypatch, tmp_path):
+  workdir, _ = image_run
+  def broken(*args, **kwargs):
+    raise ValueError("bad figure")
+  monkeypatch.setattr(plots, "confusion_matrix", broken)
+  for name in RUN_PLOTS:
+    os.remove(os.path.join(workdir, "plots", name))
+  written = report.build_report(workdir, sample_size=30)
+  assert sorted(os.path.basename(p) for p in written) == sorted(
+      set(RUN_PLOTS) - {"confusion_matrix.png"})
+
+
+def test_cli_report_and_summary_of_several_runs(image_run, tmp_path):
+  workdir, results = image_run
+  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.report", f"--workdir={workdir}",
+       "--map=tsne", "--sample=40"], cwd=REPO, capture_output=True,
+      text=True, timeout=300, check=False, env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert os.path.join(workdir, "plots", "montage.png") in proc.stdout
+  sweep = tmp_path / "sweep"
+  for i, (method, acc) in enumerate([("dec", 0.8), ("dec", 0.9),
+                                     ("kmeans", 0.5)]):
+    (sweep / str(i)).mkdir(parents=True)
+    (sweep / str(i) / "results.json").write_text(json.dumps(
+        {"dataset": "d", "method": method, "acc": acc, "nmi": acc - 0.1,
+         "ari": acc - 0.2}))
+  assert report.build_report(str(sweep)) == [str(sweep / "plots" /
+                                                 "summary.png")]
+  assert_png(str(sweep / "plots" / "summary.png"))
+  with pytest.raises(DecJaxError, match="holds no run"):
+    report.build_report(str(tmp_path / "nothing"))
+
+
+def test_confusion_order_follows_the_hungarian_match():
+  y = np.repeat([0, 1, 2], 10)
+  clusters = np.array([2, 0, 1, 3])[y]  # class c -> cluster perm[c]
+  clusters[:2] = 3                      # a fourth, unmatched cluster
+  table, order = plots.matched_order(y, clusters)
+  assert order == [2, 0, 1, 3]
+  assert np.trace(table[order][:3]) == 28
+
+
+def test_montage_rows_put_the_most_confident_first():
+  images = np.arange(6, dtype=np.float32)[:, None, None] * np.ones((6, 2, 2))
+  labels = np.array([0, 0, 0, 1, 1, 1])
+  conf = np.array([0.1, 0.9, 0.5, 0.3, 0.2, 0.8])
+  canvas, rows = plots.montage_array(images, labels, conf, per_side=1, gap=1)
+  assert rows == [0, 1]
+  scale = 5.0  # tiles are scaled to [0, 1] by the largest image value
+  assert canvas[0, 0, 0] * scale == pytest.approx(1)   # cluster 0's best
+  assert canvas[0, -1, 0] * scale == pytest.approx(0)  # and its worst
+  assert canvas[3, 0, 0] * scale == pytest.approx(5)   # cluster 1's best
+
+
+def test_tensorboard_scalars_of_a_record():
+  step, scalars = tensorboard.record_scalars(
+      {"stage": "dec", "iteration": 30, "acc": 0.5, "loss": float("nan"),
+       "cluster_sizes": [1, 2], "near_uniform_q": False})
+  assert step == 30
+  assert scalars == {"dec/acc": 0.5, "dec/near_uniform_q": 0.0}
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_progress_shows_rate_and_eta_on_a_terminal_only():
+  quiet = io.StringIO()
+  bar = progress.StageProgress({"pretrain": ("epoch", 100)}, quiet)
+  bar.update({"stage": "pretrain", "epoch": 10, "loss": 1.0})
+  bar.clear()
+  assert quiet.getvalue() == ""
+
+  terminal = _Terminal()
+  bar = progress.StageProgress({"pretrain": ("epoch", 100)}, terminal)
+  assert bar.line({"stage": "pretrain", "epoch": 10}, now=0.0) == (
+      "pretrain epoch 10/100")
+  assert bar.line({"stage": "pretrain", "epoch": 30}, now=10.0) == (
+      "pretrain epoch 30/100  2 epochs/s  ETA 0:35")
+  assert bar.line({"stage": "kmeans_init", "acc": 1.0}, now=11.0) is None
+  bar.update({"stage": "pretrain", "epoch": 40})
+  bar.clear()
+  assert terminal.getvalue().startswith("\r\x1b[Kpretrain epoch 40/100")
+  assert terminal.getvalue().endswith("\r\x1b[K")
+  assert progress.format_duration(3725) == "1:02:05"
