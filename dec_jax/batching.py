@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dec_jax import parallel
+
 
 def epoch_indices(key: jax.Array, num_samples: int, num_steps: int,
                   batch_size: int) -> jax.Array:
@@ -29,12 +31,15 @@ def map_in_chunks(fn, x: jax.Array, chunk_size: int) -> jax.Array:
 
   The last chunk is zero-padded and the padding dropped, so any N works.
   """
+  sharded_fn = lambda chunk: fn(parallel.shard_rows(chunk))
   n = x.shape[0]
   if n <= chunk_size:
-    return fn(x)
+    return parallel.gather(sharded_fn(x))
   num_chunks = -(-n // chunk_size)
   pad = num_chunks * chunk_size - n
   chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
       (num_chunks, chunk_size) + x.shape[1:])
-  out = jax.lax.map(fn, chunks)
-  return out.reshape((num_chunks * chunk_size,) + out.shape[2:])[:n]
+  out = jax.lax.map(sharded_fn, chunks)
+  return parallel.gather(
+      out.reshape((num_chunks * chunk_size,) + out.shape[2:])[:n])
+

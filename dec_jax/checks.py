@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -15,6 +16,7 @@ from dec_jax import data
 from dec_jax import kmeans
 from dec_jax import models
 from dec_jax import optim
+from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
 
@@ -87,6 +89,22 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(config.idec.gamma > 0, "idec.gamma must be positive.")
   require(0 <= config.dec.reseed_fraction < 1,
           "dec.reseed_fraction must be in [0, 1).")
+  require(config.model.kind in models.KINDS,
+          f"Unknown model.kind {config.model.kind!r}; expected one of "
+          f"{models.KINDS}.")
+  require(len(config.model.conv_features) >= 1
+          and all(isinstance(f, int) and f > 0
+                  for f in config.model.conv_features),
+          f"model.conv_features must be positive channel counts, got "
+          f"{tuple(config.model.conv_features)}.")
+  require(isinstance(config.pretrain.greedy_epochs, int)
+          and config.pretrain.greedy_epochs >= 0,
+          "pretrain.greedy_epochs must be an integer >= 0 (0: off).")
+  require(not (config.pretrain.greedy_epochs and config.model.kind != "mlp"),
+          "pretrain.greedy_epochs (greedy layer-wise pretraining) is defined "
+          "for model.kind=mlp only; set it to 0 for model.kind=conv.")
+  require(isinstance(config.augment, bool),
+          f"augment must be True or False, got {config.augment!r}.")
   require(not (config.pretrained_workdir and config.method == "kmeans"),
           "pretrained_workdir has no effect with method=kmeans (no "
           "autoencoder); drop it or choose ae_kmeans / dec.")
@@ -144,6 +162,34 @@ def _count_distinct_rows(x: np.ndarray) -> int:
 # The training stages each method runs (their batch sizes must fit the data).
 _STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec"),
            "idec": ("pretrain", "dec"), "n2d": ("pretrain",)}
+
+
+def check_model_fits_data(config, dataset: data.Dataset) -> None:
+  """model.kind=conv and augment need images: rows of a known image shape."""
+  needs = [name for name, on in (("model.kind=conv",
+                                  config.model.kind == "conv"),
+                                 ("augment=True", config.augment)) if on]
+  if not needs or config.method == "kmeans":
+    return
+  shape = dataset.image_shape
+  require(shape is not None,
+          f"{' and '.join(needs)} need(s) images, but {dataset.name!r} has no "
+          "image shape (flat features, e.g. a CSV or a 2-D array); give the "
+          "images as an [N, H, W] or [N, H, W, C] array, or turn these off.")
+  require(len(shape) in (2, 3) and int(np.prod(shape)) == dataset.dim,
+          f"{' and '.join(needs)}: image shape {tuple(shape)} is not (H, W) "
+          f"or (H, W, C) with H*W*C = {dataset.dim}.")
+
+
+def data_mesh(config) -> Optional[jax.sharding.Mesh]:
+  """The mesh for data parallelism over config.num_devices devices (0: all
+  visible ones), or None for one device."""
+  available = jax.device_count()
+  n = config.num_devices or available
+  require(isinstance(config.num_devices, int) and 1 <= n <= available,
+          f"num_devices must be 0 (all) or between 1 and the {available} "
+          f"visible device(s), got {config.num_devices!r}.")
+  return parallel.data_mesh(n)
 
 
 def check_batch_sizes(config, n: int) -> None:

@@ -24,6 +24,7 @@ import optax
 
 from dec_jax import batching
 from dec_jax import clustering
+from dec_jax import parallel
 from dec_jax.errors import TrainingDiverged
 from dec_jax.models import MLP, Params
 
@@ -135,12 +136,12 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
                                                 cfg.reseed_fraction)
     q = clustering.soft_assign(z, centres, cfg.alpha)
     labels = jnp.argmax(q, axis=1).astype(jnp.int32)
-    return {"q": q, "p": clustering.target_distribution(q), "labels": labels,
-            "label_change": clustering.label_change_fraction(labels,
-                                                             prev_labels),
-            "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
-            "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
-            "centres": centres, "reseeded": reseeded}
+    return parallel.gather({
+        "q": q, "p": clustering.target_distribution(q), "labels": labels,
+        "label_change": clustering.label_change_fraction(labels, prev_labels),
+        "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
+        "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
+        "centres": centres, "reseeded": reseeded})
 
   grad_fn = jax.value_and_grad(
       loss_fn or functools.partial(dec_loss, encoder, alpha=cfg.alpha))
@@ -155,10 +156,10 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
     def step(i, carry):
       state, loss_sum = carry
       batch = idx[i]
-      xb = x[batch]
+      xb, pb = parallel.shard_rows(x[batch]), parallel.shard_rows(p[batch])
       if augment_fn is not None:
         xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
-      loss, grads = grad_fn(state["params"], xb, p[batch])
+      loss, grads = grad_fn(state["params"], xb, pb)
       updates, opt = tx.update(grads, state["opt"], state["params"])
       return ({"params": optax.apply_updates(state["params"], updates),
                "opt": opt}, loss_sum + loss)

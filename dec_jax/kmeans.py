@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dec_jax import parallel
 from dec_jax.clustering import squared_distances
 from dec_jax.errors import DecJaxError
 
@@ -100,6 +101,7 @@ def kmeans_jax(key: jax.Array, x: jax.Array, k: int, n_init: int = 20,
 
   `tol` is relative to the mean per-feature variance of x, as in sklearn.
   """
+  x = parallel.shard_rows(x)
   abs_tol = tol * jnp.mean(jnp.var(x, axis=0))
 
   def one_restart(key):
@@ -107,7 +109,7 @@ def kmeans_jax(key: jax.Array, x: jax.Array, k: int, n_init: int = 20,
 
   runs = jax.vmap(one_restart)(jax.random.split(key, n_init))
   best = jnp.argmin(runs.inertia)
-  return jax.tree.map(lambda a: a[best], runs)
+  return parallel.gather(jax.tree.map(lambda a: a[best], runs))
 
 
 def kmeans_sklearn(seed: int, x: np.ndarray, k: int, n_init: int = 20,

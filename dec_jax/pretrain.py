@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from dec_jax import batching
+from dec_jax import parallel
 from dec_jax.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
 from dec_jax.models import (MLP, AnyAutoencoder, Autoencoder, Params,
@@ -58,7 +59,7 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
     def step(state, inputs):
       i, batch_idx = inputs
       loss, grads = grad_fn(
-          state["params"], x[batch_idx],
+          state["params"], parallel.shard_rows(x[batch_idx]),
           None if step_key is None else jax.random.fold_in(step_key, i))
       updates, opt = tx.update(grads, state["opt"], state["params"])
       return {"params": optax.apply_updates(state["params"], updates),

@@ -33,6 +33,7 @@ from dec_jax import kmeans
 from dec_jax import metrics
 from dec_jax import models
 from dec_jax import optim
+from dec_jax import parallel
 from dec_jax import pretrain
 from dec_jax import progress
 from dec_jax import tensorboard
@@ -53,14 +54,17 @@ class RunContext:
   def __init__(self, config: ml_collections.ConfigDict, dataset: data.Dataset,
                workdir: Workdir, n_clusters: Optional[int],
                dims: tuple[int, ...],
-               pretrained: Optional[Any], pretrained_from: Optional[dict]):
+               pretrained: Optional[Any], pretrained_from: Optional[dict],
+               mesh: Optional[jax.sharding.Mesh] = None):
     self.config = config
     self.dataset = dataset
     self.workdir = workdir
     self.n_clusters = n_clusters  # None until chosen, for n_clusters=auto
     self.dims = dims
     self.key = jax.random.key(config.seed)
-    self.x = jnp.asarray(dataset.x)  # resident on the device for the run
+    # Resident on the device(s) for the whole run; with a mesh, on each.
+    self.x = (jnp.asarray(dataset.x) if mesh is None
+              else parallel.replicate(dataset.x, mesh))
     self.times: dict[str, float] = {}
     self.extra: dict[str, Any] = {}
     self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
@@ -339,7 +343,8 @@ def environment() -> dict:
           "optax": optax.__version__, "numpy": np.__version__,
           "sklearn": sklearn.__version__, "python": platform.python_version(),
           "backend": jax.default_backend(), "device_kind": device.device_kind,
-          "device_count": jax.device_count(), "git_commit": commit,
+          "device_count": jax.device_count(),
+          "process_count": jax.process_count(), "git_commit": commit,
           "git_dirty": dirty}
 
 
@@ -375,45 +380,50 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                                  dataset.image_shape)
   env = environment()  # the code that runs, read before it can change
 
-  continued = out.start(config.to_dict(), resume=config.resume)
-  ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
-                   pretrained_from)
-  if continued:
-    out.log({"stage": "resume", "partial_checkpoints":
-             out.partial_checkpoints()})
-  out.log({"stage": "data", "dataset": dataset.name,
-           "n_samples": dataset.num_samples, "dim": dataset.dim,
-           "n_clusters": n_clusters or "auto"})
-  method_out = METHODS[config.method](ctx)
-  n_clusters = ctx.n_clusters
-  labels = np.asarray(method_out.pop("labels"))
-  q = method_out.pop("soft_assignment", None)
-  out.save_assignments(labels, q)
-  scores = ctx.score(labels)
-  sizes = np.bincount(labels, minlength=n_clusters).tolist()
-  mean_max_q = None if q is None else float(np.mean(np.max(q, axis=1)))
-  collapse = {**diagnostics.collapse_flags(sizes, config.collapse_fraction,
-                                           mean_max_q),
-              "flagged_updates": len(ctx.collapsed_at),
-              "first_flagged_iteration": (ctx.collapsed_at or [None])[0]}
-  results = {
-      "method": config.method, "dataset": dataset.name, "seed": config.seed,
-      "n_samples": dataset.num_samples, "dim": dataset.dim,
-      "n_clusters": n_clusters, **scores,
-      "nmi_average": metrics.NMI_AVERAGE,
-      "cluster_sizes": sizes, "collapse": collapse,
-      **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
-      **({} if dataset.y is None else {
-          "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
-      **ctx.extra, **method_out,
-      "times_s": {**ctx.times, "total": time.perf_counter() - start},
-      "config": config.to_dict(), "environment": env,
-  }
-  ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
-  out.write_results(results)
-  ctx.progress.clear()
-  if config.get("report", False):
-    _report(out.path, dataset, ctx.tensorboard)
-  if ctx.tensorboard is not None:
-    ctx.tensorboard.close()
-  return results
+  mesh = checks.data_mesh(config)
+  # Inside the mesh, arrays are created replicated on its devices (on every
+  # host), and the compiled steps split their rows over it.
+  with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
+    continued = out.start(config.to_dict(), resume=config.resume)
+    ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
+                     pretrained_from, mesh)
+    if continued:
+      out.log({"stage": "resume", "partial_checkpoints":
+               out.partial_checkpoints()})
+    out.log({"stage": "data", "dataset": dataset.name,
+             "n_samples": dataset.num_samples, "dim": dataset.dim,
+             "n_clusters": n_clusters or "auto",
+             "devices": 1 if mesh is None else mesh.size})
+    method_out = METHODS[config.method](ctx)
+    n_clusters = ctx.n_clusters
+    labels = np.asarray(method_out.pop("labels"))
+    q = method_out.pop("soft_assignment", None)
+    out.save_assignments(labels, q)
+    scores = ctx.score(labels)
+    sizes = np.bincount(labels, minlength=n_clusters).tolist()
+    mean_max_q = None if q is None else float(np.mean(np.max(q, axis=1)))
+    collapse = {**diagnostics.collapse_flags(sizes, config.collapse_fraction,
+                                             mean_max_q),
+                "flagged_updates": len(ctx.collapsed_at),
+                "first_flagged_iteration": (ctx.collapsed_at or [None])[0]}
+    results = {
+        "method": config.method, "dataset": dataset.name, "seed": config.seed,
+        "n_samples": dataset.num_samples, "dim": dataset.dim,
+        "n_clusters": n_clusters, **scores,
+        "nmi_average": metrics.NMI_AVERAGE,
+        "cluster_sizes": sizes, "collapse": collapse,
+        **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
+        **({} if dataset.y is None else {
+            "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
+        **ctx.extra, **method_out,
+        "times_s": {**ctx.times, "total": time.perf_counter() - start},
+        "config": config.to_dict(), "environment": env,
+    }
+    ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
+    out.write_results(results)
+    ctx.progress.clear()
+    if config.get("report", False):
+      _report(out.path, dataset, ctx.tensorboard)
+    if ctx.tensorboard is not None:
+      ctx.tensorboard.close()
+    return results

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from typing import IO, Any, Callable, Optional
 
+import jax
 import numpy as np
 from absl import logging
 
@@ -94,10 +95,15 @@ def _format(record: dict) -> str:
 
 
 class Workdir:
-  """A run's folder. Nothing is written before `start`."""
+  """A run's folder. Nothing is written before `start`.
+
+  In a multi-host run only process 0 writes files; every process takes part
+  in saving checkpoints (Orbax coordinates them).
+  """
 
   def __init__(self, path: str, *, overwrite: bool = False):
     self.path = os.path.abspath(path)
+    self.primary = jax.process_index() == 0
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise DecJaxError(f"workdir {path!r} exists and is not a folder.")
     if os.path.exists(self.file(RESULTS)) and not overwrite:
@@ -124,17 +130,19 @@ class Workdir:
     `resume`, and its metrics log is continued; otherwise both are cleared.
     Returns whether the log is continued.
     """
+    partial = self.partial_checkpoints()
+    continued = resume and bool(partial) and os.path.exists(self.file(METRICS))
+    if not self.primary:
+      return continued
     os.makedirs(self.path, exist_ok=True)
     for stale in (RESULTS, ASSIGNMENTS):
       if os.path.exists(self.file(stale)):
         os.remove(self.file(stale))
     self.remove_checkpoint("dec")
-    partial = self.partial_checkpoints()
     if not resume:
       for name in partial:
         self.remove_checkpoint(name)
     write_json_atomic(self.file(CONFIG), config)
-    continued = resume and bool(partial) and os.path.exists(self.file(METRICS))
     if not continued:
       open(self.file(METRICS), "w").close()
     return continued
@@ -149,6 +157,8 @@ class Workdir:
 
   def log(self, record: dict) -> None:
     """Appends one record to metrics.jsonl (one write + flush) and the console."""
+    if not self.primary:
+      return
     record = _jsonable(record)
     with open(self.file(METRICS), "a") as f:
       f.write(json.dumps(record, allow_nan=False) + "\n")
@@ -156,12 +166,15 @@ class Workdir:
 
   def save_assignments(self, labels: np.ndarray,
                        q: Optional[np.ndarray] = None) -> None:
+    if not self.primary:
+      return
     arrays = {"labels": labels} if q is None else {"labels": labels, "q": q}
     write_bytes_atomic(self.file(ASSIGNMENTS),
                   lambda f: np.savez_compressed(f, **arrays))
 
   def write_results(self, results: dict) -> None:
-    write_json_atomic(self.file(RESULTS), results)
+    if self.primary:
+      write_json_atomic(self.file(RESULTS), results)
 
   # ---------------------------------------------------------- checkpoints
 
@@ -176,14 +189,17 @@ class Workdir:
     """
     import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
     meta_path = self.checkpoint_path(name) + ".json"
-    if os.path.exists(meta_path):
+    if self.primary and os.path.exists(meta_path):
       os.remove(meta_path)
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(self.checkpoint_path(name), params, force=True)
-    write_json_atomic(meta_path, meta)
+    if self.primary:
+      write_json_atomic(meta_path, meta)
 
 
   def remove_checkpoint(self, name: str) -> None:
+    if not self.primary:
+      return
     meta_path = self.checkpoint_path(name) + ".json"
     if os.path.exists(meta_path):
       os.remove(meta_path)  # first: a checkpoint without one is never used

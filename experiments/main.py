@@ -15,6 +15,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from dec_jax import multiseed
+from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
 
@@ -22,6 +23,16 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/default.py", "Config file (ml_collections).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes its files.")
 flags.mark_flags_as_required(["workdir"])
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Multi-host: call jax.distributed.initialize first "
+    "(one process per host; see README, 'Several devices and hosts').")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", None, "With --distributed: host:port of process 0 "
+    "(unset: detected on SLURM / Open MPI / Cloud TPU).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "With --distributed: process count.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "With --distributed: this process's index.")
 
 
 def main(argv):
@@ -29,6 +40,9 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   # Orbax logs every checkpoint write at INFO; keep the console for our metrics.
   logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
+  if _DISTRIBUTED.value:
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                    _PROCESS_ID.value)
   try:
     if multiseed.is_multiseed(_CONFIG.value):
       results = multiseed.run_seeds(

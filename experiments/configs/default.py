@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
                                    # checkpoints in the workdir (same config)
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
   config.chunk_size = 8192         # rows embedded at once on the full set
+  config.num_devices = 0           # data parallel over this many devices
+                                   # (0: all visible, on every host)
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
   config.report = True             # draw WORKDIR/plots/*.png at the end
   config.tensorboard = True        # TensorBoard files in WORKDIR/tensorboard
@@ -46,6 +48,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
   config.model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
+  # mlp: the dense stack `dims`. conv: DCEC's convolutional autoencoder on the
+  # images (needs an image shape): stride-2 convs of conv_features channels,
+  # dense to the embedding width dims[-1] (the other dims are not used).
+  config.model.kind = "mlp"        # mlp | conv
+  config.model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
+  # DEC-DA: random shifts (+-3 px at 28x28, scaled) and rotations (+-10 deg)
+  # of every pretraining and clustering minibatch, on the device (images).
+  config.augment = False
 
   config.pretrain = ml_collections.ConfigDict()
   config.pretrain.optimizer = "sgd"   # sgd | adam (DEC-keras: sgd, lr 1)
@@ -56,6 +66,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.pretrain.batch_size = 256
   config.pretrain.log_every = 10
   config.pretrain.checkpoint_every = 25  # epochs; a rerun resumes from it
+  # >0: first DEC's greedy layer-wise denoising pretraining (dropout 0.2),
+  # this many epochs per layer pair, then `epochs` end to end (mlp only).
+  config.pretrain.greedy_epochs = 0
 
   config.kmeans = ml_collections.ConfigDict()
   config.kmeans.backend = "jax"    # jax | sklearn

@@ -1,0 +1,76 @@
+"""Data parallelism with `jax.sharding`: one mesh axis, `data`, over devices.
+
+Inside `with jax.set_mesh(data_mesh())`, every compiled function of the
+library splits the rows of its minibatches, embedding chunks and k-means
+distance blocks over the devices (`shard_rows`), while parameters, optimizer
+state and the resident data set are replicated (`replicate`). XLA (GSPMD)
+inserts the all-reduce of the gradients and of k-means' sums, so the code of
+a step is the same on 1 or many devices, and on several hosts once
+`jax.distributed.initialize()` has made all their devices visible.
+Without a mesh, `shard_rows` does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+DATA = "data"
+
+
+def data_mesh(num_devices: int = 0) -> Optional[Mesh]:
+  """A 1-D mesh over the first `num_devices` devices (0: all of them, on
+  every host), or None when that is a single device."""
+  devices = jax.devices()
+  n = num_devices or len(devices)
+  if not 1 <= n <= len(devices):
+    raise ValueError(f"asked for {n} devices, {len(devices)} available")
+  if n == 1:
+    return None
+  return jax.make_mesh((n,), (DATA,), axis_types=(AxisType.Auto,),
+                       devices=devices[:n])
+
+
+def shard_rows(x: jax.Array) -> jax.Array:
+  """x with its leading (row) axis split over the current mesh's `data`
+  axis; unchanged outside a mesh. Use inside jitted functions."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA not in mesh.axis_names:
+    return x
+  return jax.lax.with_sharding_constraint(
+      x, PartitionSpec(DATA, *([None] * (x.ndim - 1))))
+
+
+def gather(tree: Any) -> Any:
+  """Every array of `tree` whole on each device of the current mesh, so the
+  host of every process can read it; unchanged outside a mesh. Use inside
+  jitted functions, on the outputs the host reads."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA not in mesh.axis_names:
+    return tree
+  return jax.lax.with_sharding_constraint(tree, PartitionSpec())
+
+
+def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
+  """Puts every array of `tree` on all devices of `mesh` (no-op for None)."""
+  if mesh is None:
+    return tree
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def initialize_distributed(coordinator: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+  """Joins this process to a multi-host run (`jax.distributed.initialize`).
+
+  With no arguments JAX finds them itself on SLURM, Open MPI and Cloud TPU;
+  otherwise give the coordinator's `host:port`, the number of processes and
+  this one's index (process 0 writes the workdir). Must run before any other
+  JAX call. CPU devices exchange data through gloo (GPU/TPU are unaffected).
+  """
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator,
+                             num_processes=num_processes,
+                             process_id=process_id)
