@@ -96,9 +96,9 @@ def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
         init_labels, ctx.x, jax.random.fold_in(ctx.key, 2), tx, dec_cfg,
         log_fn=ctx.log_assignment, loss_fn=loss_fn, extra_params=extra_params,
         resume=resume, checkpoint_every=cfg.checkpoint_every,
-        checkpoint_fn=save_partial)
+        checkpoint_fn=save_partial, augment_fn=ctx.augment_fn())
   ctx.workdir.save_params("dec", result.params, {
-      "method": ctx.config.method, "dims": list(model.dims),
+      "method": ctx.config.method, **models.describe(model),
       "n_clusters": ctx.n_clusters, "alpha": cfg.alpha,
       "dtype": ctx.config.model.dtype, "scale": ctx.dataset.scale,
       "label_column": ctx.config.label_column})

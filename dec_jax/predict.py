@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dec_jax import clustering
+from dec_jax import models
 from dec_jax.cluster import embed
 from dec_jax.errors import DecJaxError
-from dec_jax.models import DTYPES, MLP
+from dec_jax.models import DTYPES
 from dec_jax.workdir import CONFIG, load_meta, load_params, read_json
 
 CHUNK_SIZE = 8192
@@ -37,6 +38,16 @@ class TrainedModel:
   config: dict
   dtype: str = "float32"  # compute dtype of the encoder, as in training
   scale: Any = "auto"     # the divisor the training inputs were scaled by
+  # The autoencoder (models.describe): kind, dims, image shape, conv widths.
+  architecture: Any = None
+
+  @property
+  def encoder(self):
+    """The encoder module the run trained (MLP or conv)."""
+    description = self.architecture or {"kind": "mlp",
+                                        "dims": list(self.dims)}
+    return models.encoder_module(models.from_description(
+        description, DTYPES[self.dtype]))
 
   @property
   def n_clusters(self) -> int:
@@ -53,12 +64,12 @@ class TrainedModel:
 
   def embed(self, x) -> np.ndarray:
     """Embeddings z [N, d] of x [N, D]."""
-    return np.asarray(_embed(self.dims, self.dtype, self.encoder_params,
+    return np.asarray(_embed(self.encoder, self.encoder_params,
                              self._check(x)))
 
   def soft_assign(self, x) -> np.ndarray:
     """Student-t soft assignments q [N, K] of x [N, D]."""
-    z = _embed(self.dims, self.dtype, self.encoder_params, self._check(x))
+    z = _embed(self.encoder, self.encoder_params, self._check(x))
     return np.asarray(clustering.soft_assign(z, self.centres, self.alpha))
 
   def predict(self, x) -> np.ndarray:
@@ -66,11 +77,9 @@ class TrainedModel:
     return self.soft_assign(x).argmax(axis=1)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _embed(dims: tuple[int, ...], dtype: str, encoder_params: Any,
-           x: jax.Array):
-  return embed(MLP(dims[1:], dtype=DTYPES[dtype]), encoder_params, x,
-               CHUNK_SIZE)
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(encoder, encoder_params: Any, x: jax.Array):
+  return embed(encoder, encoder_params, x, CHUNK_SIZE)
 
 
 def load_trained(workdir: str) -> TrainedModel:
@@ -88,4 +97,6 @@ def load_trained(workdir: str) -> TrainedModel:
       encoder_params=jax.tree.map(jnp.asarray, params["encoder"]),
       centres=jnp.asarray(params["centres"]), dims=tuple(meta["dims"]),
       alpha=float(meta["alpha"]), config=config,
-      dtype=meta.get("dtype", "float32"), scale=meta.get("scale", "auto"))
+      dtype=meta.get("dtype", "float32"), scale=meta.get("scale", "auto"),
+      architecture={k: meta[k] for k in ("kind", "dims", "image_shape",
+                                         "conv_features") if k in meta})

@@ -37,7 +37,7 @@ def _mean_sd(values: list[float]) -> str:
 # The config sections that decide what each method computes; runs agreeing
 # on them (any seed, data folder, logging or checkpoint cadence) are grouped.
 _COMMON = ("dataset", "split", "scale", "n_clusters", "auto_k", "kmeans")
-_AUTOENCODER = _COMMON + ("model", "pretrain")
+_AUTOENCODER = _COMMON + ("model", "pretrain", "augment")
 _RELEVANT = {"kmeans": _COMMON, "ae_kmeans": _AUTOENCODER,
              "dec": _AUTOENCODER + ("dec",), "idec": _AUTOENCODER + ("dec",
                                                                     "idec"),
