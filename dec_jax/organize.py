@@ -254,8 +254,9 @@ def cluster(x: np.ndarray, n_clusters: Optional[int] = None, *,
     raise DecJaxError(f"Unknown method {method!r}; expected one of {METHODS}.")
   # scikit-learn's backend: a one-off clustering of a few thousand photos,
   # for several k, is faster without compiling a program per k.
-  fit = lambda k: kmeans.fit_kmeans(x, k, seed=seed, n_init=10,  # pylint: disable=unnecessary-lambda-assignment
-                                    backend="sklearn")
+  def fit(k: int) -> kmeans.KMeansResult:
+    return kmeans.fit_kmeans(x, k, seed=seed, n_init=10, backend="sklearn")
+
   curve = None
   if n_clusters is None:
     top = min(k_max, n - 1)

@@ -259,9 +259,10 @@ def method_summary(results: Sequence[dict]) -> Figure:
     ax.bar(np.arange(len(names)) + (i - 1) * width, means, width, yerr=sds,
            capsize=3, label=m.upper())
   ax.set_xticks(range(len(names)),
-                [f"{n}\n({len(groups[n])} runs)" for n in names], fontsize=8)
+                [f"{n}\n({len(groups[n])} run{'s' * (len(groups[n]) > 1)})"
+                 for n in names], fontsize=8)
   ax.set(ylim=(0, 1.05), ylabel="score (mean ± sd)",
-         title="scores per method")
+         title="scores per dataset and method, mean ± sd over the runs")
   ax.legend(fontsize=8, ncols=3)
   ax.grid(axis="y", alpha=0.3)
   fig.tight_layout()

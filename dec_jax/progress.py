@@ -17,7 +17,9 @@ def format_duration(seconds: float) -> str:
   seconds = int(round(max(seconds, 0.0)))
   hours, rest = divmod(seconds, 3600)
   minutes, secs = divmod(rest, 60)
-  return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+  if hours:
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+  return f"{minutes}:{secs:02d}"
 
 
 class StageProgress:
@@ -51,9 +53,11 @@ class StageProgress:
     elapsed = now - start_time
     if elapsed > 0 and step > start_step:
       rate = (step - start_step) / elapsed
+      shown = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
       eta = format_duration((total - step) / rate)
-      text += f"  {rate:.3g} {field}s/s  ETA {eta} (at most)" if (
-          stage == "dec") else f"  {rate:.3g} {field}s/s  ETA {eta}"
+      text += f"  {shown} {field}s/s  ETA {eta}"
+      if stage == "dec":
+        text += " (at most)"  # DEC stops early once labels settle (tol)
     return text
 
   def update(self, record: dict) -> None:

@@ -131,7 +131,8 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
   results = (read_json(os.path.join(workdir, RESULTS))
              if os.path.exists(os.path.join(workdir, RESULTS)) else {})
   written: list[str] = []
-  path = lambda name: os.path.join(out, name)  # pylint: disable=unnecessary-lambda-assignment
+  def path(name: str) -> str:
+    return os.path.join(out, name)
 
   if os.path.exists(os.path.join(workdir, METRICS)):
     records = read_metrics(workdir)

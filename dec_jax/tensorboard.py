@@ -32,12 +32,13 @@ def record_scalars(record: dict) -> tuple[int, dict[str, float]]:
 
 
 class Writer:
-  """Event-file writer for a workdir; does nothing if tensorboardX is missing."""
+  """Event files of a workdir; does nothing if tensorboardX is missing."""
 
   def __init__(self, workdir: str):
     self.logdir = os.path.join(workdir, SUBDIR)
     try:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      # pylint: disable-next=g-import-not-at-top
+      from tensorboardX import SummaryWriter
     except ImportError:
       logging.warning("tensorboardX is not installed: no TensorBoard files.")
       self._writer = None
