@@ -151,7 +151,10 @@ class ConvAutoencoder(nn.Module):
 
   Encoder: conv 32-64-128 (5x5, 5x5, 3x3, stride 2, ReLU), flatten, dense to
   the `embedding` (10); decoder: dense, then the mirrored transposed convs.
-  `dims` = (D, embedding), as the MLP's first and last widths.
+  `dims` = (D, embedding), as the MLP's first and last widths. One
+  difference from DCEC's Keras code: its third conv is 'valid' (7 -> 3 on
+  MNIST); here every conv is 'SAME' (7 -> 4), so any image size mirrors
+  exactly.
   """
 
   image_shape: tuple[int, ...]
