@@ -291,3 +291,21 @@ def test_cli_gallery_loads_in_a_browser(photo_folder, tmp_path):
   link = os.path.join(out, "clusters", "cluster_{:02d}".format(
       int(rows[0]["cluster"])), rows[0]["file"].replace("/", "__"))
   assert os.path.islink(link) and os.path.exists(link)
+
+
+def test_copies_per_cluster_and_a_rerun_into_the_same_gallery(groups_folder,
+                                                              tmp_path):
+  folder, truth = groups_folder
+  out = str(tmp_path / "gallery")
+  for _ in range(2):  # an earlier gallery is replaced, not refused
+    photos, result = organize.organize(folder, out, 3, folders="copy")
+  copies = [os.path.join(root, f) for root, _, files in
+            os.walk(os.path.join(out, "clusters")) for f in files]
+  assert len(copies) == len(truth) == len(photos.files)
+  assert not any(os.path.islink(c) for c in copies)
+  for i, rel in enumerate(photos.files):
+    copy = os.path.join(out, "clusters", f"cluster_{result.labels[i]:02d}",
+                        rel)
+    with open(copy, "rb") as a, open(os.path.join(folder, rel), "rb") as b:
+      assert a.read() == b.read()
+  assert len(os.listdir(os.path.join(out, "thumbs"))) == len(truth)
