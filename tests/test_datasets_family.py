@@ -84,13 +84,15 @@ def test_kmnist_from_idx_folder(tmp_path):
 
 def test_runs_on_usps_and_kmnist_by_name(tmp_path):
   usps = write_usps(tmp_path / "usps.h5", n_train=60, n_test=20)
-  results = run(tiny_config("usps", data_dir=str(tmp_path), method="ae_kmeans",
-                            pretrain={"epochs": 2}), str(tmp_path / "u"))
+  quick = {"method": "ae_kmeans", "pretrain": {"epochs": 2},
+           "report": False, "tensorboard": False}
+  results = run(tiny_config("usps", data_dir=str(tmp_path), **quick),
+                str(tmp_path / "u"))
   assert results["dataset"] == "usps" and results["n_samples"] == 80
   assert results["dim"] == 256
   kmnist = write_kmnist(tmp_path / "k")
-  results = run(tiny_config("kmnist", data_dir=kmnist, method="ae_kmeans",
-                            pretrain={"epochs": 2}), str(tmp_path / "km"))
+  results = run(tiny_config("kmnist", data_dir=kmnist, **quick),
+                str(tmp_path / "km"))
   assert results["dataset"] == "kmnist" and results["dim"] == 784
   with pytest.raises(DecJaxError, match="usps"):
     run(tiny_config("usps", method="ae_kmeans"), str(tmp_path / "none"))

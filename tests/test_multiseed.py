@@ -32,7 +32,7 @@ def hard_blobs(tmp_path):
 
 
 def small(path, **overrides):
-  config = tiny_config(path, **overrides)
+  config = tiny_config(path, report=False, tensorboard=False, **overrides)
   config.pretrain.epochs = 10
   config.dec.maxiter = 40
   return config

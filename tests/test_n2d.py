@@ -31,7 +31,8 @@ def test_n2d_separates_blobs_and_is_deterministic():
 
 
 def test_n2d_runs_end_to_end(tmp_path, blobs_npz):
-  config = tiny_config(blobs_npz, method="n2d")
+  config = tiny_config(blobs_npz, method="n2d", report=False,
+                       tensorboard=False)
   config.n2d.n_neighbors = 10
   results = run(config, str(tmp_path / "run"))
   assert results["method"] == "n2d"

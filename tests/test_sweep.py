@@ -54,7 +54,7 @@ def _mtimes(root):
 
 def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
                                                         monkeypatch):
-  config = tiny_config(blobs_npz)
+  config = tiny_config(blobs_npz, report=False, tensorboard=False)
   config.pretrain.epochs = 5
   config.dec.maxiter = 20
   workdir = str(tmp_path / "sweep")
