@@ -43,3 +43,12 @@ def map_in_chunks(fn, x: jax.Array, chunk_size: int) -> jax.Array:
   return parallel.gather(
       out.reshape((num_chunks * chunk_size,) + out.shape[2:])[:n])
 
+
+
+def as_features(x: jax.Array, divisor: float) -> jax.Array:
+  """Stored inputs -> float32 features x / divisor. Inputs kept as uint8 on
+  the device (a quarter of float32's memory) are decoded here, per minibatch
+  or chunk, inside the compiled steps; float32 inputs pass unchanged."""
+  if x.dtype == jnp.float32 and divisor == 1.0:
+    return x
+  return x.astype(jnp.float32) / divisor

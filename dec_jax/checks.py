@@ -123,11 +123,14 @@ def parse_label_column(value) -> Optional[int]:
                       f"{value!r}.") from None
 
 
-def load_data(config: ml_collections.ConfigDict) -> data.Dataset:
-  """The data set the config names, loaded with its options."""
+def load_data(config: ml_collections.ConfigDict,
+              keep_uint8: bool = False) -> data.Dataset:
+  """The data set the config names, loaded with its options; float32
+  features unless `keep_uint8` (see data.load)."""
   return data.load(config.dataset, split=config.split,
                    data_dir=config.data_dir or None, scale=config.scale,
-                   label_column=parse_label_column(config.label_column))
+                   label_column=parse_label_column(config.label_column),
+                   keep_uint8=keep_uint8)
 
 
 def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:

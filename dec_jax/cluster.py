@@ -41,6 +41,7 @@ class DECConfig:
   # holding fewer than reseed_fraction * N / K points gets a new centre at
   # the embedding of the point farthest from its own centre.
   reseed_fraction: float = 0.0
+  input_divisor: float = 1.0  # features = x / input_divisor (uint8 x)
 
 
 @dataclasses.dataclass
@@ -53,11 +54,14 @@ class DECResult:
 
 
 def embed(encoder: MLP, encoder_params: Params, x: jax.Array,
-          chunk_size: int) -> jax.Array:
-  """Embeddings [N, d] of x [N, D], computed in chunks."""
+          chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
+  """Embeddings [N, d] of the features x / input_divisor, x [N, D] (float32,
+  or uint8 decoded chunk by chunk), computed in chunks of bounded memory."""
   return batching.map_in_chunks(
-      lambda xb: encoder.apply({"params": encoder_params}, xb).astype(
-          jnp.float32), x, chunk_size)
+      lambda xb: encoder.apply(
+          {"params": encoder_params},
+          batching.as_features(xb, input_divisor)).astype(jnp.float32),
+      x, chunk_size)
 
 
 def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
@@ -128,7 +132,8 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
   """
   @jax.jit
   def target_update(params, x, prev_labels):
-    z = embed(encoder, params["encoder"], x, cfg.chunk_size)
+    z = embed(encoder, params["encoder"], x, cfg.chunk_size,
+              cfg.input_divisor)
     centres = params["centres"]
     reseeded = jnp.zeros(centres.shape[0], bool)
     if cfg.reseed_fraction > 0:
@@ -156,7 +161,9 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
     def step(i, carry):
       state, loss_sum = carry
       batch = idx[i]
-      xb, pb = parallel.shard_rows(x[batch]), parallel.shard_rows(p[batch])
+      xb = parallel.shard_rows(batching.as_features(x[batch],
+                                                    cfg.input_divisor))
+      pb = parallel.shard_rows(p[batch])
       if augment_fn is not None:
         xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
       loss, grads = grad_fn(state["params"], xb, pb)

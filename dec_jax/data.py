@@ -59,13 +59,20 @@ _KNOWN_DIRS = {
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """Inputs `x` [N, D] float32, labels `y` [N] int32 or None, and provenance."""
+  """Inputs `x` [N, D] float32 (or raw uint8, see `divisor`), labels `y` [N]
+  int32 or None, and provenance."""
 
   x: np.ndarray
   y: Optional[np.ndarray]
   name: str
   image_shape: Optional[tuple[int, ...]] = None
-  scale: float = 1.0  # what the raw inputs were divided by
+  scale: float = 1.0  # what the raw inputs are divided by
+
+  @property
+  def divisor(self) -> float:
+    """What `x` still has to be divided by to give the features: `scale`
+    when it holds the raw uint8 inputs (`load(keep_uint8=True)`), else 1."""
+    return self.scale if self.x.dtype == np.uint8 else 1.0
 
   @property
   def num_samples(self) -> int:
@@ -83,6 +90,7 @@ def load(
     data_dir: Optional[str] = None,
     scale: str | float = "auto",
     label_column: Optional[int] = None,
+    keep_uint8: bool = False,
 ) -> Dataset:
   """Loads a data set by name or path.
 
@@ -99,6 +107,8 @@ def load(
     scale: divide the inputs by this number; `auto` uses 255 for 8-bit
       images (and uint8 user arrays), 16 for digits, 1 for other features.
     label_column: for CSV files, the column holding integer labels.
+    keep_uint8: 8-bit inputs stay uint8 (flattened, not yet divided by
+      `scale`): a quarter of the memory; see `Dataset.divisor`.
 
   Returns:
     The `Dataset`.
@@ -125,16 +135,20 @@ def load(
         f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
         f"path ending in one of {USER_FILE_SUFFIXES}.")
   divisor = _resolve_scale(scale, default_scale)
+  y = None if y is None else _as_labels(y, x.shape[0], source)
+  image_shape = tuple(image_shape) if image_shape else None
+  if keep_uint8 and x.dtype == np.uint8:
+    return Dataset(x=_as_features(x, source, keep_dtype=True), y=y,
+                   name=os.path.basename(source), image_shape=image_shape,
+                   scale=divisor)
   x = _as_features(x, source) / divisor
   if source == "usps" and scale == "auto" and (x.min() < 0 or x.max() > 1):
     raise DecJaxError(
         f"usps: pixels should lie in [0, 1] but span [{x.min():g}, "
         f"{x.max():g}]; another USPS variant? Pass --config.scale to divide "
         "them by a number (values below 0 are kept as they are).")
-  y = None if y is None else _as_labels(y, x.shape[0], source)
   return Dataset(x=x.astype(np.float32), y=y, name=os.path.basename(source),
-                 image_shape=tuple(image_shape) if image_shape else None,
-                 scale=divisor)
+                 image_shape=image_shape, scale=divisor)
 
 
 def from_arrays(x, y=None, *, scale: str | float = "auto") -> Dataset:
@@ -165,8 +179,10 @@ def _resolve_scale(scale: str | float, default: float) -> float:
   return float(scale)
 
 
-def _as_features(x: np.ndarray, source: str) -> np.ndarray:
-  """Checks values and flattens [N, ...] to [N, D] float32."""
+def _as_features(x: np.ndarray, source: str,
+                 keep_dtype: bool = False) -> np.ndarray:
+  """Checks values and flattens [N, ...] to [N, D] float32 (or, with
+  `keep_dtype`, to [N, D] of x's integer dtype)."""
   if (x.dtype == object or not np.issubdtype(x.dtype, np.number)
       or np.issubdtype(x.dtype, np.complexfloating)):
     raise DecJaxError(
@@ -179,6 +195,8 @@ def _as_features(x: np.ndarray, source: str) -> np.ndarray:
     raise DecJaxError(
         f"{source}: need at least 2 samples with at least 1 feature, got "
         f"shape {x.shape}.")
+  if keep_dtype and np.issubdtype(x.dtype, np.integer):
+    return x.reshape(x.shape[0], -1)
   with np.errstate(over="ignore"):  # too large for float32: inf, caught below
     x = x.reshape(x.shape[0], -1).astype(np.float32)
   bad = ~np.isfinite(x)

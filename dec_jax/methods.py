@@ -35,7 +35,7 @@ def register(name: str) -> Callable[[Method], Method]:
 @register("kmeans")
 def kmeans_on_inputs(ctx: RunContext) -> dict:
   """k-means on the raw (scaled) inputs: the first baseline of every paper."""
-  result = ctx.kmeans(ctx.x, stage="kmeans")
+  result = ctx.kmeans(ctx.features(), stage="kmeans")
   return {"labels": result.labels, "inertia": float(result.inertia)}
 
 
@@ -89,7 +89,8 @@ def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
   dec_cfg = cluster.DECConfig(
       batch_size=cfg.batch_size, update_interval=cfg.update_interval,
       tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
-      chunk_size=ctx.config.chunk_size, reseed_fraction=cfg.reseed_fraction)
+      chunk_size=ctx.config.chunk_size, reseed_fraction=cfg.reseed_fraction,
+      input_divisor=ctx.input_divisor)
   with ctx.stage(ctx.config.method):
     result = cluster.run_dec(
         models.encoder_module(model), params["encoder"], centres,

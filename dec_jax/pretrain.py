@@ -36,7 +36,8 @@ def reconstruction_loss(model: AnyAutoencoder, params: Params,
 
 def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
                          tx: optax.GradientTransformation, num_samples: int,
-                         batch_size: int, *, stochastic: bool = False):
+                         batch_size: int, *, stochastic: bool = False,
+                         input_divisor: float = 1.0):
   """Returns epoch(state, x, key) -> (state, mean loss), jitted, state donated.
 
   state = {'params': ..., 'opt': ...}. One call runs ceil(N / batch) steps of
@@ -44,7 +45,8 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
   `loss_fn(params, xb, step_key)` is the minibatch loss. With `stochastic`
   (corruption, augmentation) the key is split in two: one half shuffles,
   step i gets fold_in(other half, i); otherwise the whole key shuffles (as
-  before these options existed) and step_key is None.
+  before these options existed) and step_key is None. Minibatches of x are
+  decoded by `batching.as_features(., input_divisor)` (uint8 inputs).
   """
   steps = -(-num_samples // batch_size)
   grad_fn = jax.value_and_grad(loss_fn)
@@ -59,7 +61,9 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
     def step(state, inputs):
       i, batch_idx = inputs
       loss, grads = grad_fn(
-          state["params"], parallel.shard_rows(x[batch_idx]),
+          state["params"],
+          parallel.shard_rows(batching.as_features(x[batch_idx],
+                                                   input_divisor)),
           None if step_key is None else jax.random.fold_in(step_key, i))
       updates, opt = tx.update(grads, state["opt"], state["params"])
       return {"params": optax.apply_updates(state["params"], updates),
@@ -73,7 +77,8 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
 
 def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
                   num_samples: int, batch_size: int,
-                  augment_fn: Optional[AugmentFn] = None):
+                  augment_fn: Optional[AugmentFn] = None, *,
+                  input_divisor: float = 1.0):
   """Returns epoch(state, x, key) -> (state, mean loss): one pretraining pass
   (see make_minibatch_epoch) on the reconstruction loss.
 
@@ -87,7 +92,8 @@ def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
     return reconstruction_loss(model, params, xb)
 
   return make_minibatch_epoch(loss, tx, num_samples, batch_size,
-                              stochastic=augment_fn is not None)
+                              stochastic=augment_fn is not None,
+                              input_divisor=input_divisor)
 
 
 def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
@@ -97,17 +103,19 @@ def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
              state: Optional[dict] = None, start_epoch: int = 0,
              checkpoint_every: int = 0,
              checkpoint_fn: Optional[Callable[[int, dict], Any]] = None,
-             augment_fn: Optional[AugmentFn] = None) -> Params:
+             augment_fn: Optional[AugmentFn] = None,
+             input_divisor: float = 1.0) -> Params:
   """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs.
 
   Every `checkpoint_every` epochs (0: never) whose loss is finite,
   `checkpoint_fn(epoch, state)` may save state = {'params', 'opt'}; passing
   that state and `start_epoch=epoch` back resumes exactly where it stopped
   (epoch e always shuffles with fold_in(key, e)). `augment_fn`: see
-  make_epoch_fn.
+  make_epoch_fn; x / input_divisor are the features (uint8 x stays uint8).
   """
   x = jnp.asarray(x)
-  epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn)
+  epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn,
+                           input_divisor=input_divisor)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
     state = {"params": params, "opt": tx.init(params)}

@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from dec_jax import augment
+from dec_jax import batching
 from dec_jax import checks
 from dec_jax import choose_k
 from dec_jax import cluster
@@ -63,6 +64,9 @@ class RunContext:
     self.dims = dims
     self.key = jax.random.key(config.seed)
     # Resident on the device(s) for the whole run; with a mesh, on each.
+    # 8-bit inputs stay uint8 there (config.keep_uint8), decoded per
+    # minibatch and chunk: features = x / input_divisor.
+    self.input_divisor = dataset.divisor
     self.x = (jnp.asarray(dataset.x) if mesh is None
               else parallel.replicate(dataset.x, mesh))
     self.times: dict[str, float] = {}
@@ -180,7 +184,7 @@ class RunContext:
           batch_size=cfg.batch_size, log_every=cfg.log_every,
           log_fn=self.log, state=state, start_epoch=start_epoch,
           checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
-          augment_fn=self.augment_fn())
+          augment_fn=self.augment_fn(), input_divisor=self.input_divisor)
       jax.block_until_ready(params)
     self.workdir.save_params(AUTOENCODER, params, fingerprint)
     self.workdir.remove_checkpoint(PARTIAL)
@@ -194,7 +198,8 @@ class RunContext:
     steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
     with self.stage("pretrain_greedy"):
       params = pretrain.greedy_pretrain(
-          model, params, self.x, jax.random.fold_in(self.key, _GREEDY_STREAM),
+          model, params, self.features(),
+          jax.random.fold_in(self.key, _GREEDY_STREAM),
           self.optimizer(cfg, steps), epochs=cfg.greedy_epochs,
           batch_size=cfg.batch_size, log_every=cfg.log_every,
           log_fn=self.log, chunk_size=self.config.chunk_size)
@@ -224,10 +229,14 @@ class RunContext:
       settings.pop(key, None)
     return settings
 
+  def features(self) -> jax.Array:
+    """All inputs as float32 features [N, D] (a full copy when x is uint8)."""
+    return batching.as_features(self.x, self.input_divisor)
+
   def embed(self, model: models.Autoencoder, encoder_params) -> jax.Array:
     with self.stage("embed"):
       z = cluster.embed(models.encoder_module(model), encoder_params, self.x,
-                        self.config.chunk_size)
+                        self.config.chunk_size, self.input_divisor)
       jax.block_until_ready(z)
     return z
 
@@ -371,7 +380,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                         "scale": str(dataset.scale)})
   checks.validate_config(config)
   out = Workdir(workdir, overwrite=config.overwrite)
-  dataset = dataset or checks.load_data(config)
+  dataset = dataset or checks.load_data(config,
+                                        keep_uint8=config.keep_uint8)
   n_clusters = checks.resolve_n_clusters(config, dataset)
   checks.check_batch_sizes(config, dataset.num_samples)
   checks.check_model_fits_data(config, dataset)

@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
                                    # checkpoints in the workdir (same config)
   config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
   config.chunk_size = 8192         # rows embedded at once on the full set
+  config.keep_uint8 = True         # 8-bit images stay uint8 on the device
+                                   # (1/4 of float32), decoded per batch
   config.num_devices = 0           # data parallel over this many devices
                                    # (0: all visible, on every host)
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
