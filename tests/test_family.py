@@ -44,7 +44,7 @@ def conv_config(source, **overrides):
   """tiny_config with the conv model: few epochs, short DEC stage."""
   config = tiny_config(source, **overrides)
   config.model.kind = "conv"
-  config.model.conv_features = (8, 16, 16)
+  config.model.conv_features = (4, 8)  # two stride-2 convs: 8 -> 4 -> 2
   config.pretrain.epochs = 2
   config.dec.maxiter = 20
   config.update(overrides)
@@ -110,7 +110,7 @@ def test_conv_ae_kmeans_runs_end_to_end(conv_ae_kmeans, digit_images):
   assert 0.0 <= results["acc"] <= 1.0 and sum(results["cluster_sizes"]) == 240
   assert "pretrain" in results["times_s"]
   saved = load_params(workdir, "autoencoder")
-  assert saved["encoder"]["conv_0"]["kernel"].shape == (5, 5, 1, 8)
+  assert saved["encoder"]["conv_1"]["kernel"].shape == (3, 3, 4, 8)
   # The conv autoencoder is never taken for an MLP one: not by a rerun in
   # its workdir (other fingerprint), not from pretrained_workdir (error).
   dataset = data.load(digit_images)
@@ -218,23 +218,6 @@ def test_greedy_pretraining_is_for_mlp_only(blobs_npz):
         blobs_npz, model={"kind": "conv"}, pretrain={"greedy_epochs": 2}))
 
 
-def test_greedy_pretraining_runs_before_end_to_end_in_a_run(tmp_path,
-                                                           blobs_npz):
-  workdir = str(tmp_path / "greedy")
-  results = run(tiny_config(blobs_npz, method="ae_kmeans",
-                            pretrain={"greedy_epochs": 2, "epochs": 2}),
-                workdir)
-  assert results["pretrain_greedy_epochs"] == 2
-  assert "pretrain_greedy" in results["times_s"]
-  records = read_metrics(workdir)
-  stages = [r["stage"] for r in records if r["stage"].startswith("pretrain")]
-  assert stages.index("pretrain_greedy") < stages.index("pretrain")
-  assert {r["layer"] for r in records if r["stage"] == "pretrain_greedy"} == {
-      0, 1}
-  assert load_meta(workdir, "autoencoder")["pretrain"][
-      "greedy_epochs"] == 2
-
-
 # --------------------------------------------------------- augmentation
 
 
@@ -329,11 +312,12 @@ def test_dec_step_uses_augmented_inputs_against_clean_targets(digits):
       cluster.dec_loss(encoder, full, x, p, 1.0))) > 1e-3
 
 
-def test_augmentation_runs_through_pretraining_and_clustering(
+def test_greedy_pretraining_and_augmentation_run_through_a_dec_run(
     tmp_path, digit_images, monkeypatch):
-  """A whole DEC run with augment=True: the augmentation is traced into the
+  """One whole DEC run with both options: greedy pretraining runs first,
+  layer by layer, then end to end; the augmentation is traced into the
   pretraining epoch and into the DEC train interval (recorded at trace
-  time), and the autoencoder's description says it was augmented."""
+  time); the autoencoder's description records both."""
   traced = []
   make = augment.make_augment_fn
 
@@ -346,10 +330,19 @@ def test_augmentation_runs_through_pretraining_and_clustering(
     return augment_fn
 
   monkeypatch.setattr(augment, "make_augment_fn", recording_make)
-  workdir = str(tmp_path / "augmented")
+  workdir = str(tmp_path / "greedy_augmented")
   results = run(tiny_config(digit_images, augment=True,
-                            pretrain={"epochs": 5}), workdir)
+                            pretrain={"epochs": 3, "greedy_epochs": 2}),
+                workdir)
   assert np.isfinite(results["acc"]) and results["iterations"] > 0
   assert sum(results["cluster_sizes"]) == 240
   assert traced.count((32, 64)) >= 2  # pretraining and DEC minibatches
-  assert load_meta(workdir, "autoencoder")["augment"]
+  assert results["pretrain_greedy_epochs"] == 2
+  assert "pretrain_greedy" in results["times_s"]
+  records = read_metrics(workdir)
+  stages = [r["stage"] for r in records if r["stage"].startswith("pretrain")]
+  assert stages.index("pretrain_greedy") < stages.index("pretrain")
+  assert {r["layer"] for r in records if r["stage"] == "pretrain_greedy"} == {
+      0, 1}
+  meta = load_meta(workdir, "autoencoder")
+  assert meta["augment"] and meta["pretrain"]["greedy_epochs"] == 2
