@@ -117,3 +117,30 @@ def test_bad_seeds_settings_rejected_before_writing(tmp_path, hard_blobs):
       multiseed.run_seeds(small(hard_blobs, **overrides),
                           str(tmp_path / "bad"))
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_cli_seeds_flag(tmp_path, blobs_npz):
+  import json
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdir = str(tmp_path / "cli")
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.main",
+       "--config=experiments/configs/default.py", f"--workdir={workdir}",
+       f"--config.dataset={blobs_npz}", "--config.method=kmeans",
+       "--config.n_clusters=4", "--config.kmeans.n_init=2",
+       "--config.report=False", "--config.tensorboard=False",
+       "--config.seeds=0,1"], cwd=repo, capture_output=True, text=True,
+      timeout=300, check=False,
+      env={**os.environ, "PYTHONPATH": repo, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "seeds [0, 1]" in proc.stdout and "ACC=" in proc.stdout
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  assert results["seeds"] == [0, 1] and set(results["per_seed"]) == {"0", "1"}
+  assert results["pretraining"]["mode"] == "sequential"  # kmeans: no AE
+  for seed in (0, 1):
+    seed_results = read_json(os.path.join(workdir, f"seed{seed}",
+                                          "results.json"))
+    assert seed_results["seed"] == seed
+    assert seed_results["config"]["seeds"] == ""
