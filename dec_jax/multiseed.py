@@ -221,7 +221,8 @@ def _to_pretrain(config, workdir: str, seeds: Sequence[int], dims) -> list[int]:
     folder = seed_dir(workdir, seed)
     wanted = run_lib.pretraining_fingerprint(seed_config(config, seed), dims)
     have = load_meta(folder, run_lib.AUTOENCODER)
-    if have is not None and run_lib._with_defaults(have) == wanted:  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    if have is not None and run_lib._with_defaults(have) == wanted:
       continue
     if load_meta(folder, run_lib.PARTIAL) is not None:
       continue
@@ -356,8 +357,9 @@ def is_multiseed(config: ml_collections.ConfigDict) -> bool:
 
 def describe(results: dict) -> str:
   """One line: method, data, seeds and mean ± sd of each score."""
-  scores = " ".join(f"{k.upper()}={results[k]['mean']:.4f}±{results[k]['sd']:.4f}"
-                    for k in SCORES if k in results)
+  scores = " ".join(
+      f"{k.upper()}={results[k]['mean']:.4f}±{results[k]['sd']:.4f}"
+      for k in SCORES if k in results)
   return (f"{results['method']} on {results['dataset']} "
           f"(n={results['n_samples']}, seeds {results['seeds']}, "
           f"pretraining {results['pretraining']['mode']}): {scores} in "

@@ -90,7 +90,8 @@ def manifold(z: np.ndarray, n_components: int, *, n_neighbors: int,
 def fit_gmm(u: np.ndarray, n_clusters: int, *, covariance_type: str,
             seed: int, n_init: int = 1):
   """A seeded Gaussian mixture on u; returns (labels, posteriors, info)."""
-  from sklearn.mixture import GaussianMixture  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from sklearn.mixture import GaussianMixture
   gmm = GaussianMixture(n_components=n_clusters,
                         covariance_type=covariance_type, n_init=n_init,
                         random_state=seed)

@@ -264,7 +264,8 @@ def write_tables(workdir: str, rows: list[dict], keys: list[str]) -> None:
     scores = []
     for k in SCORES:
       values = [r[k] for r in runs if r[k] is not None]
-      scores.append(summarize._mean_sd(values) if values else "–")  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      scores.append(summarize._mean_sd(values) if values else "–")
     wall = statistics.mean(r["time_s"] for r in runs)
     summary = os.path.join(workdir, cell, RESULTS)
     total = (_duration(read_json(summary)["times_s"]["total"])

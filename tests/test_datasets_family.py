@@ -1,5 +1,5 @@
 """The named sets `usps` (usps.h5) and `kmnist` (IDX files), on small
-generated files in their real layouts, and their errors when files are missing."""
+generated files in their real layouts; errors when files are missing."""
 
 import os
 
@@ -78,7 +78,8 @@ def test_kmnist_from_idx_folder(tmp_path):
   assert ds.x.max() <= 1.0 and ds.y.shape == (60,)
   assert data.load("kmnist", data_dir=folder, split="test").num_samples == 20
   os.remove(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
-  with pytest.raises(DecJaxError, match="missing t10k-labels.*rois-codh/kmnist"):
+  with pytest.raises(DecJaxError,
+                     match="missing t10k-labels.*rois-codh/kmnist"):
     data.load("kmnist", data_dir=folder)
 
 
