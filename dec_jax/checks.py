@@ -184,6 +184,21 @@ def check_model_fits_data(config, dataset: data.Dataset) -> None:
           f"or (H, W, C) with H*W*C = {dataset.dim}.")
 
 
+def check_streaming(config) -> None:
+  """data_on_device=False streams minibatches and chunks from the host; the
+  steps that need the whole set as float32 on the device cannot."""
+  if config.data_on_device:
+    return
+  require(config.method not in ("kmeans",),
+          "data_on_device=False: method=kmeans clusters the raw inputs on the "
+          "device; use ae_kmeans / dec / idec / n2d, or data_on_device=True.")
+  require(not config.pretrain.greedy_epochs,
+          "data_on_device=False does not stream greedy layer-wise "
+          "pretraining; set pretrain.greedy_epochs=0.")
+  require(config.num_devices == 1 or jax.device_count() == 1,
+          "data_on_device=False streams to one device; set num_devices=1.")
+
+
 def data_mesh(config) -> Optional[jax.sharding.Mesh]:
   """The mesh for data parallelism over config.num_devices devices (0: all
   visible ones), or None for one device."""

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -130,10 +130,23 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
   embeds clean x); the interval key is then split into the shuffling key and
   one whose fold_in(., step) augments step `step`.
   """
-  @jax.jit
-  def target_update(params, x, prev_labels):
-    z = embed(encoder, params["encoder"], x, cfg.chunk_size,
-              cfg.input_divisor)
+  pieces = _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn)
+  return pieces.target_update, pieces.train_interval
+
+
+class _DECPieces(NamedTuple):
+  target_update: Callable  # (params, x, prev_labels) -> update dict
+  train_interval: Callable  # (state, x, p, key, num_steps) -> (state, loss)
+  # The same for x in host memory (streamed): the update from embeddings z
+  # computed chunk by chunk, the interval's index plan, and the interval on
+  # batches gathered on the host with that plan.
+  assign: Callable  # (params, z, prev_labels) -> update dict
+  interval_plan: Callable  # key -> idx [update_interval, batch_size]
+  train_interval_on: Callable  # (state, batches, p, idx, key, num_steps)
+
+
+def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
+  def assign(params, z, prev_labels):
     centres = params["centres"]
     reseeded = jnp.zeros(centres.shape[0], bool)
     if cfg.reseed_fraction > 0:
@@ -148,22 +161,30 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
         "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
         "centres": centres, "reseeded": reseeded})
 
+  def target_update(params, x, prev_labels):
+    z = embed(encoder, params["encoder"], x, cfg.chunk_size,
+              cfg.input_divisor)
+    return assign(params, z, prev_labels)
+
   grad_fn = jax.value_and_grad(
       loss_fn or functools.partial(dec_loss, encoder, alpha=cfg.alpha))
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def train_interval(state, x, p, key, num_steps):
-    if augment_fn is not None:
-      key, augment_key = jax.random.split(key)
-    idx = batching.epoch_indices(key, num_samples, cfg.update_interval,
-                                 cfg.batch_size)
+  def interval_keys(key):
+    """(shuffling key, augmentation key or None) of an interval."""
+    if augment_fn is None:
+      return key, None
+    return tuple(jax.random.split(key))
 
+  def interval_plan(key):
+    return batching.epoch_indices(interval_keys(key)[0], num_samples,
+                                  cfg.update_interval, cfg.batch_size)
+
+  def run_steps(state, batch_at, p, idx, augment_key, num_steps):
     def step(i, carry):
       state, loss_sum = carry
-      batch = idx[i]
-      xb = parallel.shard_rows(batching.as_features(x[batch],
+      xb = parallel.shard_rows(batching.as_features(batch_at(i),
                                                     cfg.input_divisor))
-      pb = parallel.shard_rows(p[batch])
+      pb = parallel.shard_rows(p[idx[i]])
       if augment_fn is not None:
         xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
       loss, grads = grad_fn(state["params"], xb, pb)
@@ -175,7 +196,37 @@ def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
                                         (state, jnp.zeros((), jnp.float32)))
     return state, loss_sum / jnp.maximum(num_steps, 1)
 
-  return target_update, train_interval
+  def train_interval(state, x, p, key, num_steps):
+    idx = interval_plan(key)
+    return run_steps(state, lambda i: x[idx[i]], p, idx,
+                     interval_keys(key)[1], num_steps)
+
+  def train_interval_on(state, batches, p, idx, key, num_steps):
+    return run_steps(state, lambda i: batches[i], p, idx,
+                     interval_keys(key)[1], num_steps)
+
+  donated = functools.partial(jax.jit, donate_argnums=0)
+  return _DECPieces(jax.jit(target_update), donated(train_interval),
+                    jax.jit(assign), jax.jit(interval_plan),
+                    donated(train_interval_on))
+
+
+def embed_streamed(encoder: MLP, encoder_params: Params, x: np.ndarray,
+                   chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
+  """`embed` for x [N, D] in host memory: chunks go to the device one at a
+  time (transfers overlap compute), only the embeddings [N, d] stay there."""
+  parts = [_embed_chunk(encoder, encoder_params,
+                        jax.device_put(x[start:start + chunk_size]),
+                        input_divisor)
+           for start in range(0, x.shape[0], chunk_size)]
+  return jnp.concatenate(parts)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _embed_chunk(encoder, encoder_params, chunk, input_divisor):
+  return encoder.apply({"params": encoder_params},
+                       batching.as_features(chunk, input_divisor)).astype(
+                           jnp.float32)
 
 
 def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
@@ -205,11 +256,28 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   loop = {'state', 'iteration', 'prev_labels', 'loss'}; passing it back as
   `resume` continues exactly where it stopped (interval keys are
   fold_in(key, iteration)), without the encoder/centres/init_labels.
+
+  A NumPy x stays in host memory: target updates embed it chunk by chunk
+  (`embed_streamed`) and each interval's minibatches, planned with the same
+  indices as on the device, are gathered on the host and sent in one block.
   """
-  x = jnp.asarray(x)
-  n = x.shape[0]
-  target_update, train_interval = make_dec_fns(encoder, tx, n, cfg, loss_fn,
-                                               augment_fn)
+  streamed = isinstance(x, np.ndarray)
+  x = x if streamed else jnp.asarray(x)
+  pieces = _dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
+
+  def target_update(params, prev_labels):
+    if not streamed:
+      return pieces.target_update(params, x, prev_labels)
+    z = embed_streamed(encoder, params["encoder"], x, cfg.chunk_size,
+                       cfg.input_divisor)
+    return pieces.assign(params, z, prev_labels)
+
+  def train_interval(state, p, key, num_steps):
+    if not streamed:
+      return pieces.train_interval(state, x, p, key, num_steps)
+    idx = pieces.interval_plan(key)
+    batches = jax.device_put(x[np.asarray(idx)])
+    return pieces.train_interval_on(state, batches, p, idx, key, num_steps)
   if resume is None:
     # Copied: the state is donated to the compiled interval, the caller's
     # arrays must survive it.
@@ -229,7 +297,7 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
       checkpoint_fn({"state": state, "iteration": iteration,
                      "prev_labels": prev_labels, "loss": loss})
       last_saved = iteration
-    update = target_update(state["params"], x, prev_labels)
+    update = target_update(state["params"], prev_labels)
     reseeded = np.flatnonzero(np.asarray(update["reseeded"])).tolist()
     if reseeded:  # train on from the moved centres
       state = {"params": {**state["params"], "centres": update["centres"]},
@@ -240,7 +308,7 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
     if not done:  # dispatch the next interval before scoring this update
       num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
       state, next_loss = train_interval(
-          state, x, update["p"], jax.random.fold_in(key, iteration), num_steps)
+          state, update["p"], jax.random.fold_in(key, iteration), num_steps)
     if log_fn:
       log_fn({"stage": "dec", "iteration": iteration, "loss": loss,
               "label_change": change,

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dec_jax import batching
@@ -34,6 +35,29 @@ def reconstruction_loss(model: AnyAutoencoder, params: Params,
   return jnp.mean((recon - x) ** 2)
 
 
+def _train_step(loss_fn: Callable[..., jax.Array],
+                tx: optax.GradientTransformation, input_divisor: float):
+  """step(state, xb, step_key) -> (state, loss): one optimizer step on the
+  minibatch xb (stored inputs, decoded here), rows split over the mesh."""
+  grad_fn = jax.value_and_grad(loss_fn)
+
+  def step(state, xb, step_key):
+    xb = parallel.shard_rows(batching.as_features(xb, input_divisor))
+    loss, grads = grad_fn(state["params"], xb, step_key)
+    updates, opt = tx.update(grads, state["opt"], state["params"])
+    return {"params": optax.apply_updates(state["params"], updates),
+            "opt": opt}, loss
+
+  return step
+
+
+def _split_epoch_key(key: jax.Array, stochastic: bool):
+  """(shuffling key, key of the per-step randomness or None)."""
+  if not stochastic:
+    return key, None
+  return tuple(jax.random.split(key))
+
+
 def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
                          tx: optax.GradientTransformation, num_samples: int,
                          batch_size: int, *, stochastic: bool = False,
@@ -49,28 +73,65 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
   decoded by `batching.as_features(., input_divisor)` (uint8 inputs).
   """
   steps = -(-num_samples // batch_size)
-  grad_fn = jax.value_and_grad(loss_fn)
+  step = _train_step(loss_fn, tx, input_divisor)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def epoch(state, x, key):
-    step_key = None
-    if stochastic:
-      key, step_key = jax.random.split(key)
+    key, step_key = _split_epoch_key(key, stochastic)
     idx = batching.epoch_indices(key, num_samples, steps, batch_size)
 
-    def step(state, inputs):
+    def scan_step(state, inputs):
       i, batch_idx = inputs
-      loss, grads = grad_fn(
-          state["params"],
-          parallel.shard_rows(batching.as_features(x[batch_idx],
-                                                   input_divisor)),
-          None if step_key is None else jax.random.fold_in(step_key, i))
-      updates, opt = tx.update(grads, state["opt"], state["params"])
-      return {"params": optax.apply_updates(state["params"], updates),
-              "opt": opt}, loss
+      return step(state, x[batch_idx],
+                  None if step_key is None else jax.random.fold_in(step_key, i))
 
-    state, losses = jax.lax.scan(step, state, (jnp.arange(steps), idx))
+    state, losses = jax.lax.scan(scan_step, state, (jnp.arange(steps), idx))
     return state, jnp.mean(losses)
+
+  return epoch
+
+
+def make_streamed_epoch(loss_fn: Callable[..., jax.Array],
+                        tx: optax.GradientTransformation, num_samples: int,
+                        batch_size: int, *, stochastic: bool = False,
+                        input_divisor: float = 1.0,
+                        segment_steps: int = 64):
+  """make_minibatch_epoch for x [N, D] held in host memory (NumPy).
+
+  The epoch's plan of minibatch indices is the one the resident epoch uses
+  (same key, same batches, same result), and its batches are gathered on
+  the host and sent to the device `segment_steps` at a time, each segment
+  one compiled scan: device memory holds one segment, not the data set.
+  """
+  steps = -(-num_samples // batch_size)
+  step = _train_step(loss_fn, tx, input_divisor)
+
+  @jax.jit
+  def plan(key):
+    key, _ = _split_epoch_key(key, stochastic)
+    return batching.epoch_indices(key, num_samples, steps, batch_size)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def segment(state, batches, key, first_step):
+    _, step_key = _split_epoch_key(key, stochastic)
+
+    def scan_step(state, inputs):
+      i, xb = inputs
+      return step(state, xb,
+                  None if step_key is None else jax.random.fold_in(step_key, i))
+
+    ids = first_step + jnp.arange(batches.shape[0])
+    state, losses = jax.lax.scan(scan_step, state, (ids, batches))
+    return state, jnp.sum(losses)
+
+  def epoch(state, x: np.ndarray, key):
+    idx = np.asarray(plan(key))
+    loss_sum = jnp.zeros((), jnp.float32)
+    for first in range(0, steps, segment_steps):
+      batches = jax.device_put(x[idx[first:first + segment_steps]])
+      state, segment_loss = segment(state, batches, key, first)
+      loss_sum = loss_sum + segment_loss
+    return state, loss_sum / steps
 
   return epoch
 
@@ -78,7 +139,7 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
 def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
                   num_samples: int, batch_size: int,
                   augment_fn: Optional[AugmentFn] = None, *,
-                  input_divisor: float = 1.0):
+                  input_divisor: float = 1.0, streamed: bool = False):
   """Returns epoch(state, x, key) -> (state, mean loss): one pretraining pass
   (see make_minibatch_epoch) on the reconstruction loss.
 
@@ -91,9 +152,9 @@ def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
       xb = augment_fn(key, xb)
     return reconstruction_loss(model, params, xb)
 
-  return make_minibatch_epoch(loss, tx, num_samples, batch_size,
-                              stochastic=augment_fn is not None,
-                              input_divisor=input_divisor)
+  make = make_streamed_epoch if streamed else make_minibatch_epoch
+  return make(loss, tx, num_samples, batch_size,
+              stochastic=augment_fn is not None, input_divisor=input_divisor)
 
 
 def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
@@ -112,10 +173,12 @@ def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
   that state and `start_epoch=epoch` back resumes exactly where it stopped
   (epoch e always shuffles with fold_in(key, e)). `augment_fn`: see
   make_epoch_fn; x / input_divisor are the features (uint8 x stays uint8).
+  A NumPy x stays in host memory and is streamed (make_streamed_epoch).
   """
-  x = jnp.asarray(x)
+  streamed = isinstance(x, np.ndarray)
+  x = x if streamed else jnp.asarray(x)
   epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn,
-                           input_divisor=input_divisor)
+                           input_divisor=input_divisor, streamed=streamed)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
     state = {"params": params, "opt": tx.init(params)}

@@ -20,6 +20,7 @@ Each figure is drawn on its own: one that fails is logged and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import math
 import os
@@ -159,6 +160,9 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
       logging.warning("report: the run's data cannot be loaded (%s); no "
                       "confusion matrix, map or montage.", e)
       return written
+  if dataset.divisor != 1.0:  # raw uint8 inputs (keep_uint8): the features
+    dataset = dataclasses.replace(
+        dataset, x=dataset.x.astype(np.float32) / dataset.divisor)
   if dataset.num_samples != labels.size:
     logging.warning("report: the data has %d points, the assignments %d; no "
                     "confusion matrix, map or montage.", dataset.num_samples,

@@ -67,8 +67,13 @@ class RunContext:
     # 8-bit inputs stay uint8 there (config.keep_uint8), decoded per
     # minibatch and chunk: features = x / input_divisor.
     self.input_divisor = dataset.divisor
-    self.x = (jnp.asarray(dataset.x) if mesh is None
-              else parallel.replicate(dataset.x, mesh))
+    # With data_on_device=False it stays in host memory and is streamed.
+    if not config.data_on_device:
+      self.x = dataset.x
+    elif mesh is None:
+      self.x = jnp.asarray(dataset.x)
+    else:
+      self.x = parallel.replicate(dataset.x, mesh)
     self.times: dict[str, float] = {}
     self.extra: dict[str, Any] = {}
     self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
@@ -79,7 +84,7 @@ class RunContext:
         "pretrain": ("epoch", config.pretrain.epochs),
         "dec": ("iteration", config.dec.maxiter)})
     self.tensorboard = tensorboard.open_writer(
-        workdir.path, config.get("tensorboard", False))
+        workdir.path, config.get("tensorboard", False) and workdir.primary)
 
   @contextlib.contextmanager
   def stage(self, name: str):
@@ -234,9 +239,11 @@ class RunContext:
     return batching.as_features(self.x, self.input_divisor)
 
   def embed(self, model: models.Autoencoder, encoder_params) -> jax.Array:
+    embed = (cluster.embed_streamed if isinstance(self.x, np.ndarray)
+             else cluster.embed)
     with self.stage("embed"):
-      z = cluster.embed(models.encoder_module(model), encoder_params, self.x,
-                        self.config.chunk_size, self.input_divisor)
+      z = embed(models.encoder_module(model), encoder_params, self.x,
+                self.config.chunk_size, self.input_divisor)
       jax.block_until_ready(z)
     return z
 
@@ -379,6 +386,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                         "dataset": dataset.name,
                                         "scale": str(dataset.scale)})
   checks.validate_config(config)
+  checks.check_streaming(config)
   out = Workdir(workdir, overwrite=config.overwrite)
   dataset = dataset or checks.load_data(config,
                                         keep_uint8=config.keep_uint8)
@@ -432,7 +440,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
     out.write_results(results)
     ctx.progress.clear()
-    if config.get("report", False):
+    if config.get("report", False) and out.primary:
       _report(out.path, dataset, ctx.tensorboard)
     if ctx.tensorboard is not None:
       ctx.tensorboard.close()

@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.chunk_size = 8192         # rows embedded at once on the full set
   config.keep_uint8 = True         # 8-bit images stay uint8 on the device
                                    # (1/4 of float32), decoded per batch
+  config.data_on_device = True     # False: data stay in host memory and are
+                                   # streamed (larger than device memory)
   config.num_devices = 0           # data parallel over this many devices
                                    # (0: all visible, on every host)
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points

@@ -1,0 +1,75 @@
+"""Data kept in host memory (data_on_device=False) and streamed to the
+device in segments and chunks ends exactly where the resident run ends."""
+
+import jax
+import numpy as np
+import pytest
+
+from dec_jax import cluster
+from dec_jax import models
+from dec_jax.errors import DecJaxError
+from dec_jax.run import run
+from tests.test_end_to_end import tiny_config
+
+
+@pytest.mark.parametrize("method", ["dec", "idec"])
+def test_streamed_run_equals_resident_run(tmp_path, idx_folder, method):
+  results, q = {}, {}
+  for on_device in (True, False):
+    config = tiny_config("mnist", data_dir=idx_folder, method=method,
+                         data_on_device=on_device, chunk_size=16)
+    config.pretrain.epochs, config.dec.maxiter = 5, 30
+    workdir = tmp_path / f"{method}{on_device}"
+    results[on_device] = run(config, str(workdir))
+    q[on_device] = np.load(workdir / "assignments.npz")["q"]
+  for key in ("acc", "nmi", "ari", "cluster_sizes", "init_metrics",
+              "iterations"):
+    assert results[True][key] == results[False][key], key
+  np.testing.assert_allclose(q[True], q[False], atol=1e-6)
+
+
+def test_streamed_embedding_matches_resident():
+  model = models.Autoencoder((36, 16, 3))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  x = np.random.default_rng(0).integers(0, 256, (50, 36)).astype(np.uint8)
+  encoder = models.encoder_module(model)
+  np.testing.assert_allclose(
+      cluster.embed_streamed(encoder, params["encoder"], x, 16, 255.0),
+      cluster.embed(encoder, params["encoder"], jax.numpy.asarray(x), 16,
+                    255.0), atol=1e-6)
+
+
+def test_kmeans_on_streamed_inputs_is_a_clear_error(tmp_path, idx_folder):
+  config = tiny_config("mnist", data_dir=idx_folder, method="kmeans",
+                       data_on_device=False)
+  with pytest.raises(DecJaxError, match="data_on_device"):
+    run(config, str(tmp_path / "w"))
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_streamed_epoch_in_segments_equals_resident_epoch(stochastic):
+  from dec_jax import optim, pretrain  # pylint: disable=g-import-not-at-top
+  model = models.Autoencoder((36, 16, 3))
+  params = models.init_autoencoder(model, jax.random.key(0))
+  x = np.random.default_rng(1).integers(0, 256, (250, 36)).astype(np.uint8)
+  tx = optim.make_optimizer("adam", 1e-3)
+
+  def loss(p, xb, key):  # a key-dependent loss when stochastic
+    if key is not None:
+      xb = pretrain.corrupt(key, xb, 0.2)
+    return pretrain.reconstruction_loss(model, p, xb)
+
+  kwargs = dict(stochastic=stochastic, input_divisor=255.0)
+  resident = pretrain.make_minibatch_epoch(loss, tx, 250, 32, **kwargs)
+  # 8 steps in segments of 3, 3 and 2 (a shorter last segment)
+  streamed = pretrain.make_streamed_epoch(loss, tx, 250, 32, segment_steps=3,
+                                          **kwargs)
+  outputs = []
+  for epoch, data in ((resident, jax.numpy.asarray(x)), (streamed, x)):
+    state = {"params": params, "opt": tx.init(params)}
+    state = jax.tree.map(jax.numpy.array, state)
+    outputs.append(epoch(state, data, jax.random.key(5)))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               outputs[0][0], outputs[1][0])
+  assert float(outputs[0][1]) == pytest.approx(float(outputs[1][1]),
+                                               rel=1e-5)
