@@ -167,7 +167,8 @@ class _Pretrainer:
       augment_fn = augment.make_augment_fn(dataset.image_shape)
     epoch_fn = pretrain.make_epoch_fn(self.model, self.tx,
                                       dataset.num_samples, cfg.batch_size,
-                                      augment_fn)
+                                      augment_fn,
+                                      input_divisor=dataset.divisor)
     self.epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0)),
                          donate_argnums=0)
     # The keys of RunContext.autoencoder, one pair per seed.
@@ -300,7 +301,8 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
   first = seed_config(config, seeds[0])
   validate(first)
   top = Workdir(workdir, overwrite=config.overwrite)  # refuses a finished one
-  dataset = checks.load_data(first)
+  # As run.run loads it: 8-bit images stay uint8, decoded in the steps.
+  dataset = checks.load_data(first, keep_uint8=first.keep_uint8)
   checks.resolve_n_clusters(first, dataset)
   checks.check_batch_sizes(first, dataset.num_samples)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
