@@ -143,7 +143,9 @@ class Workdir:
       for name in partial:
         self.remove_checkpoint(name)
     write_json_atomic(self.file(CONFIG), config)
-    if not continued:
+    if continued:
+      _drop_partial_last_line(self.file(METRICS))
+    else:
       open(self.file(METRICS), "w").close()
     return continued
 
@@ -204,6 +206,14 @@ class Workdir:
     if os.path.exists(meta_path):
       os.remove(meta_path)  # first: a checkpoint without one is never used
     shutil.rmtree(self.checkpoint_path(name), ignore_errors=True)
+
+
+def _drop_partial_last_line(path: str) -> None:
+  """Cuts a record a killed run was writing (no final newline) off the log."""
+  with open(path, "rb+") as f:
+    text = f.read()
+    if text and not text.endswith(b"\n"):
+      f.truncate(text.rfind(b"\n") + 1)
 
 
 def load_meta(workdir: str, name: str) -> Optional[dict]:

@@ -186,3 +186,24 @@ def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
         for d in (whole, killed)])
   # The pretraining resumed from epoch 8 in the second process.
   assert any(r.get("resumed_from_epoch") == 8 for r in read_metrics(killed))
+
+
+def test_a_half_written_log_line_is_dropped_on_resume(tmp_path, blobs_npz,
+                                                      monkeypatch):
+  config = _dec_config(blobs_npz)
+  save_params = Workdir.save_params
+
+  def save_then_die(self, name, params, meta):
+    save_params(self, name, params, meta)
+    if name == methods.DEC_PARTIAL:
+      with open(self.file("metrics.jsonl"), "a") as f:
+        f.write('{"stage": "dec", "iter')  # killed in the middle of a write
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "save_params", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, str(tmp_path / "w"))
+  monkeypatch.undo()
+  run_lib.run(config, str(tmp_path / "w"))
+  records = read_metrics(str(tmp_path / "w"))  # every line parses
+  assert [r["stage"] for r in records].count("final") == 1
