@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 
+from dec_jax.sweep import format_mean_sd
 from dec_jax.workdir import RESULTS, read_json
 from experiments.configs import default
 
@@ -26,12 +27,6 @@ def find_results(roots: list[str]) -> list[dict]:
   results = [read_json(p) for p in sorted(paths)]
   # Multi-seed summaries (dec_jax/multiseed.py) sit above their seeds' runs.
   return [r for r in results if r.get("kind") != "multiseed"]
-
-
-def _mean_sd(values: list[float]) -> str:
-  if len(values) == 1:
-    return f"{values[0]:.3f}"
-  return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 # The config sections that decide what each method computes; runs agreeing
@@ -83,7 +78,7 @@ def summary_table(results: list[dict]) -> str:
   lines = ["| data | method | pretraining | seeds | ACC | NMI | ARI | "
            "wall time / run |", "|---|---|---|---|---|---|---|---|"]
   for (dataset, method, _), runs in sorted(groups.items()):
-    scores = [_mean_sd(values) if values else "–"
+    scores = [format_mean_sd(values) if values else "–"
               for values in ([r[m] for r in runs if r.get(m) is not None]
                              for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)

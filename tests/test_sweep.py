@@ -8,7 +8,7 @@ import pytest
 
 from dec_jax import run as run_lib
 from dec_jax.errors import DecJaxError
-from experiments import sweep
+from dec_jax import sweep
 from tests.test_end_to_end import tiny_config
 
 
