@@ -156,10 +156,14 @@ def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
   return None if config.n_clusters == "auto" else k
 
 
-def _count_distinct_rows(x: np.ndarray) -> int:
-  """Distinct rows of x, by a random projection (O(N D), no row sort)."""
-  projection = np.random.default_rng(0).standard_normal(x.shape[1])
-  return int(np.unique(x @ projection.astype(x.dtype)).size)
+def _count_distinct_rows(x: np.ndarray, block: int = 65536) -> int:
+  """Distinct rows of x, by a random float32 projection (O(N D), no row
+  sort), block by block so uint8 data are never copied whole as floats."""
+  projection = np.random.default_rng(0).standard_normal(x.shape[1]).astype(
+      np.float32)
+  keys = np.concatenate([x[i:i + block].astype(np.float32) @ projection
+                         for i in range(0, x.shape[0], block)])
+  return int(np.unique(keys).size)
 
 
 # The training stages each method runs (their batch sizes must fit the data).

@@ -33,3 +33,12 @@ def test_uint8_inputs_give_the_float32_run(tmp_path, idx_folder, method):
   labels = [np.load(tmp_path / f"{method}{keep}" / "assignments.npz")["labels"]
             for keep in (True, False)]
   np.testing.assert_array_equal(*labels)
+
+
+def test_distinct_rows_of_uint8_data_are_counted_as_floats():
+  from dec_jax import checks  # pylint: disable=g-import-not-at-top
+  x = np.zeros((6, 4), np.uint8)
+  x[:3] = [1, 2, 3, 4]  # 2 distinct rows; uint8 arithmetic would wrap
+  assert checks._count_distinct_rows(x) == 2
+  assert checks._count_distinct_rows(
+      np.arange(200, dtype=np.uint8).reshape(50, 4), block=7) == 50
