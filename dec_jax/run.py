@@ -18,6 +18,7 @@ import time
 from typing import Any, Optional
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -444,4 +445,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       _report(out.path, dataset, ctx.tensorboard)
     if ctx.tensorboard is not None:
       ctx.tensorboard.close()
+    if jax.process_count() > 1:  # no process leaves while another writes
+      multihost_utils.sync_global_devices("dec_jax: run finished")
     return results

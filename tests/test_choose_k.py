@@ -25,6 +25,7 @@ def test_auto_k_finds_the_number_of_blobs(tmp_path, method):
   config = tiny_config(str(path), method=method, n_clusters="auto",
                        auto_k={"min": 2, "max": 8})
   config.pretrain.epochs = 60
+  config.kmeans.backend = "sklearn"  # no compile per k: the test is choose_k's
   results = run(config, str(tmp_path / "run"))
   assert results["n_clusters"] == 5
   auto = results["n_clusters_auto"]

@@ -18,9 +18,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(source, **overrides):
-  """A small, fast DEC config on `source`: tiny network, few epochs."""
+  """A small, fast DEC config on `source`: tiny network, few epochs, no
+  plots or TensorBoard files (tests/test_report.py turns them on)."""
   config = default.get_config()
   config.dataset = source
+  config.report = config.tensorboard = False
   config.n_clusters = 4
   config.pretrain.optimizer = "adam"
   config.pretrain.learning_rate = 1e-3

@@ -89,7 +89,8 @@ def test_two_processes_match_one(tmp_path, blobs_npz):
           "--config.pretrain.learning_rate=0.001",
           "--config.pretrain.batch_size=32", "--config.kmeans.n_init=2",
           "--config.dec.batch_size=32", "--config.dec.update_interval=10",
-          "--config.dec.maxiter=20", "--config.dec.tol=0"]
+          "--config.dec.maxiter=20", "--config.dec.tol=0",
+          "--config.report=False", "--config.tensorboard=False"]
   port = _free_port()
   procs = [_python(["-m", "experiments.main"], *args,
                    f"--workdir={tmp_path / 'multi'}", "--distributed",
