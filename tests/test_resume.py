@@ -18,6 +18,25 @@ from dec_jax.workdir import Workdir, load_params, read_metrics
 from tests.test_end_to_end import REPO, tiny_config
 
 
+def _interrupted_run(config, workdir, monkeypatch, name, key=None, at=None,
+                     before_dying=None):
+  """Runs config into workdir and stops it with KeyboardInterrupt right
+  after checkpoint `name` is saved (with meta[key] == at, if given)."""
+  save_params = Workdir.save_params
+
+  def save_then_die(self, saved, params, meta):
+    save_params(self, saved, params, meta)
+    if saved == name and (key is None or meta[key] == at):
+      if before_dying:
+        before_dying(self)
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "save_params", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, workdir)
+  monkeypatch.undo()
+
+
 def test_killed_pretraining_resumes_to_the_same_result(tmp_path, blobs_npz,
                                                        monkeypatch):
   config = tiny_config(blobs_npz, method="ae_kmeans",
@@ -25,17 +44,9 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, blobs_npz,
                                  "log_every": 2})
   whole = run_lib.run(config, str(tmp_path / "whole"))
 
-  save_params = Workdir.save_params
-
-  def save_then_die(self, name, params, meta):
-    save_params(self, name, params, meta)
-    if name == run_lib.PARTIAL and meta["epoch"] == 8:
-      raise KeyboardInterrupt  # killed right after the epoch-8 checkpoint
-
-  monkeypatch.setattr(Workdir, "save_params", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, str(tmp_path / "killed"))
-  monkeypatch.undo()
+  # killed right after the epoch-8 checkpoint
+  _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
+                   run_lib.PARTIAL, "epoch", 8)
   resumed = run_lib.run(config, str(tmp_path / "killed"))
 
   assert resumed["pretrain_resumed_from_epoch"] == 8
@@ -52,17 +63,7 @@ def test_partial_checkpoint_of_other_settings_is_not_resumed(tmp_path,
                                                              monkeypatch):
   config = tiny_config(blobs_npz, method="ae_kmeans",
                        pretrain={"epochs": 10, "checkpoint_every": 4})
-  save_params = Workdir.save_params
-
-  def save_then_die(self, name, params, meta):
-    save_params(self, name, params, meta)
-    if name == run_lib.PARTIAL:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(Workdir, "save_params", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, str(tmp_path / "w"))
-  monkeypatch.undo()
+  _interrupted_run(config, str(tmp_path / "w"), monkeypatch, run_lib.PARTIAL)
   changed = run_lib.run(tiny_config(
       blobs_npz, method="ae_kmeans", pretrain={"epochs": 10,
                                                "checkpoint_every": 4,
@@ -85,17 +86,8 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
   whole = run_lib.run(config, str(tmp_path / "whole"))
   assert whole["iterations"] == 60
 
-  save_params = Workdir.save_params
-
-  def save_then_die(self, name, params, meta):
-    save_params(self, name, params, meta)
-    if name == methods.DEC_PARTIAL and meta["iteration"] == 40:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(Workdir, "save_params", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, str(tmp_path / "killed"))
-  monkeypatch.undo()
+  _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
+                   methods.DEC_PARTIAL, "iteration", 40)
   resumed = run_lib.run(config, str(tmp_path / "killed"))
 
   assert resumed["dec_resumed_from_iteration"] == 40
@@ -114,17 +106,8 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
 
 def test_resume_off_starts_afresh(tmp_path, blobs_npz, monkeypatch):
   config = _dec_config(blobs_npz)
-  save_params = Workdir.save_params
-
-  def save_then_die(self, name, params, meta):
-    save_params(self, name, params, meta)
-    if name == methods.DEC_PARTIAL:
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(Workdir, "save_params", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, str(tmp_path / "w"))
-  monkeypatch.undo()
+  _interrupted_run(config, str(tmp_path / "w"), monkeypatch,
+                   methods.DEC_PARTIAL)
   config.resume = False
   results = run_lib.run(config, str(tmp_path / "w"))
   assert "dec_resumed_from_iteration" not in results
@@ -191,19 +174,12 @@ def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
 def test_a_half_written_log_line_is_dropped_on_resume(tmp_path, blobs_npz,
                                                       monkeypatch):
   config = _dec_config(blobs_npz)
-  save_params = Workdir.save_params
+  def write_half_a_record(workdir):  # killed in the middle of a write
+    with open(workdir.file("metrics.jsonl"), "a") as f:
+      f.write('{"stage": "dec", "iter')
 
-  def save_then_die(self, name, params, meta):
-    save_params(self, name, params, meta)
-    if name == methods.DEC_PARTIAL:
-      with open(self.file("metrics.jsonl"), "a") as f:
-        f.write('{"stage": "dec", "iter')  # killed in the middle of a write
-      raise KeyboardInterrupt
-
-  monkeypatch.setattr(Workdir, "save_params", save_then_die)
-  with pytest.raises(KeyboardInterrupt):
-    run_lib.run(config, str(tmp_path / "w"))
-  monkeypatch.undo()
+  _interrupted_run(config, str(tmp_path / "w"), monkeypatch,
+                   methods.DEC_PARTIAL, before_dying=write_half_a_record)
   run_lib.run(config, str(tmp_path / "w"))
   records = read_metrics(str(tmp_path / "w"))  # every line parses
   assert [r["stage"] for r in records].count("final") == 1
