@@ -161,7 +161,8 @@ def _count_distinct_rows(x: np.ndarray, block: int = 65536) -> int:
   sort), block by block so uint8 data are never copied whole as floats."""
   projection = np.random.default_rng(0).standard_normal(x.shape[1]).astype(
       np.float32)
-  keys = np.concatenate([x[i:i + block].astype(np.float32) @ projection
+  keys = np.concatenate([x[i:i + block].astype(np.float32, copy=False)
+                         @ projection
                          for i in range(0, x.shape[0], block)])
   return int(np.unique(keys).size)
 
