@@ -58,10 +58,19 @@ def embed(encoder: MLP, encoder_params: Params, x: jax.Array,
   """Embeddings [N, d] of the features x / input_divisor, x [N, D] (float32,
   or uint8 decoded chunk by chunk), computed in chunks of bounded memory."""
   return batching.map_in_chunks(
-      lambda xb: encoder.apply(
-          {"params": encoder_params},
-          batching.as_features(xb, input_divisor)).astype(jnp.float32),
-      x, chunk_size)
+      lambda xb: _encode(encoder, encoder_params, xb, input_divisor), x,
+      chunk_size)
+
+
+def _encode(encoder: MLP, encoder_params: Params, xb: jax.Array,
+            input_divisor: float) -> jax.Array:
+  """Float32 embeddings of the stored inputs xb (decoded here)."""
+  return encoder.apply({"params": encoder_params},
+                       batching.as_features(xb, input_divisor)).astype(
+                           jnp.float32)
+
+
+_encode_compiled = jax.jit(_encode, static_argnums=(0, 3))  # embed_streamed
 
 
 def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
@@ -215,18 +224,11 @@ def embed_streamed(encoder: MLP, encoder_params: Params, x: np.ndarray,
                    chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
   """`embed` for x [N, D] in host memory: chunks go to the device one at a
   time (transfers overlap compute), only the embeddings [N, d] stay there."""
-  parts = [_embed_chunk(encoder, encoder_params,
-                        jax.device_put(x[start:start + chunk_size]),
-                        input_divisor)
+  parts = [_encode_compiled(encoder, encoder_params,
+                            jax.device_put(x[start:start + chunk_size]),
+                            input_divisor)
            for start in range(0, x.shape[0], chunk_size)]
   return jnp.concatenate(parts)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _embed_chunk(encoder, encoder_params, chunk, input_divisor):
-  return encoder.apply({"params": encoder_params},
-                       batching.as_features(chunk, input_divisor)).astype(
-                           jnp.float32)
 
 
 def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,

@@ -36,8 +36,7 @@ def data_mesh(num_devices: int = 0) -> Optional[Mesh]:
 def shard_rows(x: jax.Array) -> jax.Array:
   """x with its leading (row) axis split over the current mesh's `data`
   axis; unchanged outside a mesh. Use inside jitted functions."""
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or DATA not in mesh.axis_names:
+  if not _in_data_mesh():
     return x
   return jax.lax.with_sharding_constraint(
       x, PartitionSpec(DATA, *([None] * (x.ndim - 1))))
@@ -47,10 +46,15 @@ def gather(tree: Any) -> Any:
   """Every array of `tree` whole on each device of the current mesh, so the
   host of every process can read it; unchanged outside a mesh. Use inside
   jitted functions, on the outputs the host reads."""
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or DATA not in mesh.axis_names:
+  if not _in_data_mesh():
     return tree
   return jax.lax.with_sharding_constraint(tree, PartitionSpec())
+
+
+def _in_data_mesh() -> bool:
+  """Whether the code is traced inside a mesh with a `data` axis."""
+  mesh = jax.sharding.get_abstract_mesh()
+  return not mesh.empty and DATA in mesh.axis_names
 
 
 def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:

@@ -15,16 +15,21 @@ def write_idx(path, array, magic):
     f.write(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.fixture
-def idx_folder(tmp_path):
-  """A tiny MNIST-layout folder: 40 train + 20 test images of 6x6 pixels."""
+def make_idx_folder(folder) -> str:
+  """Writes a tiny MNIST-layout folder: 40 train + 20 test 6x6 images."""
   rng = np.random.default_rng(0)
   for split, n in (("train", 40), ("t10k", 20)):
-    write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+    write_idx(folder / f"{split}-images-idx3-ubyte.gz",
               rng.integers(0, 256, size=(n, 6, 6)), 0x803)
-    write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
+    write_idx(folder / f"{split}-labels-idx1-ubyte.gz",
               rng.integers(0, 10, size=n), 0x801)
-  return str(tmp_path)
+  return str(folder)
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+  """make_idx_folder in the test's temporary folder."""
+  return make_idx_folder(tmp_path)
 
 
 @pytest.fixture

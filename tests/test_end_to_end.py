@@ -38,9 +38,10 @@ def tiny_config(source, **overrides):
   return config
 
 
-def cli(*args):
+def cli(*args, module="experiments.main"):
+  """Runs an entry point (python -m module args...) from the repo, on CPU."""
   return subprocess.run(
-      [sys.executable, "-m", "experiments.main", *args], cwd=REPO,
+      [sys.executable, "-m", module, *args], cwd=REPO,
       capture_output=True, text=True, timeout=300, check=False,
       env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
 

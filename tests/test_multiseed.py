@@ -11,7 +11,7 @@ from dec_jax import multiseed
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
 from dec_jax.workdir import load_params, read_json
-from tests.test_end_to_end import tiny_config
+from tests.test_end_to_end import cli, tiny_config
 
 # Per-seed scores of the vmapped and the separate runs agree to this (the
 # labels exactly): the stacked matmuls may sum in another order than one
@@ -120,20 +120,13 @@ def test_bad_seeds_settings_rejected_before_writing(tmp_path, hard_blobs):
 
 
 def test_cli_seeds_flag(tmp_path, blobs_npz):
-  import json
-  import subprocess
-  import sys
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  import json  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / "cli")
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.main",
-       "--config=experiments/configs/default.py", f"--workdir={workdir}",
-       f"--config.dataset={blobs_npz}", "--config.method=kmeans",
-       "--config.n_clusters=4", "--config.kmeans.n_init=2",
-       "--config.report=False", "--config.tensorboard=False",
-       "--config.seeds=0,1"], cwd=repo, capture_output=True, text=True,
-      timeout=300, check=False,
-      env={**os.environ, "PYTHONPATH": repo, "JAX_PLATFORMS": "cpu"})
+  proc = cli("--config=experiments/configs/default.py", f"--workdir={workdir}",
+             f"--config.dataset={blobs_npz}", "--config.method=kmeans",
+             "--config.n_clusters=4", "--config.kmeans.n_init=2",
+             "--config.report=False", "--config.tensorboard=False",
+             "--config.seeds=0,1")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "seeds [0, 1]" in proc.stdout and "ACC=" in proc.stdout
   results = json.load(open(os.path.join(workdir, "results.json")))

@@ -19,6 +19,7 @@ from dec_jax import report
 from dec_jax import tensorboard
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
+from tests.conftest import make_idx_folder
 from tests.test_end_to_end import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,16 +52,9 @@ def assert_png(path: str, min_side: int = 100) -> None:
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
   """A tiny DEC run on 60 6x6 images in MNIST's layout, report on."""
-  from tests.conftest import write_idx  # pylint: disable=g-import-not-at-top
-  folder = tmp_path_factory.mktemp("idx")
-  rng = np.random.default_rng(0)
-  for split, n in (("train", 40), ("t10k", 20)):
-    write_idx(folder / f"{split}-images-idx3-ubyte.gz",
-              rng.integers(0, 256, size=(n, 6, 6)), 0x803)
-    write_idx(folder / f"{split}-labels-idx1-ubyte.gz",
-              rng.integers(0, 10, size=n), 0x801)
+  folder = make_idx_folder(tmp_path_factory.mktemp("idx"))
   workdir = str(tmp_path_factory.mktemp("run") / "dec")
-  config = tiny_config("mnist", data_dir=str(folder), report=True,
+  config = tiny_config("mnist", data_dir=folder, report=True,
                        tensorboard=True)
   config.pretrain.epochs = 10
   results = run(config, workdir)

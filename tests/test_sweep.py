@@ -9,7 +9,7 @@ import pytest
 from dec_jax import run as run_lib
 from dec_jax.errors import DecJaxError
 from dec_jax import sweep
-from tests.test_end_to_end import tiny_config
+from tests.test_end_to_end import cli, tiny_config
 
 
 def test_parse_grid():
@@ -108,19 +108,12 @@ def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):
 
 
 def test_sweep_cli(tmp_path, blobs_npz):
-  import subprocess
-  import sys
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   workdir = str(tmp_path / "sweep")
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.sweep",
-       "--config=experiments/configs/default.py", f"--workdir={workdir}",
-       f"--config.dataset={blobs_npz}", "--config.method=kmeans",
-       "--config.n_clusters=4", "--config.report=False",
-       "--config.tensorboard=False", "--grid=kmeans.n_init=1,2",
-       "--seeds=0,1"], cwd=repo, capture_output=True, text=True, timeout=300,
-      check=False, env={**os.environ, "PYTHONPATH": repo,
-                        "JAX_PLATFORMS": "cpu"})
+  proc = cli("--config=experiments/configs/default.py", f"--workdir={workdir}",
+             f"--config.dataset={blobs_npz}", "--config.method=kmeans",
+             "--config.n_clusters=4", "--config.report=False",
+             "--config.tensorboard=False", "--grid=kmeans.n_init=1,2",
+             "--seeds=0,1", module="experiments.sweep")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "| kmeans.n_init=1 | 1 | 2 |" in proc.stdout
   with open(os.path.join(workdir, "sweep.csv")) as f:
@@ -128,9 +121,6 @@ def test_sweep_cli(tmp_path, blobs_npz):
   assert [(r["cell"], r["seed"], r["kmeans.n_init"]) for r in rows] == [
       ("kmeans.n_init=1", "0", "1"), ("kmeans.n_init=1", "1", "1"),
       ("kmeans.n_init=2", "0", "2"), ("kmeans.n_init=2", "1", "2")]
-  bad = subprocess.run(
-      [sys.executable, "-m", "experiments.sweep", f"--workdir={workdir}2",
-       "--grid=dec.nope=1"], cwd=repo, capture_output=True, text=True,
-      timeout=300, check=False, env={**os.environ, "PYTHONPATH": repo,
-                                     "JAX_PLATFORMS": "cpu"})
+  bad = cli(f"--workdir={workdir}2", "--grid=dec.nope=1",
+            module="experiments.sweep")
   assert bad.returncode == 2 and "not a config field" in bad.stderr
