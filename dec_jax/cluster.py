@@ -332,3 +332,94 @@ def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
   return DECResult(params=state["params"], labels=np.asarray(update["labels"]),
                    q=np.asarray(update["q"]), iterations=iteration,
                    stop_reason="tol" if converged else "maxiter")
+
+
+def _take(tree: Any, index: Any) -> Any:
+  """Rows `index` of every leaf's leading (seed) axis."""
+  return jax.tree.map(lambda a: a[index], tree)
+
+
+def run_dec_seeds(encoder: MLP, starts: list[dict], x: jax.Array,
+                  keys: list[jax.Array], tx: optax.GradientTransformation,
+                  cfg: DECConfig,
+                  log_fns: Optional[list[Callable[[dict], Any]]] = None, *,
+                  loss_fn: Optional[Callable[..., jax.Array]] = None,
+                  augment_fn: Optional[Callable[[jax.Array, jax.Array],
+                                                jax.Array]] = None
+                  ) -> list[DECResult]:
+  """`run_dec` for several seeds at once: one compiled program, their states
+  stacked on a leading axis and the target update and interval vmapped.
+
+  starts[i] = {'params': {'encoder', 'centres', ...}, 'init_labels'} and
+  keys[i] are what seed i's own `run_dec` would get (params = its
+  extra_params + encoder + centres); log_fns[i] receives its records. Each
+  seed stops as its own run would (tol or maxiter), with the same
+  iterations, labels and, up to float rounding, q; a finished seed leaves
+  the stack (one recompile for the smaller stack), so the work done is that
+  of the separate runs. x must be on the device; no checkpoints are taken.
+  """
+  pieces = _dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
+  update_all = jax.jit(jax.vmap(pieces.target_update, in_axes=(0, None, 0)))
+
+  def interval(state, x, p, keys, iteration, num_steps):
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, iteration)
+    return jax.vmap(pieces.train_interval, in_axes=(0, None, 0, 0, None))(
+        state, x, p, keys, num_steps)
+
+  interval_all = jax.jit(interval, donate_argnums=0)
+  stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
+  params = jax.tree.map(jnp.array, stack([s["params"] for s in starts]))
+  state = {"params": params, "opt": jax.vmap(tx.init)(params)}
+  prev_labels = jnp.stack([jnp.asarray(s["init_labels"], jnp.int32)
+                           for s in starts])
+  keys = jnp.stack(keys)
+  alive = list(range(len(starts)))  # the seeds in the stack, in its order
+  results: list[Optional[DECResult]] = [None] * len(starts)
+  losses = np.full(len(starts), np.nan)
+  iteration, start = 0, time.perf_counter()
+  while alive:
+    update = update_all(state["params"], x, prev_labels)
+    if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
+      state = {"params": {**state["params"], "centres": update["centres"]},
+               "opt": state["opt"]}
+    change = np.asarray(update["label_change"]).tolist()  # as floats
+    done = [(iteration > 0 and c < cfg.tol) or iteration >= cfg.maxiter
+            for c in change]
+    keep = [j for j, d in enumerate(done) if not d]
+    host = jax.device_get({k: update[k] for k in (
+        "labels", "cluster_sizes", "mean_max_q", "reseeded")})
+    for j, i in enumerate(alive):
+      if log_fns:
+        reseeded = np.flatnonzero(host["reseeded"][j]).tolist()
+        log_fns[i]({
+            "stage": "dec", "iteration": iteration, "loss": float(losses[j]),
+            "label_change": float(change[j]),
+            "cluster_sizes": host["cluster_sizes"][j].tolist(),
+            "mean_max_q": float(host["mean_max_q"][j]),
+            **({"reseeded": reseeded} if reseeded else {}),
+            "time_s": time.perf_counter() - start,
+            "labels": host["labels"][j]})
+      if done[j]:
+        results[i] = DECResult(
+            params=_take(state["params"], j), labels=host["labels"][j],
+            q=np.asarray(update["q"][j]), iterations=iteration,
+            stop_reason="tol" if iteration > 0 and change[j] < cfg.tol
+            else "maxiter")
+    if not keep:
+      break
+    p, prev_labels = update["p"], update["labels"]
+    if len(keep) < len(alive):  # the finished seeds leave the stack
+      index = jnp.asarray(keep)
+      state, p, prev_labels, keys = _take((state, p, prev_labels, keys),
+                                          index)
+      alive = [alive[j] for j in keep]
+    num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
+    state, losses = interval_all(state, x, p, keys, iteration, num_steps)
+    iteration += num_steps
+    losses = np.asarray(losses)
+    for i, loss in zip(alive, losses):
+      if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"DEC of run {i} (of the stacked seeds) diverged by iteration {iteration} (loss "
+            f"{loss}); rerun with a lower dec.learning_rate.")
+  return results

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from dec_jax import cluster
 from dec_jax import models
+from dec_jax import optim
 from dec_jax.workdir import PARTIAL_SUFFIX
 
 if TYPE_CHECKING:
@@ -51,15 +53,49 @@ def ae_kmeans(ctx: RunContext) -> dict:
 DEC_PARTIAL = "dec" + PARTIAL_SUFFIX  # clustering state, saved as it goes
 
 
-def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
-               loss_fn=None, extra_params=None) -> dict:
-  """AE + k-means init, then the DEC loop with the given minibatch loss.
+def dec_settings(config, input_divisor: float) -> cluster.DECConfig:
+  """The DEC loop's settings from a run config."""
+  cfg = config.dec
+  return cluster.DECConfig(
+      batch_size=cfg.batch_size, update_interval=cfg.update_interval,
+      tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
+      chunk_size=config.chunk_size, reseed_fraction=cfg.reseed_fraction,
+      input_divisor=input_divisor)
+
+
+def dec_optimizer(config) -> optax.GradientTransformation:
+  cfg = config.dec
+  return optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
+                              momentum=cfg.momentum, schedule=cfg.schedule,
+                              total_steps=cfg.maxiter)
+
+
+def clustering_loss(config, model: models.AnyAutoencoder, params):
+  """(minibatch loss or None for DEC's KL, the parameters trained besides
+  encoder and centres) of the fine-tuning methods: dec and idec."""
+  if config.method != "idec":
+    return None, {}
+  loss_fn = functools.partial(
+      cluster.idec_loss, models.encoder_module(model),
+      models.decoder_module(model), gamma=config.idec.gamma,
+      alpha=config.dec.alpha)
+  return loss_fn, {"decoder": params["decoder"]}
+
+
+def _fine_tune(ctx: RunContext, model: models.Autoencoder, params) -> dict:
+  """AE + k-means init, then the DEC loop with the method's minibatch loss.
 
   Resumes from this workdir's `dec_partial` checkpoint when an interrupted
-  run with the same config left one (k-means is then not rerun).
+  run with the same config left one (k-means is then not rerun). With
+  `ctx.stacked_dec` (this seed's share of `--config.seeds`' vmapped DEC
+  phase) the k-means init and the loop have run already: their records are
+  logged and their result kept.
   """
+  if ctx.stacked_dec is not None:
+    return _from_stacked(ctx, model, ctx.stacked_dec)
   cfg = ctx.config.dec
-  tx = ctx.optimizer(cfg, total_steps=cfg.maxiter)
+  loss_fn, extra_params = clustering_loss(ctx.config, model, params)
+  tx = dec_optimizer(ctx.config)
   settings = ctx.result_settings()
   resume, meta = ctx.resume_point(
       DEC_PARTIAL, settings,
@@ -86,21 +122,40 @@ def _fine_tune(ctx: RunContext, model: models.Autoencoder, params, *,
          "loss": loop["loss"], "n_clusters": ctx.n_clusters,
          "init_metrics": init_scores})
 
-  dec_cfg = cluster.DECConfig(
-      batch_size=cfg.batch_size, update_interval=cfg.update_interval,
-      tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
-      chunk_size=ctx.config.chunk_size, reseed_fraction=cfg.reseed_fraction,
-      input_divisor=ctx.input_divisor)
   with ctx.stage(ctx.config.method):
     result = cluster.run_dec(
         models.encoder_module(model), params["encoder"], centres,
-        init_labels, ctx.x, jax.random.fold_in(ctx.key, 2), tx, dec_cfg,
-        log_fn=ctx.log_assignment, loss_fn=loss_fn, extra_params=extra_params,
-        resume=resume, checkpoint_every=cfg.checkpoint_every,
-        checkpoint_fn=save_partial, augment_fn=ctx.augment_fn())
+        init_labels, ctx.x, dec_key(ctx.key), tx,
+        dec_settings(ctx.config, ctx.input_divisor),
+        log_fn=ctx.log_assignment, loss_fn=loss_fn,
+        extra_params=extra_params, resume=resume,
+        checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
+        augment_fn=ctx.augment_fn())
+  return _finish(ctx, model, result, init_scores)
+
+
+def dec_key(run_key: jax.Array) -> jax.Array:
+  """The DEC loop's key (interval keys are fold_in(it, iteration))."""
+  return jax.random.fold_in(run_key, 2)
+
+
+def _from_stacked(ctx: RunContext, model: models.Autoencoder,
+                  stacked: dict) -> dict:
+  """Logs and keeps what the vmapped DEC phase computed for this seed."""
+  ctx.log({"stage": "kmeans_init", **stacked["init_metrics"]})
+  for record in stacked["records"]:  # scored already
+    ctx.log_assignment(dict(record))
+  ctx.times.update(stacked["times_s"])
+  ctx.extra["dec_phase"] = stacked["dec_phase"]
+  return _finish(ctx, model, stacked["result"], stacked["init_metrics"])
+
+
+def _finish(ctx: RunContext, model: models.Autoencoder,
+            result: cluster.DECResult, init_scores: dict) -> dict:
+  """Saves the clustering model; the method's output."""
   ctx.workdir.save_params("dec", result.params, {
       "method": ctx.config.method, **models.describe(model),
-      "n_clusters": ctx.n_clusters, "alpha": cfg.alpha,
+      "n_clusters": ctx.n_clusters, "alpha": ctx.config.dec.alpha,
       "dtype": ctx.config.model.dtype, "scale": ctx.dataset.scale,
       "label_column": ctx.config.label_column})
   ctx.workdir.remove_checkpoint(DEC_PARTIAL)
@@ -131,12 +186,7 @@ def idec(ctx: RunContext) -> dict:
   """Improved DEC (Guo et al., 2017): the decoder is kept and trained too,
   on L_rec + gamma * KL(P || Q), which preserves the embedding's structure."""
   model, params = ctx.autoencoder()
-  loss_fn = functools.partial(
-      cluster.idec_loss, models.encoder_module(model),
-      models.decoder_module(model), gamma=ctx.config.idec.gamma,
-      alpha=ctx.config.dec.alpha)
-  return _fine_tune(ctx, model, params, loss_fn=loss_fn,
-                    extra_params={"decoder": params["decoder"]})
+  return _fine_tune(ctx, model, params)
 
 
 @register("n2d")

@@ -10,14 +10,21 @@ axis and `pretrain.make_epoch_fn`'s epoch (a pure function of state, data,
 key) is vmapped over it. Each seed uses exactly the keys a single run with
 that seed would (init and shuffling from fold_in(key(seed), 1)), and its
 autoencoder is saved into seedS/checkpoints/autoencoder with the same
-description a single run writes, so `run.run` then reuses it, and does the
-rest of the seed's run (k-means, DEC / IDEC / N2D) as usual: the clustering
-stage runs one seed after another.
+description a single run writes, so `run.run` then reuses it.
+
+For dec and idec the clustering stage is stacked too: each seed's k-means
+init is computed as its own run would, then `cluster.run_dec_seeds` runs
+all the DEC loops in one compiled program (the seed keys those of the single
+runs; a seed that converges leaves the stack). Each seed's `run.run` then
+logs the records and keeps the result of its share (`stacked_dec`), and
+writes its workdir as usual. The stacked DEC phase is not checkpointed: an
+interrupted one is rerun (the autoencoders are kept).
 
 Vmapped pretraining is used when the stacked program fits in memory (its
 compiled size, from XLA's memory analysis, against the free device memory,
-or free host RAM on CPU) and the recipe allows it; otherwise, and with
-`seeds_mode=sequential`, each seed pretrains in its own run. The reason is
+or free host RAM on CPU) and the recipe allows it, the vmapped DEC phase
+likewise (an estimate of its size); otherwise, and with
+`seeds_mode=sequential`, each seed runs that stage in its own run. The reason is
 logged and written to results.json. Seeds whose results.json exists are not
 rerun (unless config.overwrite), so an interrupted multi-seed run resumes.
 """
@@ -36,8 +43,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dec_jax import augment
 from dec_jax import checks
+from dec_jax import cluster
 from dec_jax import data
+from dec_jax import kmeans
+from dec_jax import methods
+from dec_jax import metrics
 from dec_jax import models
 from dec_jax import optim
 from dec_jax import pretrain
@@ -271,6 +283,124 @@ def _pretrain_vmapped(config, dataset: data.Dataset, dims, seeds, workdir,
           "reason": f"{len(todo)} seeds fit in memory"}
 
 
+# ------------------------------------------------------- vmapped DEC phase
+
+
+def dec_vmap_blockers(config: ml_collections.ConfigDict) -> list[str]:
+  """Why this recipe's clustering stage cannot be vmapped (empty: it can)."""
+  reasons = []
+  if config.method not in ("dec", "idec"):
+    reasons.append(f"method={config.method} has no DEC phase")
+  if config.seeds_mode == "sequential":
+    reasons.append("seeds_mode=sequential")
+  if not config.data_on_device:
+    reasons.append("data_on_device=False streams each run's data")
+  if config.n_clusters == "auto":
+    reasons.append("n_clusters=auto is chosen per seed")
+  if config.num_devices != 1 and jax.device_count() > 1:
+    reasons.append("data parallelism over devices runs one seed at a time")
+  return reasons
+
+
+def _dec_memory_estimate(params, num_seeds: int, n: int, k: int,
+                         chunk: int, width: int) -> int:
+  """Bytes of the stacked DEC phase: state (params + 2 optimizer moments,
+  twice while donated), q / p / labels of the full set, and one chunk's
+  activations, per seed."""
+  return num_seeds * (6 * _tree_bytes(params) + 3 * 4 * n * k
+                      + 2 * 4 * chunk * width)
+
+
+def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
+                 workdir, log_fn) -> tuple[dict, dict[int, dict]]:
+  """Runs the k-means inits and the DEC loops of the seeds whose autoencoder
+  is ready, stacked (`cluster.run_dec_seeds`); returns what results.json
+  says about it and each seed's `run.run(..., stacked_dec=)`."""
+  blockers = dec_vmap_blockers(config)
+  ready = {}
+  for seed in [] if blockers else seeds:
+    cfg = seed_config(config, seed)
+    folder = Workdir(seed_dir(workdir, seed), overwrite=True)
+    if config.resume and load_meta(folder.path, methods.DEC_PARTIAL):
+      continue  # an interrupted clustering resumes in its own run
+    # pylint: disable-next=protected-access
+    params, _ = run_lib._find_pretrained(cfg, folder, dims,
+                                         dataset.image_shape)
+    if params is not None:
+      ready[seed] = params
+  if not blockers and len(ready) < 2:
+    blockers.append(f"{len(ready)} seed(s) with a pretrained autoencoder "
+                    "left to cluster")
+  if blockers:
+    return {"mode": "sequential", "reason": "; ".join(blockers)}, {}
+  start = time.perf_counter()
+  model = run_lib.build_model(config, dims, dataset.image_shape)
+  encoder = models.encoder_module(model)
+  x = jnp.asarray(dataset.x)
+  needed = _dec_memory_estimate(
+      {"encoder": next(iter(ready.values()))["encoder"]}, len(ready),
+      dataset.num_samples, k, config.chunk_size, max(dims))
+  free, where = available_bytes()
+  memory = {"needed_bytes": needed, "needed_from": "estimate",
+            "available_bytes": free, "available_from": where}
+  if needed > MEMORY_FRACTION * free and config.seeds_mode != "vmap":
+    reason = (f"the stacked DEC phase needs about {needed / 2**20:.0f} MiB, "
+              f"more than {MEMORY_FRACTION:.0%} of the "
+              f"{free / 2**20:.0f} MiB free ({where})")
+    log_fn({"stage": "dec_vmapped", "skipped": reason, **memory})
+    return {"mode": "sequential", "reason": reason, "memory": memory}, {}
+
+  starts, inits = [], {}
+  for seed, params in ready.items():  # the init of each seed's own run
+    t0 = time.perf_counter()
+    z = cluster.embed(encoder, params["encoder"], x, config.chunk_size,
+                      dataset.divisor)
+    init = kmeans.fit_kmeans(z, k, seed=seed, n_init=config.kmeans.n_init,
+                             max_iter=config.kmeans.max_iter,
+                             backend=config.kmeans.backend)
+    jax.block_until_ready(init)
+    loss_fn, extra = methods.clustering_loss(config, model, params)
+    starts.append({"params": {**extra, "encoder": params["encoder"],
+                              "centres": init.centres},
+                   "init_labels": init.labels})
+    inits[seed] = {"init_metrics": metrics.evaluate(dataset.y, init.labels),
+                   "times_s": {"kmeans": time.perf_counter() - t0}}
+  log_fn({"stage": "dec_vmapped", "seeds": list(ready), **memory})
+
+  records: dict[int, list] = {seed: [] for seed in ready}
+
+  def record_fn(seed):
+    def log(record):  # scored now: the labels of every update are not kept
+      labels = record.pop("labels")
+      records[seed].append({**record, **metrics.evaluate(dataset.y, labels)})
+    return log
+
+  augment_fn = (augment.make_augment_fn(dataset.image_shape)
+                if config.augment else None)
+  t0 = time.perf_counter()
+  results = cluster.run_dec_seeds(
+      encoder, starts, x,
+      [methods.dec_key(jax.random.key(seed)) for seed in ready],
+      methods.dec_optimizer(config),
+      methods.dec_settings(config, dataset.divisor),
+      [record_fn(seed) for seed in ready], loss_fn=loss_fn,
+      augment_fn=augment_fn)
+  loop_s = time.perf_counter() - t0
+  phase = {"mode": "vmap", "seeds": list(ready), "memory": memory,
+           "loop_s": loop_s, "time_s": time.perf_counter() - start,
+           "reason": f"{len(ready)} seeds' autoencoders ready"}
+  stacked = {}
+  for seed, result in zip(ready, results):
+    stacked[seed] = {
+        **inits[seed], "records": records[seed], "result": result,
+        "dec_phase": {"mode": "vmap", "seeds": list(ready),
+                      "shared_loop_s": loop_s}}
+  log_fn({"stage": "dec_vmapped", "seeds": list(ready), "loop_s": loop_s,
+          "iterations": {str(s): r.iterations for s, r in zip(ready,
+                                                               results)}})
+  return phase, stacked
+
+
 # ---------------------------------------------------------------- the runs
 
 
@@ -303,7 +433,7 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
   top = Workdir(workdir, overwrite=config.overwrite)  # refuses a finished one
   # As run.run loads it: 8-bit images stay uint8, decoded in the steps.
   dataset = checks.load_data(first, keep_uint8=first.keep_uint8)
-  checks.resolve_n_clusters(first, dataset)
+  n_clusters = checks.resolve_n_clusters(first, dataset)  # None: auto
   checks.check_batch_sizes(first, dataset.num_samples)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
   todo = [s for s in seeds if config.overwrite or not os.path.exists(
@@ -324,8 +454,13 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
   pretraining = _pretrain_vmapped(config, dataset, dims, todo, workdir, log)
   log({"stage": "multiseed", "pretraining": pretraining["mode"],
        "reason": pretraining["reason"]})
+  dec_phase, stacked = _dec_vmapped(config, dataset, dims, n_clusters, todo,
+                                   workdir, log)
+  log({"stage": "multiseed", "dec_phase": dec_phase["mode"],
+       "reason": dec_phase["reason"]})
   for seed in todo:
-    result = run_lib.run(seed_config(config, seed), seed_dir(workdir, seed))
+    result = run_lib.run(seed_config(config, seed), seed_dir(workdir, seed),
+                         stacked_dec=stacked.get(seed))
     log({"stage": "seed_done", "seed": seed,
          **{k: result.get(k) for k in SCORES},
          "time_s": result["times_s"]["total"]})
@@ -344,8 +479,9 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
                    for s, r in per_seed.items()},
       **summarize(per_seed),
       "sd_is": "sample standard deviation (n - 1) over the seeds",
-      "pretraining": pretraining, "reran": todo,
+      "pretraining": pretraining, "dec_phase": dec_phase, "reran": todo,
       "times_s": {"pretrain_vmapped": pretraining.get("time_s", 0.0),
+                  "dec_vmapped": dec_phase.get("time_s", 0.0),
                   "total": time.perf_counter() - start},
       "config": config.to_dict(),
   }

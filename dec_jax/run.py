@@ -57,7 +57,8 @@ class RunContext:
                workdir: Workdir, n_clusters: Optional[int],
                dims: tuple[int, ...],
                pretrained: Optional[Any], pretrained_from: Optional[dict],
-               mesh: Optional[jax.sharding.Mesh] = None):
+               mesh: Optional[jax.sharding.Mesh] = None,
+               stacked_dec: Optional[dict] = None):
     self.config = config
     self.dataset = dataset
     self.workdir = workdir
@@ -80,6 +81,8 @@ class RunContext:
     self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
     self._pretrained = pretrained
     self._pretrained_from = pretrained_from
+    # This seed's share of a vmapped multi-seed DEC phase (multiseed.py).
+    self.stacked_dec = stacked_dec
     # Terminal progress of the long stages; TensorBoard scalars.
     self.progress = progress.StageProgress({
         "pretrain": ("epoch", config.pretrain.epochs),
@@ -105,14 +108,16 @@ class RunContext:
     return metrics.evaluate(self.dataset.y, np.asarray(labels))
 
   def log_assignment(self, record: dict) -> None:
-    """Logs a target-update record: scores its `labels`, flags collapse."""
-    labels = record.pop("labels")
+    """Logs a target-update record: scores its `labels` (unless scored
+    already), flags collapse."""
+    if "labels" in record:
+      record.update(self.score(record.pop("labels")))
     flags = diagnostics.collapse_flags(record["cluster_sizes"],
                                        self.config.collapse_fraction,
                                        record.get("mean_max_q"))
     if diagnostics.is_collapsed(flags):
       self.collapsed_at.append(record["iteration"])
-    self.log({**record, **flags, **self.score(labels)})
+    self.log({**record, **flags})
 
   def optimizer(self, cfg: ml_collections.ConfigDict, total_steps: int):
     return optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
@@ -377,10 +382,12 @@ def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        dataset: Optional[data.Dataset] = None) -> dict:
+        dataset: Optional[data.Dataset] = None, *,
+        stacked_dec: Optional[dict] = None) -> dict:
   """Runs `config.method` on `config.dataset` (or on `dataset`, e.g. arrays
   from `data.from_arrays`, whose name is then recorded as config.dataset);
-  returns what results.json holds."""
+  returns what results.json holds. `stacked_dec`: this seed's result of a
+  vmapped multi-seed DEC phase (multiseed.py), used instead of its own."""
   start = time.perf_counter()
   if dataset is not None:
     config = ml_collections.ConfigDict({**config.to_dict(),
@@ -405,7 +412,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
     continued = out.start(config.to_dict(), resume=config.resume)
     ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
-                     pretrained_from, mesh)
+                     pretrained_from, mesh, stacked_dec)
     if continued:
       out.log({"stage": "resume", "partial_checkpoints":
                out.partial_checkpoints()})

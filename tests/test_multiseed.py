@@ -10,7 +10,7 @@ import pytest
 from dec_jax import multiseed
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
-from dec_jax.workdir import load_params, read_json
+from dec_jax.workdir import load_params, read_json, read_metrics
 from tests.test_end_to_end import cli, tiny_config
 
 # Per-seed scores of the vmapped and the separate runs agree to this (the
@@ -51,30 +51,56 @@ def test_parse_seeds_rejects(value):
     multiseed.parse_seeds(value)
 
 
-def test_vmapped_seeds_match_separate_runs(tmp_path, hard_blobs):
-  config = small(hard_blobs, seeds="0,1", seeds_mode="vmap")
+@pytest.mark.parametrize("method", ["dec", "idec"])
+def test_vmapped_seeds_match_separate_runs(tmp_path, hard_blobs, method):
+  """Pretraining and the DEC phase vmapped over seeds 0-2 give each seed
+  the scores, labels, iterations and (to rounding) q of its own run."""
+  def recipe(**overrides):
+    config = small(hard_blobs, method=method, **overrides)
+    # tol such that the seeds stop at different iterations: the stack
+    # shrinks as they finish.
+    config.dec.tol, config.dec.maxiter = 0.005, 60
+    return config
+
+  config = recipe(seeds="0,1,2", seeds_mode="vmap")
   results = multiseed.run_seeds(config, str(tmp_path / "multi"))
   assert results["pretraining"]["mode"] == "vmap"
-  assert results["pretraining"]["seeds"] == [0, 1]
-  for seed in (0, 1):
-    alone = run(small(hard_blobs, seed=seed), str(tmp_path / f"alone{seed}"))
+  assert results["pretraining"]["seeds"] == [0, 1, 2]
+  assert results["dec_phase"]["mode"] == "vmap"
+  assert results["dec_phase"]["seeds"] == [0, 1, 2]
+  iterations = set()
+  for seed in (0, 1, 2):
+    alone = run(recipe(seed=seed), str(tmp_path / f"alone{seed}"))
     multi_dir = tmp_path / "multi" / f"seed{seed}"
     together = read_json(multi_dir / "results.json")
-    # The seed's run used the vmapped autoencoder; the separate run trained.
+    # The seed's run used the vmapped autoencoder and DEC phase; the
+    # separate run trained both.
     assert together["pretrain_reused"] and "pretrain" not in together["times_s"]
-    assert "pretrain" in alone["times_s"]
+    assert together["dec_phase"]["mode"] == "vmap"
+    assert "pretrain" in alone["times_s"] and "dec_phase" not in alone
     assert alone["acc"] < 1.0  # not a trivial agreement
-    for key in ("acc", "nmi", "ari"):
+    for key in ("acc", "nmi", "ari", "iterations", "stop_reason"):
       assert together[key] == pytest.approx(alone[key], abs=SCORE_ATOL)
+    for key in ("acc", "nmi", "ari"):
+      assert together["init_metrics"][key] == pytest.approx(
+          alone["init_metrics"][key], abs=SCORE_ATOL)
       assert results["per_seed"][str(seed)][key] == together[key]
-    labels = [np.load(d / "assignments.npz")["labels"]
+    iterations.add(alone["iterations"])
+    saved = [np.load(d / "assignments.npz")
+             for d in (multi_dir, tmp_path / f"alone{seed}")]
+    np.testing.assert_array_equal(saved[0]["labels"], saved[1]["labels"])
+    np.testing.assert_allclose(saved[0]["q"], saved[1]["q"], atol=1e-4)
+    logged = [[(r["iteration"], round(r["acc"], 6))
+               for r in read_metrics(str(d)) if r["stage"] == "dec"]
               for d in (multi_dir, tmp_path / f"alone{seed}")]
-    np.testing.assert_array_equal(*labels)
+    assert logged[0] == logged[1]
     params = [load_params(str(d), "autoencoder")
               for d in (multi_dir, tmp_path / f"alone{seed}")]
     for a, b in zip(*(jax_leaves(p) for p in params)):
       np.testing.assert_allclose(a, b, atol=PARAM_ATOL)
-  accs = [results["per_seed"][s]["acc"] for s in ("0", "1")]
+  if method == "dec":  # (IDEC's seeds all run to maxiter here)
+    assert len(iterations) > 1  # the seeds left the stack at different times
+  accs = [results["per_seed"][s]["acc"] for s in ("0", "1", "2")]
   assert results["acc"]["mean"] == pytest.approx(statistics.mean(accs))
   assert results["acc"]["sd"] == pytest.approx(statistics.stdev(accs))
 
