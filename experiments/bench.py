@@ -39,6 +39,7 @@ import numpy as np
 import optax
 
 from dec_jax import cluster
+from dec_jax import clustering
 from dec_jax import data
 from dec_jax import kmeans
 from dec_jax import models
@@ -81,8 +82,8 @@ _SKLEARN = flags.DEFINE_bool("sklearn", True,
                              "Also time scikit-learn's k-means.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data, init and k-means.")
 _SEEDS = flags.DEFINE_integer(
-    "seeds", 5, "Models pretrained at once (vmapped) in the seeds benchmark; "
-    "0 or 1 skips it.")
+    "seeds", 5, "Models trained at once (vmapped) in the seeds benchmarks "
+    "(pretraining and DEC); 0 or 1 skips them.")
 _SEEDS_SAMPLES = flags.DEFINE_integer(
     "seeds_samples", 10240, "Samples per epoch in the seeds benchmark.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where to write the JSON.")
@@ -344,6 +345,40 @@ def bench_dec(encoder: models.MLP, encoder_params: Any, centres: jax.Array,
   }
 
 
+def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
+                    centres: jax.Array, z: jax.Array, x: jax.Array,
+                    batch_size: int, update_interval: int, num_seeds: int,
+                    single_step_s: float, repeats: int, clock: CompileClock,
+                    key: jax.Array) -> dict[str, Any]:
+  """DEC train intervals of `num_seeds` states at once (stacked, vmapped as
+  `cluster.run_dec_seeds` runs them), against as many single-model steps."""
+  cfg = cluster.DECConfig(batch_size=batch_size,
+                          update_interval=update_interval)
+  tx = optax.sgd(0.01, momentum=0.9)
+  _, train_interval = cluster.make_dec_fns(encoder, tx, x.shape[0], cfg)
+  many = jax.jit(jax.vmap(train_interval, in_axes=(0, None, 0, 0, None)),
+                 donate_argnums=0)
+  stack = lambda a: jnp.stack([a] * num_seeds)
+  params = jax.tree.map(stack, {"encoder": encoder_params,
+                                "centres": jnp.asarray(centres)})
+  state = {"params": params, "opt": jax.vmap(tx.init)(params)}
+  p = stack(clustering.target_distribution(clustering.soft_assign(z,
+                                                                  centres)))
+
+  def interval(i: int):
+    nonlocal state
+    keys = jax.random.split(jax.random.fold_in(key, i), num_seeds)
+    state, loss = many(state, x, p, keys, update_interval)
+    return loss
+
+  timing = measure(interval, repeats, clock)
+  step_s = timing.median_s / update_interval
+  return {"num_seeds": num_seeds, "step_ms": 1e3 * step_s,
+          "single_step_ms": 1e3 * single_step_s,
+          "ratio_to_separate": step_s / (num_seeds * single_step_s),
+          **timing.to_dict()}
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -373,15 +408,16 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, float, str]]:
         ("kmeans", "inertia jax/sklearn",
          km["inertia_ratio_jax_over_sklearn"], ""),
     ]
-  if "seeds" in r:
-    sd = r["seeds"]
-    rows += [
-        ("seeds", "1 model: step", sd["single_step_ms"], "ms"),
-        ("seeds", f"{sd['num_seeds']} models vmapped: step", sd["step_ms"],
-         "ms"),
-        ("seeds", f"vs {sd['num_seeds']} separate steps",
-         sd["ratio_to_separate"], "x"),
-    ]
+  for name in ("seeds", "dec_seeds"):
+    if name in r:
+      sd = r[name]
+      rows += [
+          (name, "1 model: step", sd["single_step_ms"], "ms"),
+          (name, f"{sd['num_seeds']} models vmapped: step", sd["step_ms"],
+           "ms"),
+          (name, f"vs {sd['num_seeds']} separate steps",
+           sd["ratio_to_separate"], "x"),
+      ]
   rows += [
       ("dec", "train_interval steps", ti["steps_per_s"], "steps/s"),
       ("dec", "train_interval compute", ti["gflops"], "GFLOP/s"),
@@ -487,11 +523,22 @@ def run_benchmarks() -> dict[str, Any]:
                                    _SEED.value, repeats, _SKLEARN.value, clock)
   memory["kmeans"] = peak_memory()
 
+  # Copies: bench_dec donates its parameters and centres.
+  encoder_params, centres = jax.tree.map(jnp.copy, (params["encoder"],
+                                                    init.centres))
   r["dec"] = bench_dec(encoder, params["encoder"], init.centres, init.labels,
                        x, _BATCH_SIZE.value, _UPDATE_INTERVAL.value,
                        _CHUNK_SIZE.value, repeats, peak, clock,
                        jax.random.fold_in(key, 4))
-  memory["dec"] = memory["final"] = peak_memory()
+  memory["dec"] = peak_memory()
+  if _SEEDS.value > 1:
+    r["dec_seeds"] = bench_dec_seeds(
+        encoder, encoder_params, centres, z, x, _BATCH_SIZE.value,
+        _UPDATE_INTERVAL.value, _SEEDS.value,
+        1 / r["dec"]["train_interval"]["steps_per_s"], repeats, clock,
+        jax.random.fold_in(key, 6))
+    memory["dec_seeds"] = peak_memory()
+  memory["final"] = peak_memory()
   r["memory"] = memory
   return r
 

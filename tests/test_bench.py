@@ -22,5 +22,6 @@ def test_bench_smoke_writes_json(tmp_path):
   results = json.loads(out.read_text())
   assert results["pretrain"]["samples_per_s"] > 0
   assert results["dec"]["effective_it_per_s"] > 0
-  assert results["seeds"]["num_seeds"] == 2 and results["seeds"]["step_ms"] > 0
+  for name in ("seeds", "dec_seeds"):
+    assert results[name]["num_seeds"] == 2 and results[name]["step_ms"] > 0
   assert results["environment"]["backend"] == "cpu"
