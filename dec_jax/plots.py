@@ -267,3 +267,32 @@ def method_summary(results: Sequence[dict]) -> Figure:
   ax.grid(axis="y", alpha=0.3)
   fig.tight_layout()
   return fig
+
+
+def accuracy_vs_pretraining(rows: Sequence[dict]) -> Figure:
+  """AE + k-means and final ACC (mean ± sd over seeds) against pretraining
+  epochs and the median wall time of a run; rows from
+  experiments/time_to_accuracy.py (one per dataset, method and epochs)."""
+  fig = Figure(figsize=(10, 3.8))
+  axes = fig.subplots(1, 2, sharey=True)
+  series = collections.defaultdict(list)
+  for row in rows:
+    series[(row["dataset"], row["method"])].append(row)
+  for (dataset, method), points in sorted(series.items()):
+    for field, label, style in (("init_acc", "AE + k-means", "--o"),
+                                ("acc", method.upper(), "-o")):
+      means = [statistics.mean(p[field]) for p in points]
+      sds = [statistics.stdev(p[field]) if len(p[field]) > 1 else 0.0
+             for p in points]
+      for ax, xs in ((axes[0], [p["epochs"] for p in points]),
+                     (axes[1], [p["total_s"] / 60 for p in points])):
+        ax.errorbar(xs, means, yerr=sds, fmt=style, capsize=3,
+                    label=f"{dataset}: {label}")
+  axes[0].set(xlabel="pretraining epochs", ylabel="ACC (mean ± sd over seeds)")
+  axes[1].set(xlabel="wall time of a run (median, min)")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.suptitle("accuracy against pretraining cost")
+  fig.tight_layout()
+  return fig

@@ -1,5 +1,6 @@
 """The results table over several runs: mean ± sd per (data, method)."""
 
+from dec_jax import plots
 from dec_jax.workdir import write_json_atomic
 from experiments import summarize
 
@@ -30,3 +31,37 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
           "0.400 | 1.0 min |") in lines
   assert "| mnist | kmeans | – | 1 | 0.500 | 0.500 | 0.300 | 0.5 min |" in lines
   assert len(lines) == 5
+
+
+def test_time_to_accuracy_groups_by_pretraining_epochs(tmp_path):
+  from experiments import time_to_accuracy  # pylint: disable=g-import-not-at-top
+  pretrain = {"optimizer": "adam", "learning_rate": 0.001,
+              "schedule": "cosine", "epochs": 10}
+  runs = {"a": (10, 0, 0.80, 0.85, 100.0), "b": (10, 1, 0.70, 0.95, 300.0),
+          "c": (50, 0, 0.90, 0.92, 500.0)}
+  for name, (epochs, seed, init, acc, pretrain_s) in runs.items():
+    (tmp_path / name).mkdir()
+    write_json_atomic(str(tmp_path / name / "results.json"), {
+        "dataset": "mnist", "method": "dec", "seed": seed, "acc": acc,
+        "nmi": 0.8, "ari": 0.7, "init_metrics": {"acc": init},
+        "times_s": {"pretrain": pretrain_s, "total": pretrain_s + 60.0},
+        "config": {"seed": seed, "pretrain": {**pretrain, "epochs": epochs}}})
+  (tmp_path / "reused").mkdir()  # IDEC on the 50-epoch autoencoder
+  write_json_atomic(str(tmp_path / "reused" / "results.json"), {
+      "dataset": "mnist", "method": "idec", "seed": 0, "acc": 0.88,
+      "nmi": 0.8, "ari": 0.7, "init_metrics": {"acc": 0.9},
+      "times_s": {"total": 60.0}, "config": {"seed": 0, "pretrain": pretrain},
+      "pretrained_from": {"settings": {"pretrain": {**pretrain,
+                                                    "epochs": 50}}}})
+  results = summarize.find_results([str(tmp_path)])
+  rows = time_to_accuracy.curve_rows(results)
+  assert [(r["epochs"], r["seeds"]) for r in rows] == [(10, [0, 1]),
+                                                      (50, [0])]
+  assert rows[0]["init_acc"] == [0.80, 0.70] and rows[0]["total_s"] == 260.0
+  lines = time_to_accuracy.table(rows).splitlines()
+  assert ("| mnist | dec | 10 | 2 | 0.750 ± 0.071 | 0.900 ± 0.071 | "
+          "0.800 ± 0.000 | 3.3 min | 4.3 min |") in lines
+  both = time_to_accuracy.curve_rows(results, ("dec", "idec"))
+  assert ("idec", 50) in [(r["method"], r["epochs"]) for r in both]
+  figure = plots.accuracy_vs_pretraining(rows)
+  assert len(figure.axes) == 2 and figure.axes[0].lines

@@ -1,0 +1,87 @@
+r"""ACC against pretraining cost: AE + k-means and DEC, per pretraining length.
+
+  python -m experiments.time_to_accuracy --roots=runs/ep10,runs/ep25,runs/ep50 \
+      --plot=docs/time_to_accuracy.png
+
+Reads the results.json of --methods (default dec; idec too) under the roots
+(seeds of one recipe that differ only in pretrain.epochs), groups them by (dataset, method, pretraining
+epochs) and prints a markdown table: seeds, AE + k-means ACC (the DEC run's
+starting point, `init_metrics`), final ACC, NMI, the median pretraining and
+whole-run wall times. With --plot, draws both ACCs against the epochs and
+against the median wall time of a run.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+from dec_jax import plots
+from dec_jax.sweep import format_mean_sd
+from experiments.summarize import find_results
+
+_ROOTS = flags.DEFINE_list("roots", None, "Folders holding the runs.",
+                           required=True)
+_PLOT = flags.DEFINE_string("plot", "", "PNG to draw the curves into.")
+_METHODS = flags.DEFINE_list("methods", ["dec"], "The methods to include.")
+
+
+def pretrain_epochs(result: dict) -> int:
+  """The epochs of the autoencoder the run used (its own or a reused one)."""
+  reused = (result.get("pretrained_from") or {}).get("settings") or {}
+  cfg = reused.get("pretrain") or result["config"]["pretrain"]
+  return int(cfg["epochs"])
+
+
+def curve_rows(results: Sequence[dict],
+               methods: Sequence[str] = ("dec",)) -> list[dict]:
+  """One row per (dataset, method, pretraining epochs), sorted."""
+  groups = collections.defaultdict(list)
+  for r in results:
+    if r["method"] in methods and "init_metrics" in r:
+      groups[(r["dataset"], r["method"], pretrain_epochs(r))].append(r)
+  rows = []
+  for (dataset, method, epochs), runs in sorted(groups.items()):
+    rows.append({
+        "dataset": dataset, "method": method, "epochs": epochs,
+        "seeds": sorted(r["seed"] for r in runs),
+        "init_acc": [r["init_metrics"]["acc"] for r in runs],
+        "acc": [r["acc"] for r in runs], "nmi": [r["nmi"] for r in runs],
+        "pretrain_s": statistics.median(
+            r["times_s"].get("pretrain", 0.0) for r in runs),
+        "total_s": statistics.median(r["times_s"]["total"] for r in runs)})
+  return rows
+
+
+def table(rows: Sequence[dict]) -> str:
+  lines = ["| data | method | pretraining epochs | seeds | AE + k-means ACC | "
+           "ACC | NMI | pretraining / run | run |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for row in rows:
+    lines.append(
+        f"| {row['dataset']} | {row['method']} | {row['epochs']} | "
+        f"{len(row['seeds'])} | {format_mean_sd(row['init_acc'])} | "
+        f"{format_mean_sd(row['acc'])} | {format_mean_sd(row['nmi'])} | "
+        f"{row['pretrain_s'] / 60:.1f} min | {row['total_s'] / 60:.1f} min |")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  rows = curve_rows(find_results(_ROOTS.value), _METHODS.value)
+  if not rows:
+    raise app.UsageError(f"No results.json of {_METHODS.value} under "
+                         f"{_ROOTS.value}.")
+  print(table(rows))
+  if _PLOT.value:
+    plots.save(plots.accuracy_vs_pretraining(rows), _PLOT.value)
+    print(f"curves -> {_PLOT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
