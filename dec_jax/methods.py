@@ -64,10 +64,8 @@ def dec_settings(config, input_divisor: float) -> cluster.DECConfig:
 
 
 def dec_optimizer(config) -> optax.GradientTransformation:
-  cfg = config.dec
-  return optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
-                              momentum=cfg.momentum, schedule=cfg.schedule,
-                              total_steps=cfg.maxiter)
+  """The DEC loop's optimizer (its schedule spans dec.maxiter steps)."""
+  return optim.from_config(config.dec, config.dec.maxiter)
 
 
 def clustering_loss(config, model: models.AnyAutoencoder, params):

@@ -170,9 +170,7 @@ class _Pretrainer:
     cfg = config.pretrain
     self.model = run_lib.build_model(config, dims, dataset.image_shape)
     steps = cfg.epochs * -(-dataset.num_samples // cfg.batch_size)
-    self.tx = optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
-                                   momentum=cfg.momentum,
-                                   schedule=cfg.schedule, total_steps=steps)
+    self.tx = optim.from_config(cfg, steps)
     augment_fn = None
     if config.get("augment", False):
       from dec_jax import augment  # pylint: disable=g-import-not-at-top

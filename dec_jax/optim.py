@@ -30,3 +30,11 @@ def make_optimizer(name: str, learning_rate: float, *, momentum: float = 0.9,
   if name == "adam":
     return optax.adam(lr)
   raise DecJaxError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
+
+
+def from_config(cfg, total_steps: int) -> optax.GradientTransformation:
+  """The optimizer a config section (pretrain or dec) names: its optimizer,
+  learning_rate, momentum and schedule over `total_steps`."""
+  return make_optimizer(cfg.optimizer, cfg.learning_rate,
+                        momentum=cfg.momentum, schedule=cfg.schedule,
+                        total_steps=total_steps)

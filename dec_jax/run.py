@@ -119,11 +119,6 @@ class RunContext:
       self.collapsed_at.append(record["iteration"])
     self.log({**record, **flags})
 
-  def optimizer(self, cfg: ml_collections.ConfigDict, total_steps: int):
-    return optim.make_optimizer(cfg.optimizer, cfg.learning_rate,
-                                momentum=cfg.momentum, schedule=cfg.schedule,
-                                total_steps=total_steps)
-
   def kmeans(self, x: jax.Array, stage: str) -> kmeans.KMeansResult:
     """k-means on x with the configured k; chooses k first if it is 'auto'."""
     cfg = self.config.kmeans
@@ -172,7 +167,7 @@ class RunContext:
     init_key, shuffle_key = jax.random.split(jax.random.fold_in(self.key, 1))
     params = models.init_autoencoder(model, init_key)
     steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
-    tx = self.optimizer(cfg, steps)
+    tx = optim.from_config(cfg, steps)
     fingerprint = pretraining_fingerprint(self.config, self.dims)
     state, meta = self.resume_point(
         PARTIAL, fingerprint,
@@ -211,7 +206,7 @@ class RunContext:
       params = pretrain.greedy_pretrain(
           model, params, self.features(),
           jax.random.fold_in(self.key, _GREEDY_STREAM),
-          self.optimizer(cfg, steps), epochs=cfg.greedy_epochs,
+          optim.from_config(cfg, steps), epochs=cfg.greedy_epochs,
           batch_size=cfg.batch_size, log_every=cfg.log_every,
           log_fn=self.log, chunk_size=self.config.chunk_size)
       jax.block_until_ready(params)
