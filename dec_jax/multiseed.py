@@ -309,23 +309,31 @@ def _dec_memory_estimate(params, num_seeds: int, n: int, k: int,
                       + 2 * 4 * chunk * width)
 
 
+def _ready_autoencoders(config, dataset: data.Dataset, dims, seeds,
+                        workdir) -> dict[int, Any]:
+  """The pretrained autoencoder of each seed that can join the stacked DEC
+  phase (not those whose interrupted clustering resumes in its own run)."""
+  ready = {}
+  for seed in seeds:
+    folder = Workdir(seed_dir(workdir, seed), overwrite=True)
+    if config.resume and load_meta(folder.path, methods.DEC_PARTIAL):
+      continue
+    # pylint: disable-next=protected-access
+    params, _ = run_lib._find_pretrained(seed_config(config, seed), folder,
+                                         dims, dataset.image_shape)
+    if params is not None:
+      ready[seed] = params
+  return ready
+
+
 def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
                  workdir, log_fn) -> tuple[dict, dict[int, dict]]:
   """Runs the k-means inits and the DEC loops of the seeds whose autoencoder
   is ready, stacked (`cluster.run_dec_seeds`); returns what results.json
   says about it and each seed's `run.run(..., stacked_dec=)`."""
   blockers = dec_vmap_blockers(config)
-  ready = {}
-  for seed in [] if blockers else seeds:
-    cfg = seed_config(config, seed)
-    folder = Workdir(seed_dir(workdir, seed), overwrite=True)
-    if config.resume and load_meta(folder.path, methods.DEC_PARTIAL):
-      continue  # an interrupted clustering resumes in its own run
-    # pylint: disable-next=protected-access
-    params, _ = run_lib._find_pretrained(cfg, folder, dims,
-                                         dataset.image_shape)
-    if params is not None:
-      ready[seed] = params
+  ready = {} if blockers else _ready_autoencoders(config, dataset, dims,
+                                                  seeds, workdir)
   if not blockers and len(ready) < 2:
     blockers.append(f"{len(ready)} seed(s) with a pretrained autoencoder "
                     "left to cluster")
