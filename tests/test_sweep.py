@@ -62,11 +62,11 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
   # Interrupt the third run (dec, seed 0) as a kill would.
   real_run, calls = run_lib.run, []
 
-  def flaky_run(cfg, path):
+  def flaky_run(cfg, path, **kwargs):
     calls.append(path)
     if len(calls) == 3:
       raise KeyboardInterrupt
-    return real_run(cfg, path)
+    return real_run(cfg, path, **kwargs)
 
   monkeypatch.setattr(run_lib, "run", flaky_run)
   with pytest.raises(KeyboardInterrupt):
