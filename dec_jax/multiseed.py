@@ -327,10 +327,13 @@ def _ready_autoencoders(config, dataset: data.Dataset, dims, seeds,
 
 
 def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
-                 workdir, log_fn) -> tuple[dict, dict[int, dict]]:
+                 workdir, log_fn, shared_s: dict[int, float]
+                 ) -> tuple[dict, dict[int, dict]]:
   """Runs the k-means inits and the DEC loops of the seeds whose autoencoder
   is ready, stacked (`cluster.run_dec_seeds`); returns what results.json
-  says about it and each seed's `run.run(..., stacked_dec=)`."""
+  says about it and each seed's `run.run(..., stacked_dec=)`, whose
+  times_s.shared is its share of the stacked loop plus `shared_s[seed]`
+  (its share of the stacked pretraining)."""
   blockers = dec_vmap_blockers(config)
   ready = {} if blockers else _ready_autoencoders(config, dataset, dims,
                                                   seeds, workdir)
@@ -397,6 +400,8 @@ def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
            "reason": f"{len(ready)} seeds' autoencoders ready"}
   stacked = {}
   for seed, result in zip(ready, results):
+    inits[seed]["times_s"]["shared"] = (shared_s.get(seed, 0.0)
+                                        + loop_s / len(ready))
     stacked[seed] = {
         **inits[seed], "records": records[seed], "result": result,
         "dec_phase": {"mode": "vmap", "seeds": list(ready),
@@ -460,8 +465,10 @@ def run_seeds(config: ml_collections.ConfigDict, workdir: str,
   pretraining = _pretrain_vmapped(config, dataset, dims, todo, workdir, log)
   log({"stage": "multiseed", "pretraining": pretraining["mode"],
        "reason": pretraining["reason"]})
+  pretrain_share = {s: pretraining["time_s"] / len(pretraining["seeds"])
+                    for s in pretraining.get("seeds", [])}
   dec_phase, stacked = _dec_vmapped(config, dataset, dims, n_clusters, todo,
-                                   workdir, log)
+                                    workdir, log, pretrain_share)
   log({"stage": "multiseed", "dec_phase": dec_phase["mode"],
        "reason": dec_phase["reason"]})
   for seed in todo:

@@ -437,7 +437,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         **({} if dataset.y is None else {
             "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
         **ctx.extra, **method_out,
-        "times_s": {**ctx.times, "total": time.perf_counter() - start},
+        # "shared": this seed's share of stages run for several seeds at
+        # once (multiseed.py), which took place before this call.
+        "times_s": {**ctx.times, "total": time.perf_counter() - start
+                    + ctx.times.get("shared", 0.0)},
         "config": config.to_dict(), "environment": env,
     }
     ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})

@@ -77,6 +77,11 @@ def test_vmapped_seeds_match_separate_runs(tmp_path, hard_blobs, method):
     # separate run trained both.
     assert together["pretrain_reused"] and "pretrain" not in together["times_s"]
     assert together["dec_phase"]["mode"] == "vmap"
+    # Its wall time counts its share of the stacked stages.
+    shared = together["times_s"]["shared"]
+    assert shared >= (results["pretraining"]["time_s"] / 3
+                      + results["dec_phase"]["loop_s"] / 3) - 1e-6
+    assert together["times_s"]["total"] > shared
     assert "pretrain" in alone["times_s"] and "dec_phase" not in alone
     assert alone["acc"] < 1.0  # not a trivial agreement
     for key in ("acc", "nmi", "ari", "iterations", "stop_reason"):
