@@ -173,7 +173,6 @@ class _Pretrainer:
     self.tx = optim.from_config(cfg, steps)
     augment_fn = None
     if config.get("augment", False):
-      from dec_jax import augment  # pylint: disable=g-import-not-at-top
       augment_fn = augment.make_augment_fn(dataset.image_shape)
     epoch_fn = pretrain.make_epoch_fn(self.model, self.tx,
                                       dataset.num_samples, cfg.batch_size,

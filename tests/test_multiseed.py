@@ -140,6 +140,18 @@ def test_memory_fallback_and_resume(tmp_path, hard_blobs, monkeypatch):
   assert again["per_seed"]["1"]["acc"] == results["per_seed"]["1"]["acc"]
 
 
+def test_dec_phase_falls_back_when_it_does_not_fit(tmp_path, hard_blobs,
+                                                   monkeypatch):
+  monkeypatch.setattr(multiseed, "_dec_memory_estimate", lambda *a: 2**60)
+  results = multiseed.run_seeds(small(hard_blobs, seeds="0,1"),
+                                str(tmp_path / "multi"))
+  assert results["pretraining"]["mode"] == "vmap"
+  assert results["dec_phase"]["mode"] == "sequential"
+  assert "MiB" in results["dec_phase"]["reason"]
+  seed1 = read_json(tmp_path / "multi" / "seed1" / "results.json")
+  assert "dec_phase" not in seed1 and "dec" in seed1["times_s"]
+
+
 def test_bad_seeds_settings_rejected_before_writing(tmp_path, hard_blobs):
   for overrides, match in (({"seeds": "0,x"}, "integers"),
                            ({"seeds": "0,1", "seeds_mode": "fast"},
