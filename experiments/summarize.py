@@ -5,7 +5,8 @@ r"""Prints a markdown table of the results.json files under some folders.
 One row per (dataset, method, settings): runs that differ only in their seed
 (or data folder, logging, where the autoencoder came from) are grouped, with
 the mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the
-number of seeds, and the median wall time per run.
+clustering stage's optimizer (dec, idec), the number of seeds, and the
+median wall time per run.
 """
 
 import collections
@@ -71,19 +72,28 @@ def _pretraining(result: dict) -> str:
           f"{cfg['epochs']} ep")
 
 
+def _clustering(result: dict) -> str:
+  """The DEC-stage optimizer of dec / idec runs, e.g. 'sgd 0.01'."""
+  cfg = result.get("config", {}).get("dec")
+  if result["method"] not in ("dec", "idec") or not cfg:
+    return "–"
+  return f"{cfg['optimizer']} {cfg['learning_rate']:g}"
+
+
 def summary_table(results: list[dict]) -> str:
   groups = collections.defaultdict(list)
   for r in results:
     groups[(r["dataset"], r["method"], _settings_key(r))].append(r)
-  lines = ["| data | method | pretraining | seeds | ACC | NMI | ARI | "
-           "wall time / run |", "|---|---|---|---|---|---|---|---|"]
+  lines = ["| data | method | pretraining | clustering stage | seeds | ACC | "
+           "NMI | ARI | wall time / run |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for (dataset, method, _), runs in sorted(groups.items()):
     scores = [format_mean_sd(values) if values else "–"
               for values in ([r[m] for r in runs if r.get(m) is not None]
                              for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)
     lines.append(f"| {dataset} | {method} | {_pretraining(runs[0])} | "
-                 f"{len(runs)} | " + " | ".join(scores) +
+                 f"{_clustering(runs[0])} | {len(runs)} | " + " | ".join(scores) +
                  f" | {wall / 60:.1f} min |")
   return "\n".join(lines)
 
