@@ -377,23 +377,34 @@ def run_dec_seeds(encoder: MLP, starts: list[dict], x: jax.Array,
   results: list[Optional[DECResult]] = [None] * len(starts)
   losses = np.full(len(starts), np.nan)
   iteration, start = 0, time.perf_counter()
-  while alive:
+  while True:
     update = update_all(state["params"], x, prev_labels)
     if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
       state = {"params": {**state["params"], "centres": update["centres"]},
                "opt": state["opt"]}
     change = np.asarray(update["label_change"]).tolist()  # as floats
-    done = [(iteration > 0 and c < cfg.tol) or iteration >= cfg.maxiter
-            for c in change]
-    keep = [j for j, d in enumerate(done) if not d]
+    converged = [iteration > 0 and c < cfg.tol for c in change]
+    done = [c or iteration >= cfg.maxiter for c in converged]
+    finished = {i: _take(state["params"], j) for j, i in enumerate(alive)
+                if done[j]}
+    logged, keep = alive, [j for j, d in enumerate(done) if not d]
+    if keep:  # dispatch the next interval before the host reads this update
+      p, prev_labels = update["p"], update["labels"]
+      if len(keep) < len(alive):  # the finished seeds leave the stack
+        state, p, prev_labels, keys = _take((state, p, prev_labels, keys),
+                                            jnp.asarray(keep))
+        alive = [alive[j] for j in keep]
+      num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
+      state, next_losses = interval_all(state, x, p, keys, iteration,
+                                        num_steps)
     host = jax.device_get({k: update[k] for k in (
         "labels", "cluster_sizes", "mean_max_q", "reseeded")})
-    for j, i in enumerate(alive):
+    for j, i in enumerate(logged):
       if log_fns:
         reseeded = np.flatnonzero(host["reseeded"][j]).tolist()
         log_fns[i]({
             "stage": "dec", "iteration": iteration, "loss": float(losses[j]),
-            "label_change": float(change[j]),
+            "label_change": change[j],
             "cluster_sizes": host["cluster_sizes"][j].tolist(),
             "mean_max_q": float(host["mean_max_q"][j]),
             **({"reseeded": reseeded} if reseeded else {}),
@@ -401,25 +412,17 @@ def run_dec_seeds(encoder: MLP, starts: list[dict], x: jax.Array,
             "labels": host["labels"][j]})
       if done[j]:
         results[i] = DECResult(
-            params=_take(state["params"], j), labels=host["labels"][j],
+            params=finished[i], labels=host["labels"][j],
             q=np.asarray(update["q"][j]), iterations=iteration,
-            stop_reason="tol" if iteration > 0 and change[j] < cfg.tol
-            else "maxiter")
+            stop_reason="tol" if converged[j] else "maxiter")
     if not keep:
       break
-    p, prev_labels = update["p"], update["labels"]
-    if len(keep) < len(alive):  # the finished seeds leave the stack
-      index = jnp.asarray(keep)
-      state, p, prev_labels, keys = _take((state, p, prev_labels, keys),
-                                          index)
-      alive = [alive[j] for j in keep]
-    num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
-    state, losses = interval_all(state, x, p, keys, iteration, num_steps)
     iteration += num_steps
-    losses = np.asarray(losses)
+    losses = np.asarray(next_losses)
     for i, loss in zip(alive, losses):
       if not math.isfinite(loss):
         raise TrainingDiverged(
-            f"DEC of run {i} (of the stacked seeds) diverged by iteration {iteration} (loss "
-            f"{loss}); rerun with a lower dec.learning_rate.")
+            f"DEC of stacked run {i} (in the order given) diverged by "
+            f"iteration {iteration} (loss {loss}); rerun with a lower "
+            "dec.learning_rate.")
   return results
