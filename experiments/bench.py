@@ -523,9 +523,9 @@ def run_benchmarks() -> dict[str, Any]:
                                    _SEED.value, repeats, _SKLEARN.value, clock)
   memory["kmeans"] = peak_memory()
 
-  # Copies: bench_dec donates its parameters and centres.
-  encoder_params, centres = jax.tree.map(jnp.copy, (params["encoder"],
-                                                    init.centres))
+  if _SEEDS.value > 1:  # copies: bench_dec donates its params and centres
+    encoder_params, centres = jax.tree.map(jnp.copy, (params["encoder"],
+                                                      init.centres))
   r["dec"] = bench_dec(encoder, params["encoder"], init.centres, init.labels,
                        x, _BATCH_SIZE.value, _UPDATE_INTERVAL.value,
                        _CHUNK_SIZE.value, repeats, peak, clock,
