@@ -381,6 +381,9 @@ def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
     def log(record):  # scored now: the labels of every update are not kept
       labels = record.pop("labels")
       records[seed].append({**record, **metrics.evaluate(dataset.y, labels)})
+      log_fn({"stage": "dec_vmapped", "seed": seed,  # progress, as it goes
+              **{k: records[seed][-1].get(k) for k in (
+                  "iteration", "label_change", "loss", "acc", "time_s")}})
     return log
 
   augment_fn = (augment.make_augment_fn(dataset.image_shape)
