@@ -145,6 +145,22 @@ def _compiled_bytes(compiled, fallback: int) -> tuple[int, str]:
     return fallback, "estimate (4 x stacked state + data)"
 
 
+def _memory_check(needed: int, needed_from: str, what: str,
+                  mode: str) -> tuple[dict, Optional[str]]:
+  """(what results.json says about memory, why `what` does not fit or None).
+
+  seeds_mode=vmap skips the check."""
+  free, where = available_bytes()
+  memory = {"needed_bytes": needed, "needed_from": needed_from,
+            "available_bytes": free, "available_from": where,
+            "fraction": MEMORY_FRACTION}
+  if needed <= MEMORY_FRACTION * free or mode == "vmap":
+    return memory, None
+  return memory, (f"{what} needs {needed / 2**20:.0f} MiB, more than "
+                  f"{MEMORY_FRACTION:.0%} of the {free / 2**20:.0f} MiB free "
+                  f"({where})")
+
+
 # --------------------------------------------------------- vmapped pretraining
 
 
@@ -257,14 +273,8 @@ def _pretrain_vmapped(config, dataset: data.Dataset, dims, seeds, workdir,
   trainer = _Pretrainer(config, dataset, dims, todo)
   start = time.perf_counter()
   compiled, (needed, how) = trainer.compile(x)
-  free, where = available_bytes()
-  memory = {"needed_bytes": needed, "needed_from": how,
-            "available_bytes": free, "available_from": where,
-            "fraction": MEMORY_FRACTION}
-  if needed > MEMORY_FRACTION * free and mode != "vmap":
-    reason = (f"the stacked program needs {needed / 2**20:.0f} MiB, more "
-              f"than {MEMORY_FRACTION:.0%} of the {free / 2**20:.0f} MiB "
-              f"free ({where})")
+  memory, reason = _memory_check(needed, how, "the stacked program", mode)
+  if reason:
     log_fn({"stage": "pretrain_vmapped", "skipped": reason, **memory})
     return {"mode": "sequential", "reason": reason, "memory": memory}
   log_fn({"stage": "pretrain_vmapped", "seeds": todo, **memory})
@@ -348,13 +358,9 @@ def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
   needed = _dec_memory_estimate(
       {"encoder": next(iter(ready.values()))["encoder"]}, len(ready),
       dataset.num_samples, k, config.chunk_size, max(dims))
-  free, where = available_bytes()
-  memory = {"needed_bytes": needed, "needed_from": "estimate",
-            "available_bytes": free, "available_from": where}
-  if needed > MEMORY_FRACTION * free and config.seeds_mode != "vmap":
-    reason = (f"the stacked DEC phase needs about {needed / 2**20:.0f} MiB, "
-              f"more than {MEMORY_FRACTION:.0%} of the "
-              f"{free / 2**20:.0f} MiB free ({where})")
+  memory, reason = _memory_check(needed, "estimate", "the stacked DEC phase",
+                                 config.seeds_mode)
+  if reason:
     log_fn({"stage": "dec_vmapped", "skipped": reason, **memory})
     return {"mode": "sequential", "reason": reason, "memory": memory}, {}
 
