@@ -112,6 +112,65 @@ class ConvEncoder(nn.Module):
                     name="embedding")(x.reshape((x.shape[0], -1)))
 
 
+def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`lax.conv_transpose(x, kernel, (2, 2), 'SAME')` as 4 stride-1 convs.
+
+  The dilated form pads the zero-dilated input by ceil(k / 2) before (for
+  kernels k >= 2, which every DCEC layer has). Output
+  pixel (2i + py, 2j + px) then only meets the kernel taps of one parity (the
+  others land on inserted zeros), so each output phase is an ordinary VALID
+  conv of the undilated input with that parity's sub-kernel; the 4 phases are
+  interleaved. Same result and parameters, no multiplications by zeros, and a
+  weight gradient that XLA:CPU computes about 5x faster (see ConvDecoder).
+  """
+  batch, h, w, _ = x.shape
+  phases = []
+  for py in range(2):
+    row = []
+    for px in range(2):
+      taps = []  # per axis: (first tap, input offset of output 0, tap count)
+      for phase, k in ((py, kernel.shape[0]), (px, kernel.shape[1])):
+        low = (k + 1) // 2
+        first = (low - phase) % 2
+        taps.append((first, (phase + first - low) // 2,
+                     len(range(first, k, 2))))
+      (fy, oy, ty), (fx, ox, tx) = taps
+      padded = jnp.pad(x, ((0, 0), (-oy, oy + ty - 1), (-ox, ox + tx - 1),
+                           (0, 0)))
+      row.append(jax.lax.conv_general_dilated(
+          padded, kernel[fy::2, fx::2], (1, 1), "VALID",
+          dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    phases.append(jnp.stack(row, 3))   # [B, h, w, px, C]
+  out = jnp.stack(phases, 2)           # [B, h, py, w, px, C]
+  return out.reshape(batch, 2 * h, 2 * w, kernel.shape[-1])
+
+
+class ConvTranspose2x(nn.Module):
+  """Stride-2 'SAME' transposed conv; the parameters of `nn.ConvTranspose`.
+
+  `by_phases` picks the computation (see `_transpose_by_phases`); both give
+  the same output for the same parameters, so checkpoints do not depend on it.
+  """
+
+  features: int
+  kernel_size: tuple[int, int]
+  by_phases: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", conv_init,
+                        (*self.kernel_size, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
+    if self.by_phases:
+      y = _transpose_by_phases(x, kernel)
+    else:
+      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
 class ConvDecoder(nn.Module):
   """The mirror of ConvEncoder: dense (ReLU) -> stride-2 transposed convs.
 
@@ -137,9 +196,13 @@ class ConvDecoder(nn.Module):
     widths = tuple(reversed(self.features[:-1])) + (channels,)
     for j, width in enumerate(widths):
       layer = depth - 1 - j  # the encoder layer this one mirrors
-      x = nn.ConvTranspose(width, _kernel(layer, depth), strides=(2, 2),
-                           padding="SAME", kernel_init=conv_init,
-                           dtype=self.dtype, name=f"deconv_{j}")(x)
+      # By phases, except the output layer: its stride-1 weight gradient
+      # with a single output channel is the slow one on XLA:CPU (measured on
+      # MNIST's 28x28, batch 256: hidden layers' gradients 5x faster by
+      # phases, the output layer's 10x slower).
+      x = ConvTranspose2x(width, _kernel(layer, depth),
+                          by_phases=j < depth - 1, dtype=self.dtype,
+                          name=f"deconv_{j}")(x)
       x = x[:, :sizes[layer][0], :sizes[layer][1]]
       if j < depth - 1:
         x = nn.relu(x)

@@ -6,6 +6,7 @@ import functools
 import os
 import types
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,6 +84,26 @@ def test_conv_autoencoder_encodes_to_10d_and_reconstructs_input_shape(
   assert params["decoder"]["deconv_2"]["kernel"].shape == (5, 5, 32, channels)
   assert params["encoder"]["conv_2"]["kernel"].shape == (3, 3, 64, 128)
   assert models.from_description(models.describe(model)) == model
+
+
+@pytest.mark.parametrize("size,kernel", [((4, 4), (3, 3)), ((7, 7), (5, 5)),
+                                         ((2, 3), (5, 3)), ((5, 1), (2, 4))])
+def test_transposed_conv_by_phases_is_flax_conv_transpose(size, kernel):
+  """The phase form computes nn.ConvTranspose's output from its parameters."""
+  x = jax.random.normal(jax.random.key(0), (2, *size, 3))
+  flax_conv = flax.linen.ConvTranspose(4, kernel, strides=(2, 2),
+                                       padding="SAME")
+  variables = flax_conv.init(jax.random.key(1), x)
+  variables = jax.tree.map(  # a non-zero bias, so that it is checked too
+      lambda a: a + 0.1 * jax.random.normal(jax.random.key(2), a.shape),
+      variables)
+  expected = flax_conv.apply(variables, x)
+  for by_phases in (True, False):
+    ours = models.ConvTranspose2x(4, kernel, by_phases=by_phases)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == (
+        jax.tree.map(jnp.shape, variables))
+    np.testing.assert_allclose(ours.apply(variables, x), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_conv_model_without_image_shape_is_a_clear_error(tmp_path, blobs_npz):
