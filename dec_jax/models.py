@@ -183,6 +183,7 @@ class ConvDecoder(nn.Module):
   features: tuple[int, ...] = DCEC_FEATURES
   embedding: int = 10
   dtype: Any = jnp.float32
+  transpose_by_phases: bool = True
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -201,7 +202,8 @@ class ConvDecoder(nn.Module):
       # MNIST's 28x28, batch 256: hidden layers' gradients 5x faster by
       # phases, the output layer's 10x slower).
       x = ConvTranspose2x(width, _kernel(layer, depth),
-                          by_phases=j < depth - 1, dtype=self.dtype,
+                          by_phases=self.transpose_by_phases and j < depth - 1,
+                          dtype=self.dtype,
                           name=f"deconv_{j}")(x)
       x = x[:, :sizes[layer][0], :sizes[layer][1]]
       if j < depth - 1:
@@ -224,6 +226,7 @@ class ConvAutoencoder(nn.Module):
   features: tuple[int, ...] = DCEC_FEATURES
   embedding: int = 10
   dtype: Any = jnp.float32
+  transpose_by_phases: bool = True  # how, not what: see ConvDecoder
 
   @property
   def dims(self) -> tuple[int, int]:
@@ -309,5 +312,6 @@ def decoder_module(model: AnyAutoencoder) -> nn.Module:
   """The decoder as a stand-alone module: apply it to params['decoder']."""
   if isinstance(model, ConvAutoencoder):
     return ConvDecoder(model.image_shape, model.features, model.embedding,
-                       dtype=model.dtype)
+                       dtype=model.dtype,
+                       transpose_by_phases=model.transpose_by_phases)
   return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype)

@@ -10,9 +10,11 @@ In one process, in pipeline order, it measures:
   1. matmul peak: a jitted [n, n] @ [n, n] dot in --dtype, GFLOP/s;
   2. autoencoder pretraining (`pretrain.make_epoch_fn`, Adam): whole epochs,
      samples/s, GFLOP/s (FLOPs counted analytically) and % of the matmul peak;
-  3. the embedding of the full set (jitted `cluster.embed`);
-  4. k-means on those embeddings, JAX vs scikit-learn (`kmeans.fit_kmeans`);
-  5. the DEC loop pieces (`cluster.make_dec_fns`, SGD + momentum): minibatch
+  3. with --conv_samples, pretraining epochs of DCEC's conv AE on that many
+     samples, its transposed convs by phases and dilated, samples/s and ratio;
+  4. the embedding of the full set (jitted `cluster.embed`);
+  5. k-means on those embeddings, JAX vs scikit-learn (`kmeans.fit_kmeans`);
+  6. the DEC loop pieces (`cluster.make_dec_fns`, SGD + momentum): minibatch
      steps/s of `train_interval`, one full-set `target_update`, and the
      effective iterations/s of the loop;
 and the compile time of each jitted piece and the peak memory. Every piece is
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import resource
 import statistics
 import sys
@@ -86,6 +89,9 @@ _SEEDS = flags.DEFINE_integer(
     "(pretraining and DEC); 0 or 1 skips them.")
 _SEEDS_SAMPLES = flags.DEFINE_integer(
     "seeds_samples", 10240, "Samples per epoch in the seeds benchmark.")
+_CONV_SAMPLES = flags.DEFINE_integer(
+    "conv_samples", 10_240, "Conv AE pretraining epochs (DCEC's network, "
+    "transposed convs by phases vs dilated) on this many samples; 0: skip.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where to write the JSON.")
 
 # jax.monitoring events whose durations add up to the compile cost of a call.
@@ -253,6 +259,51 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
           **timing.to_dict()}
 
 
+def bench_conv_pretrain(x: jax.Array, image_shape: tuple[int, ...],
+                        batch_size: int, repeats: int, clock: CompileClock,
+                        key: jax.Array) -> dict[str, Any]:
+  """Pretraining epochs of DCEC's conv AE, transposed convs both ways.
+
+  The two decoders compute the same function from the same parameters
+  (models.ConvTranspose2x); the ratio is the speed of the phase form.
+  """
+  out: dict[str, Any] = {"samples": int(x.shape[0]),
+                         "image_shape": list(image_shape)}
+  tx = optax.adam(1e-3)
+  for name, by_phases in (("phases", True), ("dilated", False)):
+    model = models.ConvAutoencoder(image_shape, transpose_by_phases=by_phases)
+    epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
+    params = models.init_autoencoder(model, key)
+    state = {"params": params, "opt": tx.init(params)}
+
+    def one_epoch(i: int, epoch_fn=epoch_fn):
+      nonlocal state  # donated by each call
+      state, loss = epoch_fn(state, x, jax.random.fold_in(key, i))
+      return loss
+
+    timing = measure(one_epoch, repeats, clock)
+    samples = -(-x.shape[0] // batch_size) * batch_size
+    out[name] = {"samples_per_s": samples / timing.median_s,
+                 **timing.to_dict()}
+  out["speedup"] = (out["phases"]["samples_per_s"]
+                    / out["dilated"]["samples_per_s"])
+  return out
+
+
+def image_shape_of(dataset: str, dim: int,
+                   data_dir: Optional[str]) -> tuple[int, ...]:
+  """The images' shape: the data set's, or square for synthetic rows."""
+  if dataset != "synthetic":
+    shape = data.load(dataset, data_dir=data_dir).image_shape
+    if shape:
+      return tuple(shape)
+  side = math.isqrt(dim)
+  if side * side != dim or side < 4:
+    raise DecJaxError(f"The conv benchmark needs square images; inputs of "
+                      f"width {dim} are not (use --conv_samples=0).")
+  return (side, side)
+
+
 def bench_embed(encoder: models.MLP, encoder_params: Any, x: jax.Array,
                 chunk_size: int, repeats: int,
                 clock: CompileClock) -> tuple[dict[str, Any], jax.Array]:
@@ -408,6 +459,15 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, float, str]]:
         ("kmeans", "inertia jax/sklearn",
          km["inertia_ratio_jax_over_sklearn"], ""),
     ]
+  if "conv_pretrain" in r:
+    cv = r["conv_pretrain"]
+    rows += [
+        ("conv", "pretrain, tconv by phases", cv["phases"]["samples_per_s"],
+         "samples/s"),
+        ("conv", "pretrain, tconv dilated", cv["dilated"]["samples_per_s"],
+         "samples/s"),
+        ("conv", "phases / dilated", cv["speedup"], "x"),
+    ]
   for name in ("seeds", "dec_seeds"):
     if name in r:
       sd = r[name]
@@ -489,6 +549,8 @@ def run_benchmarks() -> dict[str, Any]:
   check_sizes(n, _BATCH_SIZE.value, _N_CLUSTERS.value, repeats,
               _UPDATE_INTERVAL.value)
   dims = (dim,) + parse_dims(_DIMS.value)
+  if _CONV_SAMPLES.value:
+    image_shape = image_shape_of(_DATASET.value, dim, _DATA_DIR.value)
   model = models.Autoencoder(dims, dtype=dtype)
   encoder = models.encoder_module(model)
   memory = {"data": peak_memory()}
@@ -516,6 +578,12 @@ def run_benchmarks() -> dict[str, Any]:
         r["pretrain"]["median_s"] / steps, repeats, clock,
         jax.random.fold_in(key, 5))
     memory["seeds"] = peak_memory()
+
+  if _CONV_SAMPLES.value:
+    r["conv_pretrain"] = bench_conv_pretrain(
+        x[:_CONV_SAMPLES.value], image_shape, min(_BATCH_SIZE.value, n),
+        repeats, clock, jax.random.fold_in(key, 7))
+    memory["conv_pretrain"] = peak_memory()
 
   r["embed"], z = bench_embed(encoder, params["encoder"], x,
                               _CHUNK_SIZE.value, repeats, clock)
