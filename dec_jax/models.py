@@ -87,41 +87,43 @@ def _kernel(layer: int, depth: int) -> tuple[int, int]:
   return (3, 3) if layer == depth - 1 and depth > 1 else (5, 5)
 
 
-class ConvEncoder(nn.Module):
-  """Flat rows [B, H*W*C] -> images -> stride-2 convs (ReLU) -> dense embedding.
-
-  'SAME' padding: each conv halves the spatial size, rounding up
-  (28 -> 14 -> 7 -> 4, 8 -> 4 -> 2 -> 1). The embedding is linear.
-  """
-
-  image_shape: tuple[int, ...]
-  features: tuple[int, ...] = DCEC_FEATURES
-  embedding: int = 10
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    h, w, c = _image_dims(self.image_shape)
-    x = x.reshape((x.shape[0], h, w, c))
-    for i, width in enumerate(self.features):
-      x = nn.relu(nn.Conv(width, _kernel(i, len(self.features)),
-                          strides=(2, 2), padding="SAME",
-                          kernel_init=conv_init, dtype=self.dtype,
-                          name=f"conv_{i}")(x))
-    return nn.Dense(self.embedding, kernel_init=conv_init, dtype=self.dtype,
-                    name="embedding")(x.reshape((x.shape[0], -1)))
+# Convolutions are computed as matmuls on patches (`_conv_as_matmul`) by
+# default: inside lax.scan / fori_loop -- where every epoch and DEC interval
+# runs -- XLA:CPU's own convolutions are 10-50x slower than the same op
+# compiled alone (jax-ml/jax#12868); dots are not. Measured on MNIST shapes,
+# batch 256, 2 steps in a scan: the 14x14x32 -> 7x7x64 conv's gradient step
+# 3.76 s with lax.conv, 0.22 s as matmul. `conv_as_matmul=False` uses XLA's
+# convolutions (same parameters, same function); the benchmark compares both.
 
 
-def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def _conv_as_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  """VALID conv (NHWC, HWIO) as one dot of im2col patches with the kernel."""
+  kh, kw, cin, cout = kernel.shape
+  out_h = (x.shape[1] - kh) // stride + 1
+  out_w = (x.shape[2] - kw) // stride + 1
+  patches = [x[:, dy:dy + stride * (out_h - 1) + 1:stride,
+               dx:dx + stride * (out_w - 1) + 1:stride]
+             for dy in range(kh) for dx in range(kw)]
+  patches = jnp.concatenate(patches, -1) if len(patches) > 1 else patches[0]
+  return patches @ kernel.reshape(kh * kw * cin, cout)
+
+
+def _same_padding(size: int, kernel: int) -> tuple[int, int]:
+  """'SAME' padding of a stride-2 conv (as lax's): output ceil(size / 2)."""
+  total = max((-(-size // 2) - 1) * 2 + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def _conv_transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """`lax.conv_transpose(x, kernel, (2, 2), 'SAME')` as 4 stride-1 convs.
 
   The dilated form pads the zero-dilated input by ceil(k / 2) before (for
-  kernels k >= 2, which every DCEC layer has). Output
-  pixel (2i + py, 2j + px) then only meets the kernel taps of one parity (the
-  others land on inserted zeros), so each output phase is an ordinary VALID
-  conv of the undilated input with that parity's sub-kernel; the 4 phases are
-  interleaved. Same result and parameters, no multiplications by zeros, and a
-  weight gradient that XLA:CPU computes about 5x faster (see ConvDecoder).
+  kernels k >= 2, which every DCEC layer has). Output pixel (2i + py,
+  2j + px) then only meets the kernel taps of one parity (the others land on
+  inserted zeros), so each output phase is an ordinary VALID conv of the
+  undilated input with that parity's sub-kernel (here a matmul); the 4
+  phases are interleaved. Same result and parameters, no multiplications by
+  the zeros.
   """
   batch, h, w, _ = x.shape
   phases = []
@@ -137,24 +139,21 @@ def _transpose_by_phases(x: jax.Array, kernel: jax.Array) -> jax.Array:
       (fy, oy, ty), (fx, ox, tx) = taps
       padded = jnp.pad(x, ((0, 0), (-oy, oy + ty - 1), (-ox, ox + tx - 1),
                            (0, 0)))
-      row.append(jax.lax.conv_general_dilated(
-          padded, kernel[fy::2, fx::2], (1, 1), "VALID",
-          dimension_numbers=("NHWC", "HWIO", "NHWC")))
+      row.append(_conv_as_matmul(padded, kernel[fy::2, fx::2], 1))
     phases.append(jnp.stack(row, 3))   # [B, h, w, px, C]
   out = jnp.stack(phases, 2)           # [B, h, py, w, px, C]
   return out.reshape(batch, 2 * h, 2 * w, kernel.shape[-1])
 
 
-class ConvTranspose2x(nn.Module):
-  """Stride-2 'SAME' transposed conv; the parameters of `nn.ConvTranspose`.
-
-  `by_phases` picks the computation (see `_transpose_by_phases`); both give
-  the same output for the same parameters, so checkpoints do not depend on it.
-  """
+class Conv2x(nn.Module):
+  """Stride-2 'SAME' conv, or its transpose; `nn.Conv`'s / `nn.ConvTranspose`'s
+  parameters (kernel [kh, kw, in, out], bias), so either computation
+  (`as_matmul`, see above) reads the same checkpoints."""
 
   features: int
   kernel_size: tuple[int, int]
-  by_phases: bool = True
+  transpose: bool = False
+  as_matmul: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -163,12 +162,42 @@ class ConvTranspose2x(nn.Module):
                         (*self.kernel_size, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
-    if self.by_phases:
-      y = _transpose_by_phases(x, kernel)
+    if not self.as_matmul:  # XLA's convolutions
+      conv = jax.lax.conv_transpose if self.transpose else (
+          jax.lax.conv_general_dilated)
+      y = conv(x, kernel, (2, 2), "SAME",
+               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    elif self.transpose:
+      y = _conv_transpose_by_phases(x, kernel)
     else:
-      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      pads = [_same_padding(x.shape[i + 1], kernel.shape[i]) for i in (0, 1)]
+      y = _conv_as_matmul(jnp.pad(x, ((0, 0), *pads, (0, 0))), kernel, 2)
     return y + bias
+
+
+class ConvEncoder(nn.Module):
+  """Flat rows [B, H*W*C] -> images -> stride-2 convs (ReLU) -> dense embedding.
+
+  'SAME' padding: each conv halves the spatial size, rounding up
+  (28 -> 14 -> 7 -> 4, 8 -> 4 -> 2 -> 1). The embedding is linear.
+  """
+
+  image_shape: tuple[int, ...]
+  features: tuple[int, ...] = DCEC_FEATURES
+  embedding: int = 10
+  dtype: Any = jnp.float32
+  conv_as_matmul: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h, w, c = _image_dims(self.image_shape)
+    x = x.reshape((x.shape[0], h, w, c))
+    for i, width in enumerate(self.features):
+      x = nn.relu(Conv2x(width, _kernel(i, len(self.features)),
+                         as_matmul=self.conv_as_matmul, dtype=self.dtype,
+                         name=f"conv_{i}")(x))
+    return nn.Dense(self.embedding, kernel_init=conv_init, dtype=self.dtype,
+                    name="embedding")(x.reshape((x.shape[0], -1)))
 
 
 class ConvDecoder(nn.Module):
@@ -183,7 +212,7 @@ class ConvDecoder(nn.Module):
   features: tuple[int, ...] = DCEC_FEATURES
   embedding: int = 10
   dtype: Any = jnp.float32
-  transpose_by_phases: bool = True
+  conv_as_matmul: bool = True
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -197,14 +226,9 @@ class ConvDecoder(nn.Module):
     widths = tuple(reversed(self.features[:-1])) + (channels,)
     for j, width in enumerate(widths):
       layer = depth - 1 - j  # the encoder layer this one mirrors
-      # By phases, except the output layer: its stride-1 weight gradient
-      # with a single output channel is the slow one on XLA:CPU (measured on
-      # MNIST's 28x28, batch 256: hidden layers' gradients 5x faster by
-      # phases, the output layer's 10x slower).
-      x = ConvTranspose2x(width, _kernel(layer, depth),
-                          by_phases=self.transpose_by_phases and j < depth - 1,
-                          dtype=self.dtype,
-                          name=f"deconv_{j}")(x)
+      x = Conv2x(width, _kernel(layer, depth), transpose=True,
+                 as_matmul=self.conv_as_matmul, dtype=self.dtype,
+                 name=f"deconv_{j}")(x)
       x = x[:, :sizes[layer][0], :sizes[layer][1]]
       if j < depth - 1:
         x = nn.relu(x)
@@ -226,7 +250,7 @@ class ConvAutoencoder(nn.Module):
   features: tuple[int, ...] = DCEC_FEATURES
   embedding: int = 10
   dtype: Any = jnp.float32
-  transpose_by_phases: bool = True  # how, not what: see ConvDecoder
+  conv_as_matmul: bool = True  # how, not what: see _conv_as_matmul
 
   @property
   def dims(self) -> tuple[int, int]:
@@ -304,7 +328,7 @@ def encoder_module(model: AnyAutoencoder) -> nn.Module:
   """The encoder as a stand-alone module: apply it to params['encoder']."""
   if isinstance(model, ConvAutoencoder):
     return ConvEncoder(model.image_shape, model.features, model.embedding,
-                       dtype=model.dtype)
+                       dtype=model.dtype, conv_as_matmul=model.conv_as_matmul)
   return MLP(tuple(model.dims[1:]), dtype=model.dtype)
 
 
@@ -313,5 +337,5 @@ def decoder_module(model: AnyAutoencoder) -> nn.Module:
   if isinstance(model, ConvAutoencoder):
     return ConvDecoder(model.image_shape, model.features, model.embedding,
                        dtype=model.dtype,
-                       transpose_by_phases=model.transpose_by_phases)
+                       conv_as_matmul=model.conv_as_matmul)
   return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype)

@@ -11,7 +11,7 @@ In one process, in pipeline order, it measures:
   2. autoencoder pretraining (`pretrain.make_epoch_fn`, Adam): whole epochs,
      samples/s, GFLOP/s (FLOPs counted analytically) and % of the matmul peak;
   3. with --conv_samples, pretraining epochs of DCEC's conv AE on that many
-     samples, its transposed convs by phases and dilated, samples/s and ratio;
+     samples, its convs as matmuls (the default) and XLA's, samples/s, ratio;
   4. the embedding of the full set (jitted `cluster.embed`);
   5. k-means on those embeddings, JAX vs scikit-learn (`kmeans.fit_kmeans`);
   6. the DEC loop pieces (`cluster.make_dec_fns`, SGD + momentum): minibatch
@@ -91,7 +91,7 @@ _SEEDS_SAMPLES = flags.DEFINE_integer(
     "seeds_samples", 10240, "Samples per epoch in the seeds benchmark.")
 _CONV_SAMPLES = flags.DEFINE_integer(
     "conv_samples", 10_240, "Conv AE pretraining epochs (DCEC's network, "
-    "transposed convs by phases vs dilated) on this many samples; 0: skip.")
+    "convs as matmuls vs XLA's) on this many samples; 0: skip.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where to write the JSON.")
 
 # jax.monitoring events whose durations add up to the compile cost of a call.
@@ -262,16 +262,18 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
 def bench_conv_pretrain(x: jax.Array, image_shape: tuple[int, ...],
                         batch_size: int, repeats: int, clock: CompileClock,
                         key: jax.Array) -> dict[str, Any]:
-  """Pretraining epochs of DCEC's conv AE, transposed convs both ways.
+  """Pretraining epochs of DCEC's conv AE, its convs computed both ways.
 
-  The two decoders compute the same function from the same parameters
-  (models.ConvTranspose2x); the ratio is the speed of the phase form.
+  `matmul` (the default, im2col patches @ kernel) and `xla` (XLA's
+  convolutions) compute the same function from the same parameters
+  (models.Conv2x); the ratio is the speed of the default inside the
+  compiled epoch's scan.
   """
   out: dict[str, Any] = {"samples": int(x.shape[0]),
                          "image_shape": list(image_shape)}
   tx = optax.adam(1e-3)
-  for name, by_phases in (("phases", True), ("dilated", False)):
-    model = models.ConvAutoencoder(image_shape, transpose_by_phases=by_phases)
+  for name, as_matmul in (("matmul", True), ("xla", False)):
+    model = models.ConvAutoencoder(image_shape, conv_as_matmul=as_matmul)
     epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
     params = models.init_autoencoder(model, key)
     state = {"params": params, "opt": tx.init(params)}
@@ -285,8 +287,8 @@ def bench_conv_pretrain(x: jax.Array, image_shape: tuple[int, ...],
     samples = -(-x.shape[0] // batch_size) * batch_size
     out[name] = {"samples_per_s": samples / timing.median_s,
                  **timing.to_dict()}
-  out["speedup"] = (out["phases"]["samples_per_s"]
-                    / out["dilated"]["samples_per_s"])
+  out["speedup"] = (out["matmul"]["samples_per_s"]
+                    / out["xla"]["samples_per_s"])
   return out
 
 
@@ -462,11 +464,11 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, float, str]]:
   if "conv_pretrain" in r:
     cv = r["conv_pretrain"]
     rows += [
-        ("conv", "pretrain, tconv by phases", cv["phases"]["samples_per_s"],
+        ("conv", "pretrain, convs as matmul", cv["matmul"]["samples_per_s"],
          "samples/s"),
-        ("conv", "pretrain, tconv dilated", cv["dilated"]["samples_per_s"],
+        ("conv", "pretrain, XLA convs", cv["xla"]["samples_per_s"],
          "samples/s"),
-        ("conv", "phases / dilated", cv["speedup"], "x"),
+        ("conv", "matmul / XLA", cv["speedup"], "x"),
     ]
   for name in ("seeds", "dec_seeds"):
     if name in r:

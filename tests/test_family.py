@@ -86,20 +86,22 @@ def test_conv_autoencoder_encodes_to_10d_and_reconstructs_input_shape(
   assert models.from_description(models.describe(model)) == model
 
 
+@pytest.mark.parametrize("transpose", [False, True])
 @pytest.mark.parametrize("size,kernel", [((4, 4), (3, 3)), ((7, 7), (5, 5)),
                                          ((2, 3), (5, 3)), ((5, 1), (2, 4))])
-def test_transposed_conv_by_phases_is_flax_conv_transpose(size, kernel):
-  """The phase form computes nn.ConvTranspose's output from its parameters."""
+def test_conv2x_is_flax_conv(size, kernel, transpose):
+  """Both computations give nn.Conv's / nn.ConvTranspose's output from their
+  parameters (so checkpoints do not depend on the computation)."""
   x = jax.random.normal(jax.random.key(0), (2, *size, 3))
-  flax_conv = flax.linen.ConvTranspose(4, kernel, strides=(2, 2),
-                                       padding="SAME")
+  flax_conv = (flax.linen.ConvTranspose if transpose else flax.linen.Conv)(
+      4, kernel, strides=(2, 2), padding="SAME")
   variables = flax_conv.init(jax.random.key(1), x)
   variables = jax.tree.map(  # a non-zero bias, so that it is checked too
       lambda a: a + 0.1 * jax.random.normal(jax.random.key(2), a.shape),
       variables)
   expected = flax_conv.apply(variables, x)
-  for by_phases in (True, False):
-    ours = models.ConvTranspose2x(4, kernel, by_phases=by_phases)
+  for as_matmul in (True, False):
+    ours = models.Conv2x(4, kernel, transpose=transpose, as_matmul=as_matmul)
     assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == (
         jax.tree.map(jnp.shape, variables))
     np.testing.assert_allclose(ours.apply(variables, x), expected,
