@@ -92,6 +92,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(config.model.kind in models.KINDS,
           f"Unknown model.kind {config.model.kind!r}; expected one of "
           f"{models.KINDS}.")
+  require(config.model.conv_impl in models.CONV_IMPLS,
+          f"Unknown model.conv_impl {config.model.conv_impl!r}; expected one "
+          f"of {models.CONV_IMPLS}.")
   require(len(config.model.conv_features) >= 1
           and all(isinstance(f, int) and f > 0
                   for f in config.model.conv_features),

@@ -19,6 +19,10 @@ from dec_jax.errors import DecJaxError
 Params = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes
 KINDS = ("mlp", "conv")
+# How convs are computed (same function, same parameters): `matmul`, im2col
+# patches @ kernel (see _conv_as_matmul); `xla`, XLA's convolutions (cuDNN
+# on GPUs); `auto`, matmul on the CPU, XLA's elsewhere.
+CONV_IMPLS = ("auto", "matmul", "xla")
 DCEC_FEATURES = (32, 64, 128)  # DCEC's conv channels; kernels 5, 5, 3
 
 # DEC-keras's init: VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1/fan_in)).
@@ -87,13 +91,14 @@ def _kernel(layer: int, depth: int) -> tuple[int, int]:
   return (3, 3) if layer == depth - 1 and depth > 1 else (5, 5)
 
 
-# Convolutions are computed as matmuls on patches (`_conv_as_matmul`) by
-# default: inside lax.scan / fori_loop -- where every epoch and DEC interval
-# runs -- XLA:CPU's own convolutions are 10-50x slower than the same op
-# compiled alone (jax-ml/jax#12868); dots are not. Measured on MNIST shapes,
-# batch 256, 2 steps in a scan: the 14x14x32 -> 7x7x64 conv's gradient step
-# 3.76 s with lax.conv, 0.22 s as matmul. `conv_as_matmul=False` uses XLA's
-# convolutions (same parameters, same function); the benchmark compares both.
+# On the CPU, convolutions are computed as matmuls on patches
+# (`_conv_as_matmul`): inside lax.scan / fori_loop -- where every epoch and
+# DEC interval runs -- XLA:CPU's own convolutions are 10-50x slower than the
+# same op compiled alone (jax-ml/jax#12868); dots are not. Measured on MNIST
+# shapes, batch 256, 2 steps in a scan: the 14x14x32 -> 7x7x64 conv's
+# gradient step 3.76 s with lax.conv, 0.22 s as matmul. `conv_as_matmul=False`
+# uses XLA's convolutions (same parameters, same function); the benchmark
+# compares both.
 
 
 def _conv_as_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
@@ -273,12 +278,14 @@ AnyAutoencoder = Union[Autoencoder, ConvAutoencoder]
 def make_autoencoder(kind: str, dims: Sequence[int], *,
                      image_shape: Optional[Sequence[int]] = None,
                      conv_features: Sequence[int] = DCEC_FEATURES,
-                     dtype: Any = jnp.float32) -> AnyAutoencoder:
+                     dtype: Any = jnp.float32,
+                     conv_impl: str = "auto") -> AnyAutoencoder:
   """The autoencoder of `kind` for inputs of width dims[0].
 
   mlp: the dense stack `dims` = (D, h1, ..., d). conv: DCEC's network with
   `conv_features` channels on images of `image_shape` (H, W) or (H, W, C),
-  H*W*C = D, embedding width dims[-1] (the hidden widths are not used).
+  H*W*C = D, embedding width dims[-1] (the hidden widths are not used),
+  its convs computed as `conv_impl` says (CONV_IMPLS).
   """
   dims = tuple(int(d) for d in dims)
   if kind == "mlp":
@@ -295,8 +302,13 @@ def make_autoencoder(kind: str, dims: Sequence[int], *,
     raise DecJaxError(f"model.kind=conv: image shape {image_shape} does not "
                       f"fit inputs of width {dims[0]} (expected (H, W) or "
                       "(H, W, C) with H*W*C = width).")
+  if conv_impl not in CONV_IMPLS:
+    raise DecJaxError(f"Unknown model.conv_impl {conv_impl!r}; expected one "
+                      f"of {CONV_IMPLS}.")
+  as_matmul = (conv_impl == "matmul" or conv_impl == "auto"
+               and jax.default_backend() == "cpu")
   return ConvAutoencoder(image_shape, tuple(int(f) for f in conv_features),
-                         dims[-1], dtype=dtype)
+                         dims[-1], dtype=dtype, conv_as_matmul=as_matmul)
 
 
 def describe(model: AnyAutoencoder) -> dict:
@@ -308,14 +320,14 @@ def describe(model: AnyAutoencoder) -> dict:
   return {"kind": "mlp", "dims": list(model.dims)}
 
 
-def from_description(description: dict, dtype: Any = jnp.float32
-                     ) -> AnyAutoencoder:
+def from_description(description: dict, dtype: Any = jnp.float32,
+                     conv_impl: str = "auto") -> AnyAutoencoder:
   """The model `describe` described; descriptions without a kind are MLPs."""
   return make_autoencoder(
       description.get("kind", "mlp"), description["dims"],
       image_shape=description.get("image_shape"),
       conv_features=description.get("conv_features", DCEC_FEATURES),
-      dtype=dtype)
+      dtype=dtype, conv_impl=conv_impl)
 
 
 def init_autoencoder(model: AnyAutoencoder, key: jax.Array) -> Params:

@@ -259,7 +259,8 @@ def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
   return models.make_autoencoder(
       config.model.kind, dims, image_shape=image_shape,
       conv_features=config.model.conv_features,
-      dtype=models.DTYPES[config.model.dtype])
+      dtype=models.DTYPES[config.model.dtype],
+      conv_impl=config.model.conv_impl)
 
 
 def pretraining_fingerprint(config: ml_collections.ConfigDict,

@@ -119,6 +119,17 @@ def test_conv_model_without_image_shape_is_a_clear_error(tmp_path, blobs_npz):
     assert not (tmp_path / "never").exists()
   with pytest.raises(DecJaxError, match="Unknown model.kind"):
     checks.validate_config(tiny_config(blobs_npz, model={"kind": "resnet"}))
+  with pytest.raises(DecJaxError, match="Unknown model.conv_impl 'cudnn'"):
+    checks.validate_config(tiny_config(blobs_npz,
+                                       model={"conv_impl": "cudnn"}))
+
+
+def test_conv_impl_picks_the_computation():
+  conv = functools.partial(models.make_autoencoder, "conv", (64, 10),
+                           image_shape=(8, 8))
+  assert conv(conv_impl="matmul").conv_as_matmul
+  assert not conv(conv_impl="xla").conv_as_matmul
+  assert conv().conv_as_matmul == (jax.default_backend() == "cpu")
 
 
 @pytest.fixture(scope="module")

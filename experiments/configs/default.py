@@ -57,6 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   # dense to the embedding width dims[-1] (the other dims are not used).
   config.model.kind = "mlp"        # mlp | conv
   config.model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
+  # How convs are computed (same result): matmul (im2col; fast inside
+  # XLA:CPU's loops) | xla (XLA's convs, cuDNN on GPU) | auto (CPU: matmul).
+  config.model.conv_impl = "auto"
   # DEC-DA: random shifts (+-3 px at 28x28, scaled) and rotations (+-10 deg)
   # of every pretraining and clustering minibatch, on the device (images).
   config.augment = False
