@@ -60,16 +60,20 @@ def _settings_key(result: dict) -> str:
 
 
 def _pretraining(result: dict) -> str:
-  """The recipe of the autoencoder used, e.g. 'adam 0.001 cosine, 50 ep'."""
+  """The recipe of the autoencoder used, e.g. 'adam 0.001 cosine, 50 ep',
+  'conv, ...' for the convolutional AE, '..., augmented' with DEC-DA's."""
   if result["method"] == "kmeans":
     return "–"
-  reused = result.get("pretrained_from") or {}
-  cfg = (reused.get("settings") or {}).get("pretrain") or result.get(
-      "config", {}).get("pretrain")
+  reused = (result.get("pretrained_from") or {}).get("settings") or {}
+  config = result.get("config", {})
+  cfg = reused.get("pretrain") or config.get("pretrain")
   if not cfg:
     return "?"
-  return (f"{cfg['optimizer']} {cfg['learning_rate']:g} {cfg['schedule']}, "
-          f"{cfg['epochs']} ep")
+  kind = reused.get("model_kind", config.get("model", {}).get("kind"))
+  augmented = reused.get("augment", config.get("augment", False))
+  return ("conv, " if kind == "conv" else "") + (
+      f"{cfg['optimizer']} {cfg['learning_rate']:g} {cfg['schedule']}, "
+      f"{cfg['epochs']} ep") + (", augmented" if augmented else "")
 
 
 def _clustering(result: dict) -> str:

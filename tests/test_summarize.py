@@ -21,6 +21,12 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
       "times_s": {"total": 60.0},
       "config": {"seed": 0, "pretrain": {**pretrain, "epochs": 10},
                  "dec": sgd}})
+  (tmp_path / "conv").mkdir()  # the conv AE, augmented
+  write_json_atomic(str(tmp_path / "conv" / "results.json"), {
+      "dataset": "mnist", "method": "dec", "acc": 0.9, "nmi": 0.5, "ari": 0.4,
+      "times_s": {"total": 60.0},
+      "config": {"seed": 0, "pretrain": pretrain, "dec": sgd,
+                 "model": {"kind": "conv"}, "augment": True}})
   (tmp_path / "km").mkdir()
   write_json_atomic(str(tmp_path / "km" / "results.json"), {
       "dataset": "mnist", "method": "kmeans", "acc": 0.5, "nmi": 0.5,
@@ -33,7 +39,9 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
           "0.500 | 0.400 | 1.0 min |") in lines
   assert ("| mnist | kmeans | – | – | 1 | 0.500 | 0.500 | 0.300 | 0.5 min |"
           in lines)
-  assert len(lines) == 5
+  assert ("| mnist | dec | conv, adam 0.001 cosine, 50 ep, augmented | "
+          "sgd 0.01 | 1 | 0.900 | 0.500 | 0.400 | 1.0 min |") in lines
+  assert len(lines) == 6
 
 
 def test_time_to_accuracy_groups_by_pretraining_epochs(tmp_path):
