@@ -249,6 +249,23 @@ class RunContext:
     return z
 
 
+# Short config keys: `--config.model=conv` (and a sweep grid's `model=conv`)
+# mean `model.kind=conv`, the spelling issue #4 gave.
+CONFIG_SHORTHANDS = {"model": "model.kind"}
+
+
+def expand_config_shorthands(argv: list[str]) -> list[str]:
+  """argv with each `--config.<shorthand>=v` written out (CONFIG_SHORTHANDS)."""
+  out = []
+  for arg in argv:
+    name, eq, value = arg.partition("=")
+    key = name.removeprefix("--config.")
+    if eq and name.startswith("--config.") and key in CONFIG_SHORTHANDS:
+      arg = f"--config.{CONFIG_SHORTHANDS[key]}={value}"
+    out.append(arg)
+  return out
+
+
 _GREEDY_STREAM = 3  # fold_in(run key, .) of greedy pretraining's key
 
 

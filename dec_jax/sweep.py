@@ -65,7 +65,7 @@ def parse_grid(text: str) -> list[tuple[str, list[Any]]]:
     if not axis:
       continue
     key, eq, values = axis.partition("=")
-    key = key.strip()
+    key = run_lib.CONFIG_SHORTHANDS.get(key.strip(), key.strip())
     values = [v.strip() for v in _split_top_level(values, ",")]
     if not eq or not key or not all(values):
       raise DecJaxError(f"grid axis {axis!r} must look like "

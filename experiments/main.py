@@ -17,6 +17,7 @@ from ml_collections import config_flags
 from dec_jax import multiseed
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
+from dec_jax.run import expand_config_shorthands
 from dec_jax.run import run
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -62,4 +63,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Rewritten in place: config_flags reads sys.argv for the override flags.
+  sys.argv = expand_config_shorthands(sys.argv)
   app.run(main)

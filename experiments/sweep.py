@@ -37,6 +37,7 @@ from ml_collections import config_flags
 
 from dec_jax import sweep
 from dec_jax.errors import DecJaxError
+from dec_jax.run import expand_config_shorthands
 
 # -------------------------------------------------------------------- CLI
 
@@ -72,4 +73,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Rewritten in place: config_flags reads sys.argv for the override flags.
+  sys.argv = expand_config_shorthands(sys.argv)
   app.run(main)

@@ -19,6 +19,14 @@ def test_parse_grid():
       == [("model.dims", [(500, 500, 2000, 10), (32, 4)]),
           ("augment", [True])]
   assert sweep.parse_grid("") == []
+  # Issue #4's shorthand, on the grid and on the command line.
+  assert sweep.parse_grid("model=mlp,conv") == [("model.kind", ["mlp",
+                                                                "conv"])]
+  assert run_lib.expand_config_shorthands(
+      ["main", "--config=c.py", "--config.model=conv", "--config.seed=1",
+       "--config.model.dims=(8,2)"]) == [
+           "main", "--config=c.py", "--config.model.kind=conv",
+           "--config.seed=1", "--config.model.dims=(8,2)"]
   assert sweep.cells([]) == [("base", {})]
   names = [n for n, _ in sweep.cells(sweep.parse_grid("a=1,2;b=x"))]
   assert names == ["a=1__b=x", "a=2__b=x"]
