@@ -10,9 +10,11 @@ pretraining, batch 256; then the clustering stage keeps the decoder
 `--config.method=dec` or `ae_kmeans` use the same autoencoder;
 `--config.augment=True` adds DEC-DA's shifts and rotations.
 
-Runtime and result: not measured (no full MNIST run of this config has been
-made; the conv network costs several times the MLP's FLOPs per sample, so
-expect hours of pretraining on a 2-core CPU — use a GPU).
+Runtime and result, on the 2-core CPU (convs computed as matmuls, see
+model.conv_impl), cores shared with other runs: about 2.5 min per
+pretraining epoch (200 epochs: about 8 hours; use a GPU). A cut run,
+`--config.method=dec --config.pretrain.epochs=15 --config.dec.maxiter=4000`,
+seed 0, took 70 min: AE + k-means ACC 0.808, DEC 0.863 (README, Results).
 """
 
 from experiments.configs import mnist
