@@ -197,18 +197,14 @@ def bench_matmul(n: int, dtype: Any, repeats: int, clock: CompileClock,
           "gflops": 2.0 * n ** 3 / timing.median_s / 1e9, **timing.to_dict()}
 
 
-def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
-                   batch_size: int, epochs: int, peak_gflops: float,
-                   clock: CompileClock,
-                   key: jax.Array) -> tuple[dict[str, Any], Any]:
-  """Whole pretraining epochs with Adam; returns the metrics and the params.
-
-  FLOPs per sample: 2 * (weights in matmuls) forward, x3 for forward and
-  backward. An epoch runs ceil(N / batch) full batches.
-  """
+def time_epochs(model: models.AnyAutoencoder, params: Any, x: jax.Array,
+                batch_size: int, epochs: int, clock: CompileClock,
+                key: jax.Array) -> tuple[Timing, Any, float]:
+  """Times whole pretraining epochs with Adam, the state carried from epoch
+  to epoch (each call donates it); returns the timing, the trained params
+  and the last epoch's loss."""
   tx = optax.adam(1e-3)
-  n = x.shape[0]
-  epoch_fn = pretrain.make_epoch_fn(model, tx, n, batch_size)
+  epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
   state = {"params": params, "opt": tx.init(params)}
   losses = []
 
@@ -219,14 +215,27 @@ def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
     return state, loss
 
   timing = measure(one_epoch, epochs, clock)
-  samples = -(-n // batch_size) * batch_size
-  flops = 3 * 2 * matmul_params(state["params"]) * samples
+  return timing, state["params"], float(losses[-1])
+
+
+def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
+                   batch_size: int, epochs: int, peak_gflops: float,
+                   clock: CompileClock,
+                   key: jax.Array) -> tuple[dict[str, Any], Any]:
+  """Whole pretraining epochs with Adam; returns the metrics and the params.
+
+  FLOPs per sample: 2 * (weights in matmuls) forward, x3 for forward and
+  backward. An epoch runs ceil(N / batch) full batches.
+  """
+  timing, params, last_loss = time_epochs(model, params, x, batch_size,
+                                          epochs, clock, key)
+  samples = -(-x.shape[0] // batch_size) * batch_size
+  flops = 3 * 2 * matmul_params(params) * samples
   gflops = flops / timing.median_s / 1e9
-  return {"epoch_samples": samples, "matmul_params": matmul_params(
-              state["params"]),
+  return {"epoch_samples": samples, "matmul_params": matmul_params(params),
           "samples_per_s": samples / timing.median_s, "gflops": gflops,
           "pct_peak": 100.0 * gflops / peak_gflops,
-          "last_loss": float(losses[-1]), **timing.to_dict()}, state["params"]
+          "last_loss": last_loss, **timing.to_dict()}, params
 
 
 def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
@@ -272,20 +281,11 @@ def bench_conv_pretrain(x: jax.Array, image_shape: tuple[int, ...],
   """
   out: dict[str, Any] = {"samples": int(x.shape[0]),
                          "image_shape": list(image_shape)}
-  tx = optax.adam(1e-3)
+  samples = -(-x.shape[0] // batch_size) * batch_size
   for name, as_matmul in (("matmul", True), ("xla", False)):
     model = models.ConvAutoencoder(image_shape, conv_as_matmul=as_matmul)
-    epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
-    params = models.init_autoencoder(model, key)
-    state = {"params": params, "opt": tx.init(params)}
-
-    def one_epoch(i: int, epoch_fn=epoch_fn):
-      nonlocal state  # donated by each call
-      state, loss = epoch_fn(state, x, jax.random.fold_in(key, i))
-      return loss
-
-    timing = measure(one_epoch, repeats, clock)
-    samples = -(-x.shape[0] // batch_size) * batch_size
+    timing, _, _ = time_epochs(model, models.init_autoencoder(model, key), x,
+                               batch_size, repeats, clock, key)
     out[name] = {"samples_per_s": samples / timing.median_s,
                  **timing.to_dict()}
   out["speedup"] = (out["matmul"]["samples_per_s"]
