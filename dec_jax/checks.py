@@ -18,7 +18,7 @@ from dec_jax import models
 from dec_jax import optim
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
-from dec_jax.methods import METHODS
+from dec_jax import methods
 
 
 def require(condition: bool, message: str) -> None:
@@ -28,9 +28,7 @@ def require(condition: bool, message: str) -> None:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown names and impossible sizes before any compute."""
-  require(config.method in METHODS,
-          f"Unknown method {config.method!r}; expected one of "
-          f"{sorted(METHODS)}.")
+  method = methods.get(config.method)
   require(config.split in data.SPLITS,
           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
   require(config.model.dtype in models.DTYPES,
@@ -108,12 +106,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
           "for model.kind=mlp only; set it to 0 for model.kind=conv.")
   require(isinstance(config.augment, bool),
           f"augment must be True or False, got {config.augment!r}.")
-  require(not (config.pretrained_workdir and config.method == "kmeans"),
-          "pretrained_workdir has no effect with method=kmeans (no "
+  require(not (config.pretrained_workdir and not method.needs_autoencoder),
+          f"pretrained_workdir has no effect with method={method.name} (no "
           "autoencoder); drop it or choose ae_kmeans / dec.")
-  if config.method == "n2d":
-    from dec_jax import n2d  # pylint: disable=g-import-not-at-top
-    n2d.validate(config.n2d, config.n_clusters)
+  method.check(config)
 
 
 def parse_label_column(value) -> Optional[int]:
@@ -170,17 +166,12 @@ def _count_distinct_rows(x: np.ndarray, block: int = 65536) -> int:
   return int(np.unique(keys).size)
 
 
-# The training stages each method runs (their batch sizes must fit the data).
-_STAGES = {"kmeans": (), "ae_kmeans": ("pretrain",), "dec": ("pretrain", "dec"),
-           "idec": ("pretrain", "dec"), "n2d": ("pretrain",)}
-
-
 def check_model_fits_data(config, dataset: data.Dataset) -> None:
   """model.kind=conv and augment need images: rows of a known image shape."""
   needs = [name for name, on in (("model.kind=conv",
                                   config.model.kind == "conv"),
                                  ("augment=True", config.augment)) if on]
-  if not needs or config.method == "kmeans":
+  if not needs or not methods.get(config.method).needs_autoencoder:
     return
   shape = dataset.image_shape
   require(shape is not None,
@@ -197,9 +188,11 @@ def check_streaming(config) -> None:
   steps that need the whole set as float32 on the device cannot."""
   if config.data_on_device:
     return
-  require(config.method not in ("kmeans",),
-          "data_on_device=False: method=kmeans clusters the raw inputs on the "
-          "device; use ae_kmeans / dec / idec / n2d, or data_on_device=True.")
+  method = methods.get(config.method)
+  require(method.streams,
+          f"data_on_device=False: method={method.name} clusters the raw "
+          "inputs on the device; use ae_kmeans / dec / idec / n2d, or "
+          "data_on_device=True.")
   require(not config.pretrain.greedy_epochs,
           "data_on_device=False does not stream greedy layer-wise "
           "pretraining; set pretrain.greedy_epochs=0.")
@@ -219,12 +212,11 @@ def data_mesh(config) -> Optional[jax.sharding.Mesh]:
 
 
 def check_batch_sizes(config, n: int) -> None:
-  """Each training stage the method runs needs batch_size <= N."""
-  if config.method == "n2d":
-    require(config.n2d.n_neighbors < n,
-            f"n2d.n_neighbors ({config.n2d.n_neighbors}) must be below the "
-            f"number of samples ({n}).")
-  for stage in _STAGES.get(config.method, ("pretrain", "dec")):
+  """Each training stage the method runs needs batch_size <= N; and the
+  method's own checks against the data size."""
+  method = methods.get(config.method)
+  method.check_size(config, n)
+  for stage in method.stages:
     require(config[stage].batch_size <= n,
             f"{stage}.batch_size ({config[stage].batch_size}) is larger than "
             f"the number of samples ({n}).")

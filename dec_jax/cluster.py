@@ -1,12 +1,18 @@
-"""DEC fine-tuning: the target-update / train-interval loop (Xie et al., 2016).
+"""DEC fine-tuning over a stack of members (Xie et al., 2016).
 
 Every `update_interval` iterations the soft assignment Q of the *whole* data
 set is computed, the target P derived from it and held fixed; the next
 `update_interval` minibatch steps index P with the same indices as x, and
-train the encoder and the centres jointly on KL(P || Q). The run stops when
+train the encoder and the centres jointly on KL(P || Q). A member stops when
 the fraction of points whose label changed between two target updates falls
-below `tol`, or at `maxiter`. Each interval is one compiled loop on the device;
-the host only sees labels once per target update.
+below its `tol`, or at `maxiter`.
+
+One member's pieces (`target_update`, `train_interval`) are pure functions of
+its state and hyperparameters; `run_dec` drives S members at once, their
+states stacked on a leading member axis and the pieces vmapped, so a single
+seed is a stack of one and a grid of seeds x learning rates is one compiled
+program. Each interval is one compiled loop on the device; the host reads
+labels once per target update. A member that stops leaves the stack.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +33,19 @@ from dec_jax import clustering
 from dec_jax import parallel
 from dec_jax.errors import TrainingDiverged
 from dec_jax.models import MLP, Params
+from dec_jax.optim import TxFn, as_tx_fn
+
+# hp: a member's numeric hyperparameters by name (scalars, or [S] arrays for
+# a stack): alpha, reseed_fraction, and whatever the loss and the optimizer
+# read (learning_rate, momentum, gamma, ...).
+Hyper = dict[str, Any]
+# loss_fn(params, xb, pb, hp) -> scalar: a minibatch loss (default: DEC's KL).
+LossFn = Callable[[Params, jax.Array, jax.Array, Hyper], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
 class DECConfig:
+  """What shapes the loop's programs (and the defaults of its hp)."""
   batch_size: int = 256
   update_interval: int = 140
   tol: float = 0.001
@@ -39,14 +54,19 @@ class DECConfig:
   chunk_size: int = 8192  # rows embedded at once in a full-set target update
   # Off (0) in the original DEC. Otherwise, at a target update, a cluster
   # holding fewer than reseed_fraction * N / K points gets a new centre at
-  # the embedding of the point farthest from its own centre.
+  # the embedding of the point farthest from its own centre. > 0 here turns
+  # the reseeding on for the program; each member's hp holds its fraction.
   reseed_fraction: float = 0.0
   input_divisor: float = 1.0  # features = x / input_divisor (uint8 x)
+
+  def hyper(self) -> Hyper:
+    """The hp of a member that uses this config's values."""
+    return {"alpha": self.alpha, "reseed_fraction": self.reseed_fraction}
 
 
 @dataclasses.dataclass
 class DECResult:
-  params: Params            # {'encoder': ..., 'centres': [K, d]}
+  params: Params            # {'encoder': ..., 'centres': [K, d], ...}
   labels: np.ndarray        # final hard assignment [N]
   q: np.ndarray             # final soft assignment [N, K]
   iterations: int
@@ -71,6 +91,17 @@ def _encode(encoder: MLP, encoder_params: Params, xb: jax.Array,
 
 
 _encode_compiled = jax.jit(_encode, static_argnums=(0, 3))  # embed_streamed
+
+
+def embed_streamed(encoder: MLP, encoder_params: Params, x: np.ndarray,
+                   chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
+  """`embed` for x [N, D] in host memory: chunks go to the device one at a
+  time (transfers overlap compute), only the embeddings [N, d] stay there."""
+  parts = [_encode_compiled(encoder, encoder_params,
+                            jax.device_put(x[start:start + chunk_size]),
+                            input_divisor)
+           for start in range(0, x.shape[0], chunk_size)]
+  return jnp.concatenate(parts)
 
 
 def dec_loss(encoder: MLP, params: Params, x: jax.Array, p: jax.Array,
@@ -118,50 +149,54 @@ def reseed_small_clusters(z: jax.Array, centres: jax.Array,
   return new, small
 
 
-def make_dec_fns(encoder: MLP, tx: optax.GradientTransformation,
-                 num_samples: int, cfg: DECConfig,
-                 loss_fn: Optional[Callable[..., jax.Array]] = None,
-                 augment_fn: Optional[Callable[[jax.Array, jax.Array],
-                                               jax.Array]] = None):
-  """Builds the two compiled pieces of the loop.
-
-  target_update(params, x, prev_labels) -> dict with the full-set `q`, the
-    target `p`, `labels`, `label_change` (fraction vs prev_labels),
-    `cluster_sizes`, `mean_max_q` (mean confidence), and the `centres` used
-    with a [K] mask of those `reseeded` (cfg.reseed_fraction > 0 only);
-  train_interval(state, x, p, key, num_steps) -> (state, mean loss), donating
-    state = {'params', 'opt'}; `num_steps` <= update_interval is traced, so a
-    shorter last interval does not recompile.
-  `loss_fn(params, x, p)` is the minibatch loss (default: DEC's KL); params
-  holds 'encoder' and 'centres' and whatever else the loss trains.
-  With `augment_fn(key, xb)` (DEC-DA), each step's loss sees augmented
-  inputs against the targets P of the clean samples (the target update
-  embeds clean x); the interval key is then split into the shuffling key and
-  one whose fold_in(., step) augments step `step`.
-  """
-  pieces = _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn)
-  return pieces.target_update, pieces.train_interval
+# ------------------------------------------------------- one member's pieces
 
 
-class _DECPieces(NamedTuple):
-  target_update: Callable  # (params, x, prev_labels) -> update dict
-  train_interval: Callable  # (state, x, p, key, num_steps) -> (state, loss)
-  # The same for x in host memory (streamed): the update from embeddings z
-  # computed chunk by chunk, the interval's index plan, and the interval on
-  # batches gathered on the host with that plan.
-  assign: Callable  # (params, z, prev_labels) -> update dict
+class DECPieces(NamedTuple):
+  """One member's pure functions; `run_dec` vmaps them over the stack."""
+  init_state: Callable  # (params, hp) -> {'params', 'opt'}
+  target_update: Callable  # (params, x, prev_labels, hp) -> update dict
+  train_interval: Callable  # (state, x, p, key, num_steps, hp) -> (state, loss)
+  # For x in host memory (streamed): the update from embeddings z computed
+  # chunk by chunk, the interval's index plan, and the interval on batches
+  # gathered on the host with that plan.
+  assign: Callable  # (params, z, prev_labels, hp) -> update dict
   interval_plan: Callable  # key -> idx [update_interval, batch_size]
-  train_interval_on: Callable  # (state, batches, p, idx, key, num_steps)
+  train_interval_on: Callable  # (state, batches, p, idx, key, num_steps, hp)
 
 
-def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
-  def assign(params, z, prev_labels):
+def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
+               loss_fn: Optional[LossFn] = None,
+               augment_fn: Optional[Callable[[jax.Array, jax.Array],
+                                             jax.Array]] = None) -> DECPieces:
+  """One member's DEC functions (not jitted: `run_dec` vmaps and jits them).
+
+  target_update returns the full-set `q`, the target `p`, `labels`,
+  `label_change` (fraction vs prev_labels), `cluster_sizes`, `mean_max_q`
+  (mean confidence), and the `centres` used with a [K] mask of those
+  `reseeded` (cfg.reseed_fraction > 0 only). train_interval runs
+  `num_steps` <= update_interval minibatch steps (traced: a shorter last
+  interval does not recompile). With `augment_fn(key, xb)` (DEC-DA), each
+  step's loss sees augmented inputs against the targets P of the clean
+  samples; the interval key is then split into the shuffling key and one
+  whose fold_in(., step) augments step `step`.
+  """
+  tx_fn = as_tx_fn(tx)
+  if loss_fn is None:
+    loss_fn = lambda params, xb, pb, hp: dec_loss(encoder, params, xb, pb,
+                                                  hp["alpha"])
+  grad_fn = jax.value_and_grad(loss_fn)
+
+  def init_state(params, hp):
+    return {"params": params, "opt": tx_fn(hp).init(params)}
+
+  def assign(params, z, prev_labels, hp):
     centres = params["centres"]
     reseeded = jnp.zeros(centres.shape[0], bool)
     if cfg.reseed_fraction > 0:
       centres, reseeded = reseed_small_clusters(z, centres,
-                                                cfg.reseed_fraction)
-    q = clustering.soft_assign(z, centres, cfg.alpha)
+                                                hp["reseed_fraction"])
+    q = clustering.soft_assign(z, centres, hp["alpha"])
     labels = jnp.argmax(q, axis=1).astype(jnp.int32)
     return parallel.gather({
         "q": q, "p": clustering.target_distribution(q), "labels": labels,
@@ -170,13 +205,10 @@ def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
         "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
         "centres": centres, "reseeded": reseeded})
 
-  def target_update(params, x, prev_labels):
+  def target_update(params, x, prev_labels, hp):
     z = embed(encoder, params["encoder"], x, cfg.chunk_size,
               cfg.input_divisor)
-    return assign(params, z, prev_labels)
-
-  grad_fn = jax.value_and_grad(
-      loss_fn or functools.partial(dec_loss, encoder, alpha=cfg.alpha))
+    return assign(params, z, prev_labels, hp)
 
   def interval_keys(key):
     """(shuffling key, augmentation key or None) of an interval."""
@@ -188,7 +220,9 @@ def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
     return batching.epoch_indices(interval_keys(key)[0], num_samples,
                                   cfg.update_interval, cfg.batch_size)
 
-  def run_steps(state, batch_at, p, idx, augment_key, num_steps):
+  def run_steps(state, batch_at, p, idx, augment_key, num_steps, hp):
+    tx = tx_fn(hp)
+
     def step(i, carry):
       state, loss_sum = carry
       xb = parallel.shard_rows(batching.as_features(batch_at(i),
@@ -196,7 +230,7 @@ def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
       pb = parallel.shard_rows(p[idx[i]])
       if augment_fn is not None:
         xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
-      loss, grads = grad_fn(state["params"], xb, pb)
+      loss, grads = grad_fn(state["params"], xb, pb, hp)
       updates, opt = tx.update(grads, state["opt"], state["params"])
       return ({"params": optax.apply_updates(state["params"], updates),
                "opt": opt}, loss_sum + loss)
@@ -205,224 +239,225 @@ def _dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn):
                                         (state, jnp.zeros((), jnp.float32)))
     return state, loss_sum / jnp.maximum(num_steps, 1)
 
-  def train_interval(state, x, p, key, num_steps):
+  def train_interval(state, x, p, key, num_steps, hp):
     idx = interval_plan(key)
     return run_steps(state, lambda i: x[idx[i]], p, idx,
-                     interval_keys(key)[1], num_steps)
+                     interval_keys(key)[1], num_steps, hp)
 
-  def train_interval_on(state, batches, p, idx, key, num_steps):
+  def train_interval_on(state, batches, p, idx, key, num_steps, hp):
     return run_steps(state, lambda i: batches[i], p, idx,
-                     interval_keys(key)[1], num_steps)
+                     interval_keys(key)[1], num_steps, hp)
 
-  donated = functools.partial(jax.jit, donate_argnums=0)
-  return _DECPieces(jax.jit(target_update), donated(train_interval),
-                    jax.jit(assign), jax.jit(interval_plan),
-                    donated(train_interval_on))
+  return DECPieces(init_state, target_update, train_interval, assign,
+                   interval_plan, train_interval_on)
 
 
-def embed_streamed(encoder: MLP, encoder_params: Params, x: np.ndarray,
-                   chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
-  """`embed` for x [N, D] in host memory: chunks go to the device one at a
-  time (transfers overlap compute), only the embeddings [N, d] stay there."""
-  parts = [_encode_compiled(encoder, encoder_params,
-                            jax.device_put(x[start:start + chunk_size]),
-                            input_divisor)
-           for start in range(0, x.shape[0], chunk_size)]
-  return jnp.concatenate(parts)
+def make_dec_fns(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
+                 loss_fn: Optional[LossFn] = None,
+                 augment_fn: Optional[Callable[[jax.Array, jax.Array],
+                                               jax.Array]] = None,
+                 hp: Optional[Hyper] = None):
+  """One member's (target_update(params, x, prev_labels),
+  train_interval(state, x, p, key, num_steps)), jitted, the interval
+  donating its state, with hp fixed (default: cfg.hyper()). For tests and
+  the benchmark's single-model rows; runs go through `run_dec`."""
+  pieces = dec_pieces(encoder, tx, num_samples, cfg, loss_fn, augment_fn)
+  hp = cfg.hyper() if hp is None else hp
+  update = jax.jit(lambda params, x, prev: pieces.target_update(
+      params, x, prev, hp))
+  interval = jax.jit(lambda state, x, p, key, n: pieces.train_interval(
+      state, x, p, key, n, hp), donate_argnums=0)
+  return update, interval
 
 
-def run_dec(encoder: MLP, encoder_params: Params, centres: jax.Array,
-            init_labels: jax.Array, x: jax.Array, key: jax.Array,
-            tx: optax.GradientTransformation, cfg: DECConfig,
-            log_fn: Optional[Callable[[dict], Any]] = None, *,
-            loss_fn: Optional[Callable[..., jax.Array]] = None,
-            extra_params: Optional[dict] = None,
-            resume: Optional[dict] = None, checkpoint_every: int = 0,
+# ---------------------------------------------------------- the stacked loop
+
+
+class DECStart(NamedTuple):
+  """Where a stack of S members starts: params stacked on the member axis
+  ({'encoder', 'centres', + what the loss trains besides}) and each member's
+  k-means labels [S, N]."""
+  params: Params
+  init_labels: jax.Array
+
+
+def _take(tree: Any, index: Any) -> Any:
+  """Rows `index` of every leaf's leading (member) axis."""
+  return jax.tree.map(lambda a: a[index], tree)
+
+
+class _StackFns:
+  """The vmapped, jitted pieces; x resident on the device or streamed."""
+
+  def __init__(self, pieces: DECPieces, x):
+    self.pieces, self.x = pieces, x
+    self.streamed = isinstance(x, np.ndarray)
+    self.init = jax.jit(jax.vmap(pieces.init_state))
+    self.update = jax.jit(jax.vmap(pieces.target_update,
+                                   in_axes=(0, None, 0, 0)))
+    self.assign = jax.jit(jax.vmap(pieces.assign))
+    self.plan = jax.jit(jax.vmap(pieces.interval_plan))
+    self.interval = jax.jit(jax.vmap(
+        pieces.train_interval, in_axes=(0, None, 0, 0, None, 0)),
+                            donate_argnums=0)
+    self.interval_on = jax.jit(jax.vmap(
+        pieces.train_interval_on, in_axes=(0, 0, 0, 0, 0, None, 0)),
+                               donate_argnums=0)
+
+  def target_update(self, params, prev_labels, hp, encoder, cfg):
+    if not self.streamed:
+      return self.update(params, self.x, prev_labels, hp)
+    z = jnp.stack([embed_streamed(encoder, e, self.x, cfg.chunk_size,
+                                  cfg.input_divisor)
+                   for e in unstack(params["encoder"])])
+    return self.assign(params, z, prev_labels, hp)
+
+  def train_interval(self, state, p, keys, num_steps, hp):
+    if not self.streamed:
+      return self.interval(state, self.x, p, keys, num_steps, hp)
+    idx = self.plan(keys)
+    batches = jax.device_put(self.x[np.asarray(idx)])
+    return self.interval_on(state, batches, p, idx, keys, num_steps, hp)
+
+
+def unstack(tree: Any) -> list[Any]:
+  """A stacked tree -> the list of its members' trees."""
+  size = jax.tree.leaves(tree)[0].shape[0]
+  return [_take(tree, i) for i in range(size)]
+
+
+def stack(trees: Sequence[Any]) -> Any:
+  """Trees of the same structure -> one tree with a leading member axis."""
+  return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def _stack_hp(hp: Hyper, size: int) -> Hyper:
+  """hp with every value an [S] float32 array (scalars broadcast)."""
+  return {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (size,))
+          for k, v in hp.items()}
+
+
+def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
+            tx: TxFn, cfg: DECConfig, hp: Optional[Hyper] = None,
+            tols: Optional[Sequence[float]] = None,
+            log_fn: Optional[Callable[[int, dict], Any]] = None, *,
+            loss_fn: Optional[LossFn] = None, resume: Optional[dict] = None,
+            checkpoint_every: int = 0,
             checkpoint_fn: Optional[Callable[[dict], Any]] = None,
             augment_fn: Optional[Callable[[jax.Array, jax.Array],
-                                          jax.Array]] = None
-            ) -> DECResult:
-  """Runs DEC from a pretrained encoder and k-means centres.
+                                          jax.Array]] = None,
+            names: Optional[Sequence[str]] = None) -> list[DECResult]:
+  """Runs DEC for a stack of S members; returns each member's result.
 
-  Variants train other parameters too (`extra_params`, e.g. IDEC's decoder)
-  with another minibatch loss (`loss_fn`, see make_dec_fns), optionally on
-  augmented minibatches (`augment_fn`, see make_dec_fns).
+  Args:
+    encoder: the encoder module (shared by the members).
+    start: stacked params and k-means labels (None when resuming).
+    x: the data [N, D] on the device, or a NumPy array kept in host memory
+      (target updates embed it chunk by chunk, each interval's minibatches
+      are gathered on the host with the device's index plan).
+    keys: [S] member keys; interval keys are fold_in(key, iteration).
+    tx: the optimizer, or a function of a member's hp building it.
+    cfg: the static settings (batch, interval, maxiter, ...).
+    hp: each member's hyperparameters ([S] arrays or scalars; default
+      cfg.hyper()).
+    tols: each member's stop tolerance (default cfg.tol).
+    log_fn: log_fn(member, record) at every target update of a member: its
+      iteration, label change, cluster sizes, mean confidence
+      (mean_i max_j q_ij), the mean loss of the interval just finished, and
+      `labels` (NumPy, for scoring by the caller).
+    loss_fn: the minibatch loss (params, xb, pb, hp) (default DEC's KL);
+      variants train other parameters too (e.g. IDEC's decoder, in params).
+    resume: what `checkpoint_fn` received, to continue exactly from it.
+    checkpoint_every: iterations between checkpoints (0: never; taken at
+      the first target update past each multiple).
+    checkpoint_fn: saves loop = {'state', 'prev_labels', 'iteration',
+      'loss', 'alive', 'finished'} (members still training, in stack order;
+      the results of those that stopped).
+    augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
+    names: how errors name the members (none for a stack of one).
 
-  `log_fn` receives, at every target update, a record with the iteration,
-  the label-change fraction, the cluster sizes, the mean confidence
-  (mean_i max_j q_ij), the mean loss of the interval just finished, and
-  `labels` (a NumPy array, for scoring by the caller).
-
-  Every `checkpoint_every` iterations (0: never; taken at the first target
-  update past each multiple), `checkpoint_fn(loop)` may save
-  loop = {'state', 'iteration', 'prev_labels', 'loss'}; passing it back as
-  `resume` continues exactly where it stopped (interval keys are
-  fold_in(key, iteration)), without the encoder/centres/init_labels.
-
-  A NumPy x stays in host memory: target updates embed it chunk by chunk
-  (`embed_streamed`) and each interval's minibatches, planned with the same
-  indices as on the device, are gathered on the host and sent in one block.
+  A member stops at the first update (after the first interval) whose label
+  change is below its tol, or at maxiter; it then leaves the stack (one
+  recompile for the smaller stack), so the work done is that of separate runs.
   """
-  streamed = isinstance(x, np.ndarray)
-  x = x if streamed else jnp.asarray(x)
-  pieces = _dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
-
-  def target_update(params, prev_labels):
-    if not streamed:
-      return pieces.target_update(params, x, prev_labels)
-    z = embed_streamed(encoder, params["encoder"], x, cfg.chunk_size,
-                       cfg.input_divisor)
-    return pieces.assign(params, z, prev_labels)
-
-  def train_interval(state, p, key, num_steps):
-    if not streamed:
-      return pieces.train_interval(state, x, p, key, num_steps)
-    idx = pieces.interval_plan(key)
-    batches = jax.device_put(x[np.asarray(idx)])
-    return pieces.train_interval_on(state, batches, p, idx, key, num_steps)
+  size = keys.shape[0]
+  names = list(names or [""] * size)
+  hp = _stack_hp(cfg.hyper() if hp is None else hp, size)
+  tols = list(tols or [cfg.tol] * size)
+  fns = _StackFns(dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn,
+                             augment_fn), x if isinstance(x, np.ndarray)
+                  else jnp.asarray(x))
   if resume is None:
-    # Copied: the state is donated to the compiled interval, the caller's
-    # arrays must survive it.
-    params = jax.tree.map(jnp.array, {**(extra_params or {}),
-                                      "encoder": encoder_params,
-                                      "centres": centres})
-    resume = {"state": {"params": params, "opt": tx.init(params)},
-              "iteration": 0, "prev_labels": init_labels,
-              "loss": float("nan")}
-  state, iteration, loss = (resume["state"], int(resume["iteration"]),
-                            float(resume["loss"]))
+    params = jax.tree.map(jnp.array, start.params)  # donated: copied
+    resume = {"state": fns.init(params, hp), "iteration": 0,
+              "prev_labels": start.init_labels, "loss": [math.nan] * size,
+              "alive": list(range(size)), "finished": {}}
+  alive = list(resume["alive"])
+  state, iteration = resume["state"], int(resume["iteration"])
   prev_labels = jnp.asarray(resume["prev_labels"], jnp.int32)
-  last_saved, start = iteration, time.perf_counter()
+  losses, finished = list(resume["loss"]), dict(resume["finished"])
+  keys, hp = _take((keys, hp), jnp.asarray(alive))
+  last_saved, start_time = iteration, time.perf_counter()
   while True:
     if (checkpoint_fn and checkpoint_every > 0
         and iteration // checkpoint_every > last_saved // checkpoint_every):
       checkpoint_fn({"state": state, "iteration": iteration,
-                     "prev_labels": prev_labels, "loss": loss})
+                     "prev_labels": prev_labels, "loss": losses,
+                     "alive": alive, "finished": finished})
       last_saved = iteration
-    update = target_update(state["params"], prev_labels)
-    reseeded = np.flatnonzero(np.asarray(update["reseeded"])).tolist()
-    if reseeded:  # train on from the moved centres
-      state = {"params": {**state["params"], "centres": update["centres"]},
-               "opt": state["opt"]}
-    change = float(update["label_change"])
-    converged = iteration > 0 and change < cfg.tol
-    done = converged or iteration >= cfg.maxiter
-    if not done:  # dispatch the next interval before scoring this update
-      num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
-      state, next_loss = train_interval(
-          state, update["p"], jax.random.fold_in(key, iteration), num_steps)
-    if log_fn:
-      log_fn({"stage": "dec", "iteration": iteration, "loss": loss,
-              "label_change": change,
-              "cluster_sizes": np.asarray(update["cluster_sizes"]).tolist(),
-              "mean_max_q": float(update["mean_max_q"]),
-              **({"reseeded": reseeded} if reseeded else {}),
-              "time_s": time.perf_counter() - start,
-              "labels": np.asarray(update["labels"])})
-    if done:
-      break
-    iteration += num_steps
-    loss = float(next_loss)
-    if not math.isfinite(loss):
-      raise TrainingDiverged(
-          f"DEC diverged by iteration {iteration} (loss {loss}); rerun into "
-          "the same workdir with a lower dec.learning_rate: the pretrained "
-          "autoencoder is kept and reused.")
-    prev_labels = update["labels"]
-  return DECResult(params=state["params"], labels=np.asarray(update["labels"]),
-                   q=np.asarray(update["q"]), iterations=iteration,
-                   stop_reason="tol" if converged else "maxiter")
-
-
-def _take(tree: Any, index: Any) -> Any:
-  """Rows `index` of every leaf's leading (seed) axis."""
-  return jax.tree.map(lambda a: a[index], tree)
-
-
-def run_dec_seeds(encoder: MLP, starts: list[dict], x: jax.Array,
-                  keys: list[jax.Array], tx: optax.GradientTransformation,
-                  cfg: DECConfig,
-                  log_fns: Optional[list[Callable[[dict], Any]]] = None, *,
-                  loss_fn: Optional[Callable[..., jax.Array]] = None,
-                  augment_fn: Optional[Callable[[jax.Array, jax.Array],
-                                                jax.Array]] = None
-                  ) -> list[DECResult]:
-  """`run_dec` for several seeds at once: one compiled program, their states
-  stacked on a leading axis and the target update and interval vmapped.
-
-  starts[i] = {'params': {'encoder', 'centres', ...}, 'init_labels'} and
-  keys[i] are what seed i's own `run_dec` would get (params = its
-  extra_params + encoder + centres); log_fns[i] receives its records. Each
-  seed stops as its own run would (tol or maxiter), with the same
-  iterations, labels and, up to float rounding, q; a finished seed leaves
-  the stack (one recompile for the smaller stack), so the work done is that
-  of the separate runs. x must be on the device; no checkpoints are taken.
-  """
-  pieces = _dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
-  update_all = jax.jit(jax.vmap(pieces.target_update, in_axes=(0, None, 0)))
-
-  def interval(state, x, p, keys, iteration, num_steps):
-    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, iteration)
-    return jax.vmap(pieces.train_interval, in_axes=(0, None, 0, 0, None))(
-        state, x, p, keys, num_steps)
-
-  interval_all = jax.jit(interval, donate_argnums=0)
-  stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
-  params = jax.tree.map(jnp.array, stack([s["params"] for s in starts]))
-  state = {"params": params, "opt": jax.vmap(tx.init)(params)}
-  prev_labels = jnp.stack([jnp.asarray(s["init_labels"], jnp.int32)
-                           for s in starts])
-  keys = jnp.stack(keys)
-  alive = list(range(len(starts)))  # the seeds in the stack, in its order
-  results: list[Optional[DECResult]] = [None] * len(starts)
-  losses = np.full(len(starts), np.nan)
-  iteration, start = 0, time.perf_counter()
-  while True:
-    update = update_all(state["params"], x, prev_labels)
+    update = fns.target_update(state["params"], prev_labels, hp, encoder, cfg)
     if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
       state = {"params": {**state["params"], "centres": update["centres"]},
                "opt": state["opt"]}
     change = np.asarray(update["label_change"]).tolist()  # as floats
-    converged = [iteration > 0 and c < cfg.tol for c in change]
+    converged = [iteration > 0 and c < tols[i] for c, i in zip(change, alive)]
     done = [c or iteration >= cfg.maxiter for c in converged]
-    finished = {i: _take(state["params"], j) for j, i in enumerate(alive)
-                if done[j]}
+    stopped = {j: _take(state["params"], j) for j, d in enumerate(done) if d}
     logged, keep = alive, [j for j, d in enumerate(done) if not d]
     if keep:  # dispatch the next interval before the host reads this update
       p, prev_labels = update["p"], update["labels"]
-      if len(keep) < len(alive):  # the finished seeds leave the stack
-        state, p, prev_labels, keys = _take((state, p, prev_labels, keys),
-                                            jnp.asarray(keep))
+      if len(keep) < len(alive):  # the stopped members leave the stack
+        state, p, prev_labels, keys, hp = _take(
+            (state, p, prev_labels, keys, hp), jnp.asarray(keep))
         alive = [alive[j] for j in keep]
       num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
-      state, next_losses = interval_all(state, x, p, keys, iteration,
-                                        num_steps)
+      interval_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
+          keys, iteration)
+      state, next_losses = fns.train_interval(state, p, interval_keys,
+                                              num_steps, hp)
     host = jax.device_get({k: update[k] for k in (
         "labels", "cluster_sizes", "mean_max_q", "reseeded")})
     for j, i in enumerate(logged):
-      if log_fns:
-        reseeded = np.flatnonzero(host["reseeded"][j]).tolist()
-        log_fns[i]({
-            "stage": "dec", "iteration": iteration, "loss": float(losses[j]),
-            "label_change": change[j],
-            "cluster_sizes": host["cluster_sizes"][j].tolist(),
-            "mean_max_q": float(host["mean_max_q"][j]),
-            **({"reseeded": reseeded} if reseeded else {}),
-            "time_s": time.perf_counter() - start,
-            "labels": host["labels"][j]})
+      if log_fn:
+        log_fn(i, _record(iteration, losses[j], change[j], host, j,
+                          time.perf_counter() - start_time))
       if done[j]:
-        results[i] = DECResult(
-            params=finished[i], labels=host["labels"][j],
+        finished[i] = DECResult(
+            params=stopped[j], labels=host["labels"][j],
             q=np.asarray(update["q"][j]), iterations=iteration,
             stop_reason="tol" if converged[j] else "maxiter")
     if not keep:
       break
     iteration += num_steps
-    losses = np.asarray(next_losses)
+    losses = np.asarray(next_losses).tolist()
     for i, loss in zip(alive, losses):
       if not math.isfinite(loss):
         raise TrainingDiverged(
-            f"DEC of stacked run {i} (in the order given) diverged by "
-            f"iteration {iteration} (loss {loss}); rerun with a lower "
-            "dec.learning_rate.")
-  return results
+            f"DEC{names[i] and ' of ' + names[i]} diverged by iteration "
+            f"{iteration} (loss "
+            f"{loss}); rerun into the same workdir with a lower "
+            "dec.learning_rate: the pretrained autoencoder is kept and "
+            "reused.")
+  return [finished[i] for i in range(size)]
+
+
+def _record(iteration: int, loss: float, change: float, host: dict, j: int,
+            elapsed: float) -> dict:
+  """Member j's log record of a target update."""
+  reseeded = np.flatnonzero(host["reseeded"][j]).tolist()
+  return {"stage": "dec", "iteration": iteration, "loss": loss,
+          "label_change": change,
+          "cluster_sizes": host["cluster_sizes"][j].tolist(),
+          "mean_max_q": float(host["mean_max_q"][j]),
+          **({"reseeded": reseeded} if reseeded else {}),
+          "time_s": elapsed, "labels": host["labels"][j]}

@@ -23,10 +23,13 @@ from sklearn import base
 from dec_jax import data
 from dec_jax.errors import DecJaxError
 from dec_jax.predict import TrainedModel, load_trained
+from dec_jax.config import get_config as default_config
+from dec_jax.methods import METHODS
 from dec_jax.run import run
-from experiments.configs import default
 
-TRAINABLE_METHODS = ("dec", "idec")
+# The methods whose trained model predicts new data.
+TRAINABLE_METHODS = tuple(sorted(name for name, m in METHODS.items()
+                                 if m.predicts))
 
 
 class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
@@ -78,7 +81,7 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     if self.method not in TRAINABLE_METHODS:
       raise DecJaxError(f"DEC estimator: method must be one of "
                         f"{TRAINABLE_METHODS}, got {self.method!r}.")
-    config = default.get_config()
+    config = default_config()
     config.method = self.method
     config.n_clusters = self.n_clusters
     config.seed = self.seed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Union
+
 import optax
 
 from dec_jax.errors import DecJaxError
@@ -26,7 +28,10 @@ def make_optimizer(name: str, learning_rate: float, *, momentum: float = 0.9,
     raise DecJaxError(f"Unknown schedule {schedule!r}; expected one of "
                       f"{SCHEDULES}.")
   if name == "sgd":
-    return optax.sgd(lr, momentum=momentum or None)
+    # A traced momentum (a stack's hyperparameter) always keeps the trace;
+    # at 0 it adds nothing, so the result is that of plain SGD.
+    traced = not isinstance(momentum, (int, float))
+    return optax.sgd(lr, momentum=momentum if traced or momentum else None)
   if name == "adam":
     return optax.adam(lr)
   raise DecJaxError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
@@ -38,3 +43,26 @@ def from_config(cfg, total_steps: int) -> optax.GradientTransformation:
   return make_optimizer(cfg.optimizer, cfg.learning_rate,
                         momentum=cfg.momentum, schedule=cfg.schedule,
                         total_steps=total_steps)
+
+
+# The optimizer of a stack member, built from its hyperparameters (traced
+# values under vmap), or one fixed transformation for every member.
+TxFn = Union[optax.GradientTransformation,
+             Callable[[dict], optax.GradientTransformation]]
+
+
+def as_tx_fn(tx: TxFn) -> Callable[[Any], optax.GradientTransformation]:
+  """tx as a function of a member's hyperparameters."""
+  if isinstance(tx, optax.GradientTransformation):
+    return lambda hp: tx
+  return tx
+
+
+def from_hyper(cfg, total_steps: int) -> Callable[[dict],
+                                                  optax.GradientTransformation]:
+  """The optimizer of config section `cfg` (pretrain or dec) as a function
+  of a member's hp: its `learning_rate` and `momentum` come from hp (so a
+  stack's members may differ in them), the rest from cfg."""
+  return lambda hp: make_optimizer(
+      cfg.optimizer, hp["learning_rate"], momentum=hp["momentum"],
+      schedule=cfg.schedule, total_steps=total_steps)

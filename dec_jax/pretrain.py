@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -22,6 +22,7 @@ from dec_jax import batching
 from dec_jax import parallel
 from dec_jax.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
+from dec_jax.optim import TxFn, as_tx_fn
 from dec_jax.models import (MLP, AnyAutoencoder, Autoencoder, Params,
                             dense_init)
 
@@ -35,16 +36,18 @@ def reconstruction_loss(model: AnyAutoencoder, params: Params,
   return jnp.mean((recon - x) ** 2)
 
 
-def _train_step(loss_fn: Callable[..., jax.Array],
-                tx: optax.GradientTransformation, input_divisor: float):
-  """step(state, xb, step_key) -> (state, loss): one optimizer step on the
-  minibatch xb (stored inputs, decoded here), rows split over the mesh."""
+def _train_step(loss_fn: Callable[..., jax.Array], tx: TxFn,
+                input_divisor: float):
+  """step(state, xb, step_key, hp) -> (state, loss): one optimizer step on
+  the minibatch xb (stored inputs, decoded here), rows split over the mesh;
+  hp: the member's hyperparameters the optimizer is built from."""
   grad_fn = jax.value_and_grad(loss_fn)
+  tx_fn = as_tx_fn(tx)
 
-  def step(state, xb, step_key):
+  def step(state, xb, step_key, hp):
     xb = parallel.shard_rows(batching.as_features(xb, input_divisor))
     loss, grads = grad_fn(state["params"], xb, step_key)
-    updates, opt = tx.update(grads, state["opt"], state["params"])
+    updates, opt = tx_fn(hp).update(grads, state["opt"], state["params"])
     return {"params": optax.apply_updates(state["params"], updates),
             "opt": opt}, loss
 
@@ -59,12 +62,14 @@ def _split_epoch_key(key: jax.Array, stochastic: bool):
 
 
 def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
-                         tx: optax.GradientTransformation, num_samples: int,
+                         tx: TxFn, num_samples: int,
                          batch_size: int, *, stochastic: bool = False,
                          input_divisor: float = 1.0):
-  """Returns epoch(state, x, key) -> (state, mean loss), jitted, state donated.
+  """Returns epoch(state, x, key, hp=None) -> (state, mean loss), jitted,
+  state donated: one member's epoch (`pretrain` vmaps it over a stack).
 
-  state = {'params': ..., 'opt': ...}. One call runs ceil(N / batch) steps of
+  state = {'params': ..., 'opt': ...}; hp: the member's hyperparameters when
+  `tx` is a function of them (optim.from_hyper). One call runs ceil(N / batch) steps of
   shuffled minibatches of x inside a `lax.scan`; x stays on the device.
   `loss_fn(params, xb, step_key)` is the minibatch loss. With `stochastic`
   (corruption, augmentation) the key is split in two: one half shuffles,
@@ -76,14 +81,15 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
   step = _train_step(loss_fn, tx, input_divisor)
 
   @functools.partial(jax.jit, donate_argnums=0)
-  def epoch(state, x, key):
+  def epoch(state, x, key, hp=None):
     key, step_key = _split_epoch_key(key, stochastic)
     idx = batching.epoch_indices(key, num_samples, steps, batch_size)
 
     def scan_step(state, inputs):
       i, batch_idx = inputs
       return step(state, x[batch_idx],
-                  None if step_key is None else jax.random.fold_in(step_key, i))
+                  None if step_key is None else jax.random.fold_in(step_key, i),
+                  hp)
 
     state, losses = jax.lax.scan(scan_step, state, (jnp.arange(steps), idx))
     return state, jnp.mean(losses)
@@ -91,57 +97,62 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
   return epoch
 
 
-def make_streamed_epoch(loss_fn: Callable[..., jax.Array],
-                        tx: optax.GradientTransformation, num_samples: int,
-                        batch_size: int, *, stochastic: bool = False,
-                        input_divisor: float = 1.0,
+def make_streamed_epoch(loss_fn: Callable[..., jax.Array], tx: TxFn,
+                        num_samples: int, batch_size: int, *,
+                        stochastic: bool = False, input_divisor: float = 1.0,
                         segment_steps: int = 64):
-  """make_minibatch_epoch for x [N, D] held in host memory (NumPy).
+  """make_minibatch_epoch for x [N, D] held in host memory (NumPy), over a
+  stack: epoch(states, x, keys, hps) with a leading member axis.
 
-  The epoch's plan of minibatch indices is the one the resident epoch uses
-  (same key, same batches, same result), and its batches are gathered on
-  the host and sent to the device `segment_steps` at a time, each segment
-  one compiled scan: device memory holds one segment, not the data set.
+  Each member's plan of minibatch indices is the one the resident epoch uses
+  (same key, same batches, same result), and the members' batches are
+  gathered on the host and sent to the device `segment_steps` at a time,
+  each segment one compiled, vmapped scan: device memory holds one segment
+  per member, not the data set.
   """
   steps = -(-num_samples // batch_size)
   step = _train_step(loss_fn, tx, input_divisor)
 
-  @jax.jit
   def plan(key):
     key, _ = _split_epoch_key(key, stochastic)
     return batching.epoch_indices(key, num_samples, steps, batch_size)
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def segment(state, batches, key, first_step):
+  def segment(state, batches, key, first_step, hp):
     _, step_key = _split_epoch_key(key, stochastic)
 
     def scan_step(state, inputs):
       i, xb = inputs
       return step(state, xb,
-                  None if step_key is None else jax.random.fold_in(step_key, i))
+                  None if step_key is None else jax.random.fold_in(step_key, i),
+                  hp)
 
     ids = first_step + jnp.arange(batches.shape[0])
     state, losses = jax.lax.scan(scan_step, state, (ids, batches))
     return state, jnp.sum(losses)
 
-  def epoch(state, x: np.ndarray, key):
-    idx = np.asarray(plan(key))
-    loss_sum = jnp.zeros((), jnp.float32)
+  plans = jax.jit(jax.vmap(plan))
+  segments = jax.jit(jax.vmap(segment, in_axes=(0, 0, 0, None, 0)),
+                     donate_argnums=0)
+
+  def epoch(state, x: np.ndarray, keys, hp=None):
+    idx = np.asarray(plans(keys))
+    loss_sum = 0.0
     for first in range(0, steps, segment_steps):
-      batches = jax.device_put(x[idx[first:first + segment_steps]])
-      state, segment_loss = segment(state, batches, key, first)
+      batches = jax.device_put(x[idx[:, first:first + segment_steps]])
+      state, segment_loss = segments(state, batches, keys, first, hp)
       loss_sum = loss_sum + segment_loss
     return state, loss_sum / steps
 
   return epoch
 
 
-def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
+def make_epoch_fn(model: AnyAutoencoder, tx: TxFn,
                   num_samples: int, batch_size: int,
                   augment_fn: Optional[AugmentFn] = None, *,
                   input_divisor: float = 1.0, streamed: bool = False):
-  """Returns epoch(state, x, key) -> (state, mean loss): one pretraining pass
-  (see make_minibatch_epoch) on the reconstruction loss.
+  """Returns epoch(state, x, key, hp=None) -> (state, mean loss): one
+  member's pretraining pass (see make_minibatch_epoch) on the reconstruction
+  loss; with `streamed`, the stacked epoch of make_streamed_epoch.
 
   With `augment_fn(key, xb)` each minibatch is augmented first, and the
   autoencoder reconstructs the *augmented* images, as DEC-DA does (input and
@@ -157,46 +168,60 @@ def make_epoch_fn(model: AnyAutoencoder, tx: optax.GradientTransformation,
               stochastic=augment_fn is not None, input_divisor=input_divisor)
 
 
-def pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
-             key: jax.Array, tx: optax.GradientTransformation, *, epochs: int,
-             batch_size: int, log_every: int = 10,
-             log_fn: Optional[Callable[[dict], Any]] = None,
+def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
+             jax.Array, tx: TxFn, *, epochs: int, batch_size: int,
+             hp: Optional[dict] = None, log_every: int = 10,
+             log_fn: Optional[Callable[[int, dict], Any]] = None,
              state: Optional[dict] = None, start_epoch: int = 0,
              checkpoint_every: int = 0,
              checkpoint_fn: Optional[Callable[[int, dict], Any]] = None,
              augment_fn: Optional[AugmentFn] = None,
-             input_divisor: float = 1.0) -> Params:
-  """Trains the autoencoder for `epochs` passes; logs every `log_every` epochs.
+             input_divisor: float = 1.0,
+             names: Optional[Sequence[str]] = None) -> Params:
+  """Trains a stack of S autoencoders for `epochs` passes, as one program.
 
-  Every `checkpoint_every` epochs (0: never) whose loss is finite,
-  `checkpoint_fn(epoch, state)` may save state = {'params', 'opt'}; passing
-  that state and `start_epoch=epoch` back resumes exactly where it stopped
-  (epoch e always shuffles with fold_in(key, e)). `augment_fn`: see
+  params (or a resumed `state` = {'params', 'opt'}) carry a leading member
+  axis, keys [S] shuffle each member's data (epoch e: fold_in(key, e)), and
+  hp ([S] arrays) holds what `tx` reads when it is a function of them. Every
+  `log_every` epochs, log_fn(member, record) gets each member's loss; every
+  `checkpoint_every` epochs (0: never) with finite losses,
+  `checkpoint_fn(epoch, state)` may save the stacked state, and passing it
+  back with `start_epoch=epoch` resumes exactly. `augment_fn`: see
   make_epoch_fn; x / input_divisor are the features (uint8 x stays uint8).
   A NumPy x stays in host memory and is streamed (make_streamed_epoch).
+  Returns the stacked parameters.
   """
   streamed = isinstance(x, np.ndarray)
   x = x if streamed else jnp.asarray(x)
   epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn,
                            input_divisor=input_divisor, streamed=streamed)
+  if not streamed:
+    epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0, 0)),
+                       donate_argnums=0)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
-    state = {"params": params, "opt": tx.init(params)}
+    state = jax.vmap(lambda p, h: {"params": p,
+                                   "opt": as_tx_fn(tx)(h).init(p)})(params, hp)
+  names = list(names or [""] * keys.shape[0])
   start = time.perf_counter()
   for epoch in range(start_epoch + 1, epochs + 1):
-    state, loss = epoch_fn(state, x, jax.random.fold_in(key, epoch))
+    epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch)
+    state, losses = epoch_fn(state, x, epoch_keys, hp)
     log = epoch % log_every == 0 or epoch == epochs
     save = (checkpoint_fn is not None and checkpoint_every > 0
             and epoch % checkpoint_every == 0 and epoch < epochs)
     if log or save:
-      loss = float(loss)
-      if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"pretraining diverged by epoch {epoch} (loss {loss}); rerun "
-            "with a lower pretrain.learning_rate.")
+      losses = np.asarray(losses).tolist()
+      for name, loss in zip(names, losses):
+        if not math.isfinite(loss):
+          raise TrainingDiverged(
+              f"pretraining{name and ' of ' + name} diverged by epoch "
+              f"{epoch} (loss {loss}); rerun with a lower "
+              "pretrain.learning_rate.")
     if log and log_fn:
-      log_fn({"stage": "pretrain", "epoch": epoch, "loss": loss,
-              "time_s": time.perf_counter() - start})
+      for i, loss in enumerate(losses):
+        log_fn(i, {"stage": "pretrain", "epoch": epoch, "loss": loss,
+                   "time_s": time.perf_counter() - start})
     if save:
       checkpoint_fn(epoch, state)
   return state["params"]

@@ -1,9 +1,12 @@
-"""Run plumbing shared by every method: data, workdir, keys, timing, results.
+"""The runner: a config in, a workdir out, for one member or a stack.
 
-`run(config, workdir)` checks the config and loads the data (`checks`)
-*before* it writes anything, so bad input fails fast with a `DecJaxError`
-and leaves the workdir untouched; then it runs the method chosen by
-`config.method`, scores its labels and writes results.json last.
+`run(config, workdir)` checks the config and loads the data *before* it
+writes anything, so bad input fails fast with a `DecJaxError` and leaves the
+workdir untouched. It then builds the run's members (seeds x grid points,
+`members.py`), groups them into stacks that fit in memory, runs
+`config.method` on each stack (`methods/`), scores each member's labels and
+writes its workdir, results.json last; with several members, the workdir's
+own results.json summarizes them (mean ± sd, per grid point).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import platform
 import subprocess
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 from jax.experimental import multihost_utils
@@ -24,230 +28,21 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dec_jax import augment
-from dec_jax import batching
 from dec_jax import checks
-from dec_jax import choose_k
-from dec_jax import cluster
 from dec_jax import data
 from dec_jax import diagnostics
-from dec_jax import kmeans
+from dec_jax import members as members_lib
+from dec_jax import methods
 from dec_jax import metrics
-from dec_jax import models
-from dec_jax import optim
 from dec_jax import parallel
-from dec_jax import pretrain
-from dec_jax import progress
-from dec_jax import tensorboard
-from dec_jax.methods import METHODS
-from dec_jax.workdir import (CHECKPOINTS, PARTIAL_SUFFIX, Workdir, load_meta,
-                             load_params)
+from dec_jax import pretrained
+from dec_jax.stack import MemberRun, Stack
+from dec_jax.workdir import RESULTS, Workdir, write_json_atomic, read_json
 
-AUTOENCODER = "autoencoder"
-PARTIAL = "autoencoder" + PARTIAL_SUFFIX  # pretraining state, as it goes
-
-
-# ------------------------------------------------------------------ context
-
-
-class RunContext:
-  """What a method needs: config, data, workdir, keys, and shared steps."""
-
-  def __init__(self, config: ml_collections.ConfigDict, dataset: data.Dataset,
-               workdir: Workdir, n_clusters: Optional[int],
-               dims: tuple[int, ...],
-               pretrained: Optional[Any], pretrained_from: Optional[dict],
-               mesh: Optional[jax.sharding.Mesh] = None,
-               stacked_dec: Optional[dict] = None):
-    self.config = config
-    self.dataset = dataset
-    self.workdir = workdir
-    self.n_clusters = n_clusters  # None until chosen, for n_clusters=auto
-    self.dims = dims
-    self.key = jax.random.key(config.seed)
-    # Resident on the device(s) for the whole run; with a mesh, on each.
-    # 8-bit inputs stay uint8 there (config.keep_uint8), decoded per
-    # minibatch and chunk: features = x / input_divisor.
-    self.input_divisor = dataset.divisor
-    # With data_on_device=False it stays in host memory and is streamed.
-    if not config.data_on_device:
-      self.x = dataset.x
-    elif mesh is None:
-      self.x = jnp.asarray(dataset.x)
-    else:
-      self.x = parallel.replicate(dataset.x, mesh)
-    self.times: dict[str, float] = {}
-    self.extra: dict[str, Any] = {}
-    self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
-    self._pretrained = pretrained
-    self._pretrained_from = pretrained_from
-    # This seed's share of a vmapped multi-seed DEC phase (multiseed.py).
-    self.stacked_dec = stacked_dec
-    # Terminal progress of the long stages; TensorBoard scalars.
-    self.progress = progress.StageProgress({
-        "pretrain": ("epoch", config.pretrain.epochs),
-        "dec": ("iteration", config.dec.maxiter)})
-    self.tensorboard = tensorboard.open_writer(
-        workdir.path, config.get("tensorboard", False) and workdir.primary)
-
-  @contextlib.contextmanager
-  def stage(self, name: str):
-    """Times a stage into `self.times`; the body blocks on its device work."""
-    start = time.perf_counter()
-    yield
-    self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
-
-  def log(self, record: dict) -> None:
-    self.progress.clear()
-    self.workdir.log(record)
-    self.progress.update(record)
-    if self.tensorboard is not None:
-      self.tensorboard.write_record(record)
-
-  def score(self, labels) -> dict:
-    return metrics.evaluate(self.dataset.y, np.asarray(labels))
-
-  def log_assignment(self, record: dict) -> None:
-    """Logs a target-update record: scores its `labels` (unless scored
-    already), flags collapse."""
-    if "labels" in record:
-      record.update(self.score(record.pop("labels")))
-    flags = diagnostics.collapse_flags(record["cluster_sizes"],
-                                       self.config.collapse_fraction,
-                                       record.get("mean_max_q"))
-    if diagnostics.is_collapsed(flags):
-      self.collapsed_at.append(record["iteration"])
-    self.log({**record, **flags})
-
-  def kmeans(self, x: jax.Array, stage: str) -> kmeans.KMeansResult:
-    """k-means on x with the configured k; chooses k first if it is 'auto'."""
-    cfg = self.config.kmeans
-    fit = functools.partial(kmeans.fit_kmeans, x, seed=self.config.seed,
-                            n_init=cfg.n_init, max_iter=cfg.max_iter,
-                            backend=cfg.backend)
-    if self.n_clusters is None:
-      with self.stage("choose_k"):
-        self.n_clusters = self._choose_k(x, fit)
-    with self.stage(stage):
-      result = fit(self.n_clusters)
-      jax.block_until_ready(result)
-    return result
-
-  def _choose_k(self, x: jax.Array, fit) -> int:
-    """The k with the best silhouette over auto_k's range; logs the curve."""
-    cfg = self.config.auto_k
-    curve = choose_k.silhouette_curve(
-        x, range(cfg.min, cfg.max + 1), lambda k: fit(k).labels,
-        seed=self.config.seed, sample_size=cfg.sample_size)
-    for k, score in curve.items():
-      self.log({"stage": "choose_k", "k": k, choose_k.CRITERION: score})
-    chosen = choose_k.best_k(curve)
-    self.extra["n_clusters_auto"] = {"criterion": choose_k.CRITERION,
-                                     "curve": curve, "chosen": chosen}
-    return chosen
-
-  def model(self) -> models.AnyAutoencoder:
-    return build_model(self.config, self.dims, self.dataset.image_shape)
-
-  def augment_fn(self) -> Optional[augment.AugmentFn]:
-    """DEC-DA's random shifts and rotations of the images (config.augment),
-    for the pretraining and clustering minibatches; None when off."""
-    if not self.config.augment:
-      return None
-    return augment.make_augment_fn(self.dataset.image_shape)
-
-  def autoencoder(self) -> tuple[models.AnyAutoencoder, Any]:
-    """The pretrained autoencoder: reused from a checkpoint, else trained."""
-    model = self.model()
-    if self._pretrained is not None:
-      self.extra["pretrain_reused"] = True
-      self.extra["pretrained_from"] = self._pretrained_from
-      return model, jax.tree.map(jnp.asarray, self._pretrained)
-    cfg = self.config.pretrain
-    init_key, shuffle_key = jax.random.split(jax.random.fold_in(self.key, 1))
-    params = models.init_autoencoder(model, init_key)
-    steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
-    tx = optim.from_config(cfg, steps)
-    fingerprint = pretraining_fingerprint(self.config, self.dims)
-    state, meta = self.resume_point(
-        PARTIAL, fingerprint,
-        lambda meta: {"params": params, "opt": tx.init(params)})
-    start_epoch = 0
-    if meta is not None:
-      start_epoch = meta["epoch"]
-      self.extra["pretrain_resumed_from_epoch"] = start_epoch
-      self.log({"stage": "pretrain", "resumed_from_epoch": start_epoch})
-
-    def save_partial(epoch, state):
-      self.workdir.save_params(PARTIAL, state, {"settings": fingerprint,
-                                                "epoch": epoch})
-
-    if cfg.greedy_epochs and state is None:  # (a resumed state has had it)
-      params = self._greedy_pretraining(model, params)
-    with self.stage("pretrain"):
-      params = pretrain.pretrain(
-          model, params, self.x, shuffle_key, tx, epochs=cfg.epochs,
-          batch_size=cfg.batch_size, log_every=cfg.log_every,
-          log_fn=self.log, state=state, start_epoch=start_epoch,
-          checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
-          augment_fn=self.augment_fn(), input_divisor=self.input_divisor)
-      jax.block_until_ready(params)
-    self.workdir.save_params(AUTOENCODER, params, fingerprint)
-    self.workdir.remove_checkpoint(PARTIAL)
-    self.extra["pretrain_epochs"] = cfg.epochs
-    return model, params
-
-  def _greedy_pretraining(self, model: models.AnyAutoencoder, params):
-    """DEC's greedy layer-wise denoising pretraining (pretrain.greedy_epochs
-    per layer pair), before the end-to-end epochs; not checkpointed."""
-    cfg = self.config.pretrain
-    steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
-    with self.stage("pretrain_greedy"):
-      params = pretrain.greedy_pretrain(
-          model, params, self.features(),
-          jax.random.fold_in(self.key, _GREEDY_STREAM),
-          optim.from_config(cfg, steps), epochs=cfg.greedy_epochs,
-          batch_size=cfg.batch_size, log_every=cfg.log_every,
-          log_fn=self.log, chunk_size=self.config.chunk_size)
-      jax.block_until_ready(params)
-    self.extra["pretrain_greedy_epochs"] = cfg.greedy_epochs
-    return params
-
-  def resume_point(self, name: str, settings: dict, target_fn):
-    """(state, description) of partial checkpoint `name` when it was saved
-    with exactly these `settings` and config.resume is on, else (None, None).
-
-    `target_fn(description)` returns a pytree shaped like the saved state
-    (only its shapes and dtypes are used).
-    """
-    meta = load_meta(self.workdir.path, name)
-    if (not self.config.resume or meta is None
-        or meta.get("settings") != settings):
-      return None, None
-    target = jax.eval_shape(lambda: target_fn(meta))
-    return load_params(self.workdir.path, name, target), meta
-
-  def result_settings(self) -> dict:
-    """The config without the fields that cannot change the result: what a
-    partial clustering checkpoint must agree with to be resumed."""
-    settings = json.loads(json.dumps(self.config.to_dict(), default=str))
-    for key in ("overwrite", "resume", "report", "tensorboard"):
-      settings.pop(key, None)
-    return settings
-
-  def features(self) -> jax.Array:
-    """All inputs as float32 features [N, D] (a full copy when x is uint8)."""
-    return batching.as_features(self.x, self.input_divisor)
-
-  def embed(self, model: models.Autoencoder, encoder_params) -> jax.Array:
-    embed = (cluster.embed_streamed if isinstance(self.x, np.ndarray)
-             else cluster.embed)
-    with self.stage("embed"):
-      z = embed(models.encoder_module(model), encoder_params, self.x,
-                self.config.chunk_size, self.input_divisor)
-      jax.block_until_ready(z)
-    return z
-
+LOG = "multiseed.jsonl"  # the stack's own log, beside the members' folders
+MODES = ("auto", "vmap", "sequential")
+# Use at most this share of the free memory for one stack's programs.
+MEMORY_FRACTION = 0.8
 
 # Short config keys: `--config.model=conv` (and a sweep grid's `model=conv`)
 # mean `model.kind=conv`, the spelling issue #4 gave.
@@ -264,99 +59,6 @@ def expand_config_shorthands(argv: list[str]) -> list[str]:
       arg = f"--config.{CONFIG_SHORTHANDS[key]}={value}"
     out.append(arg)
   return out
-
-
-_GREEDY_STREAM = 3  # fold_in(run key, .) of greedy pretraining's key
-
-
-def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
-                image_shape: Optional[tuple[int, ...]]
-                ) -> models.AnyAutoencoder:
-  """The configured autoencoder (model.kind) for inputs of width dims[0]."""
-  return models.make_autoencoder(
-      config.model.kind, dims, image_shape=image_shape,
-      conv_features=config.model.conv_features,
-      dtype=models.DTYPES[config.model.dtype],
-      conv_impl=config.model.conv_impl)
-
-
-def pretraining_fingerprint(config: ml_collections.ConfigDict,
-                            dims: tuple[int, ...]) -> dict:
-  """What determines a pretrained autoencoder; saved beside its checkpoint."""
-  conv = config.model.kind == "conv"
-  return json.loads(json.dumps({
-      "dataset": config.dataset, "split": config.split,
-      "scale": str(config.scale), "seed": config.seed, "dims": list(dims),
-      "dtype": config.model.dtype, "model_kind": config.model.kind,
-      **({"conv_features": list(config.model.conv_features)} if conv else {}),
-      "augment": bool(config.augment), "pretrain": config.pretrain.to_dict()}))
-
-
-# Fields that must agree for a pretrained_workdir's autoencoder to be used.
-_DATA_FIELDS = ("dataset", "split", "scale", "dims", "model_kind")
-
-# Settings added after autoencoders had been saved without them: those were
-# trained with these values (the options did not exist yet).
-_FINGERPRINT_DEFAULTS = {"model_kind": "mlp", "augment": False}
-_PRETRAIN_DEFAULTS = {"greedy_epochs": 0}
-
-
-def _with_defaults(meta: Optional[dict]) -> Optional[dict]:
-  """A saved fingerprint, completed with the settings it predates."""
-  if meta is None:
-    return None
-  return {**_FINGERPRINT_DEFAULTS, **meta,
-          "pretrain": {**_PRETRAIN_DEFAULTS, **meta.get("pretrain", {})}}
-
-
-def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...],
-                     image_shape: Optional[tuple[int, ...]] = None):
-  """(params, origin) of the autoencoder to reuse, or (None, None).
-
-  Either `pretrained_workdir`'s (the user asked for it; it must have been
-  trained on the same data, scaling and dims), or this workdir's own when it
-  was pretrained with exactly the same settings (e.g. a run interrupted during
-  clustering, rerun).
-  """
-  if config.method == "kmeans":
-    return None, None
-  wanted = pretraining_fingerprint(config, dims)
-  if config.pretrained_workdir:
-    source = config.pretrained_workdir
-    meta = _with_defaults(load_meta(source, AUTOENCODER))
-    checks.require(meta is not None or not os.path.isdir(
-        os.path.join(source, CHECKPOINTS, AUTOENCODER)),
-                   f"{source}'s checkpoints/{AUTOENCODER} has no description "
-                   f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
-    if meta is not None:
-      differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
-                if meta.get(f) != wanted[f]]
-      checks.require(not differ,
-                     f"The autoencoder in {source} was pretrained with other "
-                     f"{', '.join(differ)}.")
-  else:
-    source = workdir.path
-    meta = _with_defaults(load_meta(workdir.path, AUTOENCODER))
-    if meta != wanted:
-      return None, None
-  params = load_params(source, AUTOENCODER)
-  if params is None:
-    checks.require(not config.pretrained_workdir,
-                   f"pretrained_workdir {config.pretrained_workdir!r} holds no "
-                   f"checkpoints/{AUTOENCODER}.")
-    return None, None
-  model = build_model(config, dims, image_shape)
-  expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
-      lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
-  found = jax.tree.map(lambda a: a.shape, params)
-  checks.require(found == expected,
-                 f"The autoencoder in {source} does not match model dims {dims} "
-                 f"(kind {config.model.kind}; different input size or layer "
-                 "widths).")
-  return params, {"workdir": os.path.abspath(source), "settings": meta}
-
-
-# ---------------------------------------------------------------- the run
 
 
 def environment() -> dict:
@@ -394,80 +96,274 @@ def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
                     type(e).__name__, e)
 
 
+def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
+  """WORKDIR/plots, after results.json: a failure here is a warning,
+  never a failed run."""
+  try:
+    from dec_jax import report  # pylint: disable=g-import-not-at-top
+    report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("The run's plots were not drawn (%s: %s).",
+                    type(e).__name__, e)
+
+
+# ------------------------------------------------------------------ memory
+
+
+def available_bytes() -> tuple[int, str]:
+  """Free memory of the default device, or free host RAM where the device
+  does not report it (CPU): (bytes, where it was read)."""
+  device = jax.devices()[0]
+  try:
+    stats = device.memory_stats()
+  except Exception:  # pylint: disable=broad-except
+    stats = None
+  if stats and "bytes_limit" in stats:
+    return (int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)),
+            f"{device.device_kind} memory_stats")
+  pages = os.sysconf("SC_AVPHYS_PAGES")
+  return int(pages * os.sysconf("SC_PAGE_SIZE")), "host RAM (sysconf)"
+
+
+def member_bytes(config: ml_collections.ConfigDict, dims: tuple[int, ...],
+                 dataset: data.Dataset, k: int) -> int:
+  """An estimate of one member's share of a stack's memory: every parameter
+  the programs hold (autoencoder, centres) with its gradient, two optimizer
+  moments and the donated copy; its full-set q / p / labels; one chunk's
+  activations."""
+  model = pretrained.build_model(config, dims, dataset.image_shape)
+  shapes = jax.eval_shape(model.init, jax.random.key(0),
+                          jnp.zeros((1, dims[0]), jnp.float32))
+  params = sum(math.prod(a.shape) * 4 for a in jax.tree.leaves(shapes))
+  params += 4 * k * dims[-1]
+  n = dataset.num_samples
+  return 6 * params + 3 * 4 * n * k + 2 * 4 * config.chunk_size * max(dims)
+
+
+def group_size(config: ml_collections.ConfigDict, size: int, needed: int,
+               data_bytes: int) -> tuple[int, dict]:
+  """How many members run as one stack: all (seeds_mode=vmap), one
+  (sequential), or as many as fit in MEMORY_FRACTION of the free memory."""
+  free, where = available_bytes()
+  memory = {"member_bytes": needed, "data_bytes": data_bytes,
+            "available_bytes": free, "available_from": where,
+            "fraction": MEMORY_FRACTION}
+  if config.seeds_mode == "vmap":
+    return size, memory
+  if config.seeds_mode == "sequential":
+    return 1, memory
+  fits = int((MEMORY_FRACTION * free - data_bytes) // max(needed, 1))
+  return max(1, min(size, fits)), memory
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _with_dataset(config, dataset: Optional[data.Dataset]):
+  """config naming the arrays `dataset` holds (estimator, from_arrays)."""
+  if dataset is None:
+    return config
+  return ml_collections.ConfigDict({**config.to_dict(),
+                                    "dataset": dataset.name,
+                                    "scale": str(dataset.scale)})
+
+
+def validate(config) -> tuple[list, list]:
+  """The members and their configs, each config checked."""
+  checks.require(config.seeds_mode in MODES,
+                 f"Unknown seeds_mode {config.seeds_mode!r}; expected one of "
+                 f"{MODES}.")
+  members = members_lib.from_config(config)
+  configs = [members_lib.member_config(config, m) for m in members]
+  for member_config in configs:
+    checks.validate_config(member_config)
+  return members, configs
+
+
 def run(config: ml_collections.ConfigDict, workdir: str,
-        dataset: Optional[data.Dataset] = None, *,
-        stacked_dec: Optional[dict] = None) -> dict:
-  """Runs `config.method` on `config.dataset` (or on `dataset`, e.g. arrays
-  from `data.from_arrays`, whose name is then recorded as config.dataset);
-  returns what results.json holds. `stacked_dec`: this seed's result of a
-  vmapped multi-seed DEC phase (multiseed.py), used instead of its own."""
+        dataset: Optional[data.Dataset] = None) -> dict:
+  """Runs `config.method` for every member of the config on
+  `config.dataset` (or on `dataset`, e.g. arrays from `data.from_arrays`,
+  whose name is then recorded as config.dataset); returns what the
+  workdir's results.json holds."""
   start = time.perf_counter()
-  if dataset is not None:
-    config = ml_collections.ConfigDict({**config.to_dict(),
-                                        "dataset": dataset.name,
-                                        "scale": str(dataset.scale)})
-  checks.validate_config(config)
+  config = _with_dataset(config, dataset)
+  members, configs = validate(config)
   checks.check_streaming(config)
-  out = Workdir(workdir, overwrite=config.overwrite)
-  dataset = dataset or checks.load_data(config,
-                                        keep_uint8=config.keep_uint8)
+  layout = members_lib.is_stack_layout(config)
+  top = Workdir(workdir, overwrite=config.overwrite)
+  dataset = dataset or checks.load_data(config, keep_uint8=config.keep_uint8)
   n_clusters = checks.resolve_n_clusters(config, dataset)
   checks.check_batch_sizes(config, dataset.num_samples)
   checks.check_model_fits_data(config, dataset)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
-  pretrained, pretrained_from = _find_pretrained(config, out, dims,
-                                                 dataset.image_shape)
+  folders = [members_lib.member_dir(top.path, m, layout) for m in members]
+  todo = [i for i, folder in enumerate(folders) if not layout
+          or config.overwrite or not os.path.exists(os.path.join(folder,
+                                                                 RESULTS))]
+  member_dirs = {i: Workdir(folders[i], overwrite=True) for i in todo}
+  if config.pretrained_workdir:  # a foreign autoencoder: refused up front
+    for i in todo:
+      pretrained.find(configs[i], member_dirs[i], dims, dataset)
   env = environment()  # the code that runs, read before it can change
-
   mesh = checks.data_mesh(config)
-  # Inside the mesh, arrays are created replicated on its devices (on every
-  # host), and the compiled steps split their rows over it.
   with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
-    continued = out.start(config.to_dict(), resume=config.resume)
-    ctx = RunContext(config, dataset, out, n_clusters, dims, pretrained,
-                     pretrained_from, mesh, stacked_dec)
-    if continued:
-      out.log({"stage": "resume", "partial_checkpoints":
-               out.partial_checkpoints()})
-    out.log({"stage": "data", "dataset": dataset.name,
-             "n_samples": dataset.num_samples, "dim": dataset.dim,
-             "n_clusters": n_clusters or "auto",
-             "devices": 1 if mesh is None else mesh.size})
-    method_out = METHODS[config.method](ctx)
-    n_clusters = ctx.n_clusters
-    labels = np.asarray(method_out.pop("labels"))
-    q = method_out.pop("soft_assignment", None)
-    out.save_assignments(labels, q)
-    scores = ctx.score(labels)
-    sizes = np.bincount(labels, minlength=n_clusters).tolist()
-    mean_max_q = None if q is None else float(np.mean(np.max(q, axis=1)))
-    collapse = {**diagnostics.collapse_flags(sizes, config.collapse_fraction,
-                                             mean_max_q),
-                "flagged_updates": len(ctx.collapsed_at),
-                "first_flagged_iteration": (ctx.collapsed_at or [None])[0]}
-    results = {
-        "method": config.method, "dataset": dataset.name, "seed": config.seed,
-        "n_samples": dataset.num_samples, "dim": dataset.dim,
-        "n_clusters": n_clusters, **scores,
-        "nmi_average": metrics.NMI_AVERAGE,
-        "cluster_sizes": sizes, "collapse": collapse,
-        **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
-        **({} if dataset.y is None else {
-            "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
-        **ctx.extra, **method_out,
-        # "shared": this seed's share of stages run for several seeds at
-        # once (multiseed.py), which took place before this call.
-        "times_s": {**ctx.times, "total": time.perf_counter() - start
-                    + ctx.times.get("shared", 0.0)},
-        "config": config.to_dict(), "environment": env,
-    }
-    ctx.log({"stage": "final", **scores, "cluster_sizes": sizes})
-    out.write_results(results)
-    ctx.progress.clear()
-    if config.get("report", False) and out.primary:
-      _report(out.path, dataset, ctx.tensorboard)
-    if ctx.tensorboard is not None:
-      ctx.tensorboard.close()
+    log = _stack_log(top, config, layout)
+    needed = member_bytes(config, dims, dataset, n_clusters or
+                          config.auto_k.max)
+    size, memory = group_size(config, len(todo), needed, dataset.x.nbytes)
+    groups = [todo[g:g + size] for g in range(0, len(todo), size)]
+    log({"stage": "stack", "members": [members[i].name for i in todo],
+         "finished_before": [members[i].name for i in range(len(members))
+                             if i not in todo],
+         "groups": [[members[i].name for i in g] for g in groups], **memory})
+    x = _resident(dataset, config, mesh)
+    results = {}
+    for group in groups:
+      home = top if layout else member_dirs[group[0]]
+      results.update(_run_group(
+          config, [members[i] for i in group], [configs[i] for i in group],
+          [member_dirs[i] for i in group], group, home, dataset, x, dims,
+          n_clusters, env, log))
+    summary = results[0] if not layout else _summary(
+        config, members, folders, top, dataset, memory, groups,
+        time.perf_counter() - start)
     if jax.process_count() > 1:  # no process leaves while another writes
       multihost_utils.sync_global_devices("dec_jax: run finished")
-    return results
+    return summary
+
+
+def _stack_log(top: Workdir, config, layout: bool):
+  """log(record): the stack's own records (WORKDIR/multiseed.jsonl and the
+  console) when members have folders of their own; the console otherwise."""
+  def log(record: dict) -> None:
+    logging.info("stack %s", record)
+    if layout and top.primary:
+      os.makedirs(top.path, exist_ok=True)
+      with open(top.file(LOG), "a") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+  if layout and top.primary:
+    os.makedirs(top.path, exist_ok=True)
+    if os.path.exists(top.file(RESULTS)):
+      os.remove(top.file(RESULTS))  # stale once a member reruns
+    if not config.resume:
+      for name in top.partial_checkpoints():
+        top.remove_checkpoint(name)
+    write_json_atomic(top.file("config.json"), config.to_dict())
+  return log
+
+
+def _resident(dataset: data.Dataset, config, mesh):
+  """The data where the steps read it: on the device(s), 8-bit images kept
+  uint8 (decoded per minibatch and chunk), or in host memory when
+  data_on_device=False (streamed)."""
+  if not config.data_on_device:
+    return dataset.x
+  if mesh is None:
+    return jnp.asarray(dataset.x)
+  return parallel.replicate(dataset.x, mesh)
+
+
+def _run_group(config, members, configs, workdirs, index, home, dataset, x,
+               dims, n_clusters, env, log) -> dict[int, dict]:
+  """Runs the method on one stack of members; writes their workdirs."""
+  start = time.perf_counter()
+  runs = []
+  for member, member_config, workdir in zip(members, configs, workdirs):
+    continued = workdir.start(member_config.to_dict(),
+                              resume=member_config.resume,
+                              partial=home.partial_checkpoints())
+    run_ = MemberRun(member, member_config, workdir, dataset.y,
+                     show_progress=member is members[0])
+    if continued:
+      run_.log({"stage": "resume",
+                "partial_checkpoints": home.partial_checkpoints()})
+    run_.log({"stage": "data", "dataset": dataset.name,
+              "n_samples": dataset.num_samples, "dim": dataset.dim,
+              "n_clusters": n_clusters or "auto",
+              "devices": jax.device_count() if config.num_devices == 0
+              else config.num_devices, "stack_size": len(members)})
+    runs.append(run_)
+  stack = Stack(members, configs, runs, dataset, x, dims, home, n_clusters)
+  outputs = methods.get(config.method).run(stack)
+  elapsed = time.perf_counter() - start
+  results = {}
+  for j, (run_, out) in enumerate(zip(runs, outputs)):
+    results[index[j]] = _finish_member(run_, out, stack, dataset, env,
+                                       elapsed)
+    log({"stage": "member_done", "member": run_.member.name,
+         **{k: results[index[j]].get(k) for k in members_lib.SCORES}})
+  return results
+
+
+def _finish_member(run_: MemberRun, out: dict, stack: Stack,
+                   dataset: data.Dataset, env: dict, elapsed: float) -> dict:
+  """Scores a member's output and writes its assignments and results.json.
+
+  Its times_s are its share (1 / S) of the stack's stages and wall time."""
+  config, workdir = run_.config, run_.workdir
+  labels = np.asarray(out.pop("labels"))
+  q = out.pop("soft_assignment", None)
+  n_clusters = out.pop("n_clusters")
+  own_times = out.pop("times_s", {})
+  workdir.save_assignments(labels, q)
+  scores = run_.score(labels)
+  sizes = np.bincount(labels, minlength=n_clusters).tolist()
+  mean_max_q = None if q is None else float(np.mean(np.max(q, axis=1)))
+  collapse = {**diagnostics.collapse_flags(sizes, config.collapse_fraction,
+                                           mean_max_q),
+              "flagged_updates": len(run_.collapsed_at),
+              "first_flagged_iteration": (run_.collapsed_at or [None])[0]}
+  share = 1.0 / stack.size
+  results = {
+      "method": config.method, "dataset": dataset.name, "seed": config.seed,
+      "n_samples": dataset.num_samples, "dim": dataset.dim,
+      "n_clusters": n_clusters, **scores, "nmi_average": metrics.NMI_AVERAGE,
+      "cluster_sizes": sizes, "collapse": collapse,
+      **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
+      **({} if dataset.y is None else {
+          "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
+      **out,
+      "stack": {"size": stack.size, "members": stack.names,
+                "member": run_.member.name,
+                "point": dict(run_.member.point)},
+      "times_s": {**{k: v * share for k, v in stack.times.items()},
+                  **own_times, "total": elapsed * share},
+      "config": config.to_dict(), "environment": env,
+  }
+  run_.log({"stage": "final", **scores, "cluster_sizes": sizes})
+  workdir.write_results(results)
+  run_.close()
+  if config.get("report", False) and workdir.primary:
+    _report(workdir.path, dataset, run_.tensorboard)
+  return results
+
+
+def _summary(config, members, folders, top: Workdir, dataset, memory,
+             groups, elapsed: float) -> dict:
+  """The workdir's results.json over all members (those finished before
+  included): each member's scores, mean ± sd, and one row per grid point."""
+  results = [read_json(os.path.join(f, RESULTS)) for f in folders]
+  rows = [{"member": m.name, "seed": m.seed, "point": dict(m.point),
+           "workdir": os.path.relpath(f, top.path),
+           **{k: r.get(k) for k in members_lib.SCORES},
+           "n_clusters": r.get("n_clusters"),
+           "time_s": r["times_s"]["total"],
+           **({"stop_reason": r["stop_reason"]} if "stop_reason" in r
+              else {})}
+          for m, f, r in zip(members, folders, results)]
+  summary = {
+      "kind": "stack", "method": config.method,
+      "dataset": dataset.name, "n_samples": dataset.num_samples,
+      "seeds": sorted({m.seed for m in members}), "members": rows,
+      **members_lib.summarize(results),
+      "sd_is": "sample standard deviation (n - 1) over the members",
+      **({"grid": members_lib.by_point(members, results)}
+         if config.get("grid") else
+         {"per_seed": {str(row["seed"]): row for row in rows}}),
+      "groups": [[members[i].name for i in g] for g in groups],
+      "memory": memory, "times_s": {"total": elapsed},
+      "config": config.to_dict()}
+  if top.primary:
+    write_json_atomic(top.file(RESULTS), summary)
+  return summary

@@ -1,6 +1,12 @@
 """Sweeps: a grid of config overrides, each cell over several seeds;
 resumable. The command line is experiments/sweep.py, which documents the
-grid syntax and the folder layout."""
+grid syntax and the folder layout.
+
+Numeric axes that change no shape (members.STACKABLE: learning rates,
+momentum, dec.tol, dec.alpha, idec.gamma, ...) are not separate runs: they
+become the `grid` of every cell, whose members (seeds x those values) train
+as one stack. Only the other axes (method, dims, batch sizes, data, ...)
+make cells run one after the other."""
 
 from __future__ import annotations
 
@@ -16,8 +22,10 @@ from typing import Any, Callable, Optional
 
 import ml_collections
 
-from dec_jax import multiseed
+from dec_jax import members as members_lib
+from dec_jax import pretrained
 from dec_jax import run as run_lib
+from dec_jax import methods
 from dec_jax.errors import DecJaxError
 from dec_jax.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_atomic
 
@@ -70,7 +78,7 @@ def parse_grid(text: str) -> list[tuple[str, list[Any]]]:
     if not eq or not key or not all(values):
       raise DecJaxError(f"grid axis {axis!r} must look like "
                         "'key=value1,value2' (axes separated by ';').")
-    if key in ("seed", "seeds"):
+    if key in ("seed", "seeds", "grid"):
       raise DecJaxError("put seeds in --seeds, not in the grid.")
     if key in (k for k, _ in axes):
       raise DecJaxError(f"grid key {key!r} appears twice.")
@@ -126,85 +134,114 @@ def apply_overrides(config: ml_collections.ConfigDict,
 # ------------------------------------------------------------------ sweep
 
 
-def _share_autoencoders(config, cell_dir: str, seeds, earlier: list) -> None:
-  """Copies into cell_dir/seed<s>/ the autoencoder an earlier cell trained
-  with the same pretraining settings, where this seed has none yet."""
-  if config.method == "kmeans" or config.pretrained_workdir:
+def split_axes(axes: list[tuple[str, list[Any]]]
+               ) -> tuple[list[tuple[str, list[Any]]], dict[str, list]]:
+  """(axes run as separate cells, stackable axes as a config.grid dict)."""
+  stackable = {k: v for k, v in axes if k in members_lib.STACKABLE and all(
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)}
+  return [(k, v) for k, v in axes if k not in stackable], stackable
+
+
+def _cell_members(config) -> list[tuple[members_lib.Member, str]]:
+  """(member, its folder relative to the cell) of a cell's config."""
+  layout = members_lib.is_stack_layout(config)
+  return [(m, members_lib.member_dir("", m, layout))
+          for m in members_lib.from_config(config)]
+
+
+def _pretraining_key(config, seed: int) -> str:
+  """The pretraining settings of a cell's seed (data and dims aside)."""
+  config = ml_collections.ConfigDict({**config.to_dict(), "seed": seed})
+  return json.dumps(pretrained.fingerprint(config, (), ""), sort_keys=True)
+
+
+def _share_autoencoders(config, cell_dir: str, earlier: list) -> None:
+  """Copies into cell_dir's member folders the autoencoder an earlier cell
+  trained with the same pretraining settings, where a member has none."""
+  if not methods.get(config.method).needs_autoencoder or \
+      config.pretrained_workdir:
     return
-  for seed in seeds:
-    mine = multiseed.seed_dir(cell_dir, seed)
-    target = os.path.join(mine, CHECKPOINTS, run_lib.AUTOENCODER)
+  for member, folder in _cell_members(config):
+    target = os.path.join(cell_dir, folder, CHECKPOINTS, pretrained.AUTOENCODER)
     if os.path.exists(target + ".json"):
       continue
-    wanted = run_lib.pretraining_fingerprint(
-        multiseed.seed_config(config, seed), ())
+    wanted = _pretraining_key(members_lib.member_config(config, member),
+                              member.seed)
     for other_config, other_dir in earlier:
-      if other_config.method == "kmeans" or run_lib.pretraining_fingerprint(
-          multiseed.seed_config(other_config, seed), ()) != wanted:
+      if not methods.get(other_config.method).needs_autoencoder:
         continue
-      source = os.path.join(multiseed.seed_dir(other_dir, seed), CHECKPOINTS,
-                            run_lib.AUTOENCODER)
-      if os.path.isdir(source) and os.path.exists(source + ".json"):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target)
-        shutil.copyfile(source + ".json", target + ".json")  # last: valid
-        break
+      for other, other_folder in _cell_members(other_config):
+        source = os.path.join(other_dir, other_folder, CHECKPOINTS,
+                              pretrained.AUTOENCODER)
+        if (other.seed == member.seed and os.path.exists(source + ".json")
+            and _pretraining_key(members_lib.member_config(other_config,
+                                                           other),
+                                 other.seed) == wanted):
+          os.makedirs(os.path.dirname(target), exist_ok=True)
+          shutil.rmtree(target, ignore_errors=True)
+          shutil.copytree(source, target)
+          shutil.copyfile(source + ".json", target + ".json")  # last: valid
+          break
+      else:
+        continue
+      break
 
 
-def _finished(cell_dir: str, seeds) -> bool:
-  return all(os.path.exists(os.path.join(multiseed.seed_dir(cell_dir, s),
-                                         RESULTS)) for s in seeds)
+def _finished(cell_dir: str, config) -> bool:
+  return all(os.path.exists(os.path.join(cell_dir, folder, RESULTS))
+             for _, folder in _cell_members(config)) and os.path.exists(
+                 os.path.join(cell_dir, RESULTS))
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
               seeds, *, share_pretraining: bool = True,
               log_fn: Optional[Callable[[dict], Any]] = None) -> list[dict]:
-  """Runs every cell x seed not finished yet; writes sweep.csv / sweep.md;
-  returns the rows of sweep.csv."""
-  axes = parse_grid(grid)
-  seeds = multiseed.parse_seeds(seeds) or multiseed.parse_seeds(
+  """Runs every cell not finished yet (its members: seeds x the stackable
+  axes, one stack); writes sweep.csv / sweep.md; returns sweep.csv's rows."""
+  separate, stackable = split_axes(parse_grid(grid))
+  seeds = members_lib.parse_seeds(seeds) or members_lib.parse_seeds(
       config.seeds) or (config.seed,)
-  plan = [(name, overrides, apply_overrides(config, overrides))
-          for name, overrides in cells(axes)]
-  for _, _, cell_config in plan:  # every cell's settings, before any run
-    multiseed.validate(multiseed.seed_config(cell_config, seeds[0]))
+  plan = []
+  for name, overrides in cells(separate):
+    cell_config = apply_overrides(config, overrides)
+    cell_config.seeds = ",".join(map(str, seeds))
+    cell_config.grid = json.dumps(stackable) if stackable else ""
+    run_lib.validate(cell_config)  # every cell's settings, before any run
+    plan.append((name, overrides, cell_config))
   log = log_fn or (lambda record: None)
   earlier = []
   for name, overrides, cell_config in plan:
     cell_dir = os.path.join(workdir, name)
-    cell_config = ml_collections.ConfigDict(
-        {**cell_config.to_dict(), "seeds": ",".join(map(str, seeds))})
-    summary = os.path.join(cell_dir, RESULTS)
-    if _finished(cell_dir, seeds) and os.path.exists(summary):
+    if _finished(cell_dir, cell_config):
       log({"stage": "sweep", "cell": name, "skipped": "finished"})
     else:
-      if os.path.exists(summary):
-        os.remove(summary)  # a seed is missing: the summary is stale
       if share_pretraining:
-        _share_autoencoders(cell_config, cell_dir, seeds, earlier)
-      log({"stage": "sweep", "cell": name, "overrides": overrides})
-      result = multiseed.run_seeds(cell_config, cell_dir, log_fn=log_fn)
-      log({"stage": "sweep", "cell": name, "done": multiseed.describe(result)})
+        _share_autoencoders(cell_config, cell_dir, earlier)
+      log({"stage": "sweep", "cell": name, "overrides": overrides,
+           "stacked": stackable})
+      result = run_lib.run(cell_config, cell_dir)
+      log({"stage": "sweep", "cell": name,
+           "done": members_lib.describe(result)})
     earlier.append((cell_config, cell_dir))
-    rows = collect(workdir, plan, seeds)
-    write_tables(workdir, rows, [k for k, _ in axes])
+    rows = collect(workdir, plan)
+    write_tables(workdir, rows, [k for k, _ in separate] + list(stackable))
   return rows
 
 
-def collect(workdir: str, plan, seeds) -> list[dict]:
-  """One row per finished run of the plan, read from its results.json."""
+def collect(workdir: str, plan) -> list[dict]:
+  """One row per finished member of the plan, read from its results.json."""
   rows = []
-  for name, overrides, _ in plan:
-    for seed in seeds:
-      path = os.path.join(multiseed.seed_dir(os.path.join(workdir, name),
-                                             seed), RESULTS)
+  for name, overrides, cell_config in plan:
+    for member, folder in _cell_members(cell_config):
+      path = os.path.join(workdir, name, folder, RESULTS)
       if not os.path.exists(path):
         continue
       r = read_json(path)
-      rows.append({"cell": name, "seed": seed,
+      values = {**overrides, **dict(member.point)}
+      rows.append({"cell": os.path.join(name, member.cell).rstrip("/"),
+                   "seed": member.seed,
                    **{k: json.dumps(v) if not isinstance(v, (int, float, str))
-                      else v for k, v in overrides.items()},
+                      else v for k, v in values.items()},
                    "method": r["method"], "dataset": r["dataset"],
                    "n_clusters": r.get("n_clusters"),
                    **{k: r.get(k) for k in SCORES},
@@ -236,7 +273,7 @@ def write_tables(workdir: str, rows: list[dict], keys: list[str]) -> None:
       # pylint: disable-next=protected-access
       scores.append(format_mean_sd(values) if values else "–")
     wall = statistics.mean(r["time_s"] for r in runs)
-    summary = os.path.join(workdir, cell, RESULTS)
+    summary = os.path.join(workdir, cell.split(os.sep)[0], RESULTS)
     total = (_duration(read_json(summary)["times_s"]["total"])
              if os.path.exists(summary) else "–")
     lines.append(f"| {cell} | " + " | ".join(

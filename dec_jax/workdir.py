@@ -120,7 +120,8 @@ class Workdir:
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
-  def start(self, config: dict, *, resume: bool = True) -> bool:
+  def start(self, config: dict, *, resume: bool = True,
+            partial: Optional[list[str]] = None) -> bool:
     """Creates the folder, writes the config, starts the metrics log.
 
     The outputs of an earlier run (results, assignments, DEC checkpoint) are
@@ -128,9 +129,12 @@ class Workdir:
     pretrained autoencoder stays: it is reused when its settings match.
     Partial checkpoints (`*_partial`) of an interrupted run stay when
     `resume`, and its metrics log is continued; otherwise both are cleared.
-    Returns whether the log is continued.
+    Returns whether the log is continued. `partial`: the partial
+    checkpoints the run resumes from when they are not this folder's own
+    (a member of a stack whose checkpoints are the stack's).
     """
-    partial = self.partial_checkpoints()
+    own = self.partial_checkpoints()
+    partial = own if partial is None else partial
     continued = resume and bool(partial) and os.path.exists(self.file(METRICS))
     if not self.primary:
       return continued
@@ -140,7 +144,7 @@ class Workdir:
         os.remove(self.file(stale))
     self.remove_checkpoint("dec")
     if not resume:
-      for name in partial:
+      for name in own:
         self.remove_checkpoint(name)
     write_json_atomic(self.file(CONFIG), config)
     if continued:

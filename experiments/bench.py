@@ -84,11 +84,13 @@ _CHUNK_SIZE = flags.DEFINE_integer(
 _SKLEARN = flags.DEFINE_bool("sklearn", True,
                              "Also time scikit-learn's k-means.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data, init and k-means.")
-_SEEDS = flags.DEFINE_integer(
-    "seeds", 5, "Models trained at once (vmapped) in the seeds benchmarks "
+_STACK_SIZES = flags.DEFINE_list(
+    "stack_sizes", ["1", "5", "20"], "Members trained at once (stacked, "
+    "vmapped, as every run trains its seeds and grid points) in the stack "
+    "benchmarks, each against as many separate single-model steps "
     "(pretraining and DEC); 0 or 1 skips them.")
 _SEEDS_SAMPLES = flags.DEFINE_integer(
-    "seeds_samples", 10240, "Samples per epoch in the seeds benchmark.")
+    "seeds_samples", 10240, "Samples per epoch in the stack benchmark.")
 _CONV_SAMPLES = flags.DEFINE_integer(
     "conv_samples", 1024, "Conv AE pretraining epochs (DCEC's network, "
     "convs as matmuls vs XLA's) on this many samples; 0: skip. Small: XLA's "
@@ -242,7 +244,8 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
                 num_seeds: int, single_step_s: float, repeats: int,
                 clock: CompileClock, key: jax.Array) -> dict[str, Any]:
   """Pretraining epochs of `num_seeds` models at once (parameters stacked,
-  the epoch vmapped) on x, against `num_seeds` separate single-model steps.
+  the epoch vmapped, as `pretrain.pretrain` runs every stack) on x, against
+  `num_seeds` separate single-model steps.
 
   Where the accelerator is not saturated by one model, the stacked program
   runs the seeds for less than their separate cost.
@@ -405,7 +408,7 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
                     single_step_s: float, repeats: int, clock: CompileClock,
                     key: jax.Array) -> dict[str, Any]:
   """DEC train intervals of `num_seeds` states at once (stacked, vmapped as
-  `cluster.run_dec_seeds` runs them), against as many single-model steps."""
+  `cluster.run_dec` runs every stack), against as many single-model steps."""
   cfg = cluster.DECConfig(batch_size=batch_size,
                           update_interval=update_interval)
   tx = optax.sgd(0.01, momentum=0.9)
@@ -471,14 +474,11 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, float, str]]:
          "samples/s"),
         ("conv", "matmul / XLA", cv["speedup"], "x"),
     ]
-  for name in ("seeds", "dec_seeds"):
-    if name in r:
-      sd = r[name]
+  for stage, by_size in r.get("stack", {}).items():
+    for size, sd in by_size.items():
       rows += [
-          (name, "1 model: step", sd["single_step_ms"], "ms"),
-          (name, f"{sd['num_seeds']} models vmapped: step", sd["step_ms"],
-           "ms"),
-          (name, f"vs {sd['num_seeds']} separate steps",
+          ("stack", f"{stage} S={size}: step", sd["step_ms"], "ms"),
+          ("stack", f"{stage} S={size} vs {size} separate",
            sd["ratio_to_separate"], "x"),
       ]
   rows += [
@@ -574,13 +574,15 @@ def run_benchmarks() -> dict[str, Any]:
       model, params, x, _BATCH_SIZE.value, _EPOCHS_TIMED.value or repeats,
       peak, clock, jax.random.fold_in(key, 3))
   memory["pretrain"] = peak_memory()
-  if _SEEDS.value > 1:
+  sizes = [int(s) for s in _STACK_SIZES.value if int(s) >= 1]
+  stack = {"pretrain": {}, "dec": {}}
+  for size in sizes:
     steps = -(-n // _BATCH_SIZE.value)
-    r["seeds"] = bench_seeds(
-        model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, _SEEDS.value,
+    stack["pretrain"][size] = bench_seeds(
+        model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, size,
         r["pretrain"]["median_s"] / steps, repeats, clock,
         jax.random.fold_in(key, 5))
-    memory["seeds"] = peak_memory()
+  memory["stack_pretrain"] = peak_memory()
 
   if _CONV_SAMPLES.value:
     r["conv_pretrain"] = bench_conv_pretrain(
@@ -594,21 +596,23 @@ def run_benchmarks() -> dict[str, Any]:
                                    _SEED.value, repeats, _SKLEARN.value, clock)
   memory["kmeans"] = peak_memory()
 
-  if _SEEDS.value > 1:  # copies: bench_dec donates its params and centres
-    encoder_params, centres = jax.tree.map(jnp.copy, (params["encoder"],
-                                                      init.centres))
+  # copies: bench_dec donates its params and centres
+  encoder_params, centres = jax.tree.map(jnp.copy, (params["encoder"],
+                                                    init.centres))
   r["dec"] = bench_dec(encoder, params["encoder"], init.centres, init.labels,
                        x, _BATCH_SIZE.value, _UPDATE_INTERVAL.value,
                        _CHUNK_SIZE.value, repeats, peak, clock,
                        jax.random.fold_in(key, 4))
   memory["dec"] = peak_memory()
-  if _SEEDS.value > 1:
-    r["dec_seeds"] = bench_dec_seeds(
+  for size in sizes:
+    stack["dec"][size] = bench_dec_seeds(
         encoder, encoder_params, centres, z, x, _BATCH_SIZE.value,
-        _UPDATE_INTERVAL.value, _SEEDS.value,
+        _UPDATE_INTERVAL.value, size,
         1 / r["dec"]["train_interval"]["steps_per_s"], repeats, clock,
         jax.random.fold_in(key, 6))
-    memory["dec_seeds"] = peak_memory()
+  memory["stack_dec"] = peak_memory()
+  if sizes:
+    r["stack"] = stack
   memory["final"] = peak_memory()
   r["memory"] = memory
   return r

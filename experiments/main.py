@@ -3,8 +3,9 @@ r"""Runs one clustering job and writes its workdir.
   python -m experiments.main --config=experiments/configs/default.py \
       --workdir=/tmp/dec_digits --config.method=dec --config.seed=3
 
-With `--config.seeds=0,1,2` it runs every seed into WORKDIR/seed<s>/ and
-writes WORKDIR/results.json with mean ± sd (dec_jax/multiseed.py).
+With `--config.seeds=0,1,2` (and `--config.grid='{"idec.gamma": [0.1, 1]}'`)
+the members train as one stack into WORKDIR/seed<s>/ (WORKDIR/<point>/seed<s>/)
+and WORKDIR/results.json holds their mean ± sd (dec_jax/members.py).
 """
 
 import sys
@@ -14,7 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from dec_jax import multiseed
+from dec_jax import members
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax.run import expand_config_shorthands
@@ -45,13 +46,10 @@ def main(argv):
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value)
   try:
-    if multiseed.is_multiseed(_CONFIG.value):
-      results = multiseed.run_seeds(
-          _CONFIG.value, _WORKDIR.value,
-          log_fn=lambda record: logging.info("multiseed %s", record))
-      print(multiseed.describe(results) + f" -> {_WORKDIR.value}")
-      return
     results = run(_CONFIG.value, _WORKDIR.value)
+    if members.is_stack_layout(_CONFIG.value):
+      print(members.describe(results) + f" -> {_WORKDIR.value}")
+      return
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

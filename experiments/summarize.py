@@ -26,8 +26,9 @@ def find_results(roots: list[str]) -> list[dict]:
   for root in roots:
     paths += glob.glob(os.path.join(root, "**", RESULTS), recursive=True)
   results = [read_json(p) for p in sorted(paths)]
-  # Multi-seed summaries (dec_jax/multiseed.py) sit above their seeds' runs.
-  return [r for r in results if r.get("kind") != "multiseed"]
+  # A stack's summary (dec_jax/run.py) sits above its members' runs; older
+  # multi-seed runs called theirs "multiseed".
+  return [r for r in results if r.get("kind") not in ("stack", "multiseed")]
 
 
 # The config sections that decide what each method computes; runs agreeing

@@ -12,12 +12,20 @@ has two values. Keys must exist in the config (any field: method,
 dec.update_interval, pretrain.epochs, n2d.n_neighbors, ...); other flags
 (`--config.pretrain.epochs=50`) apply to every cell.
 
-Layout: DIR/<cell>/seed<s>/ is a normal run workdir, DIR/<cell>/results.json
-the cell's mean ± sd (dec_jax/multiseed.py: vmapped pretraining of the
-seeds when it fits), DIR/sweep.csv one row per run, DIR/sweep.md the
-markdown table of mean ± sd per cell, with the mean wall time of its runs
-and the cell's total (its last invocation: vmapped pretraining included). A
-cell is named by its overrides (`method=dec__dec.update_interval=30`).
+Numeric axes that change no shape (dec_jax/members.py STACKABLE: learning
+rates, momentum, dec.tol, dec.alpha, idec.gamma, ...) are not separate runs:
+within a cell, the seeds and those values are the members of one stack,
+trained as one compiled program (pretraining done once per seed when only
+clustering settings differ). Only the other axes (method, dims, batch sizes,
+data, ...) make cells that run one after the other.
+
+Layout: DIR/<cell>/seed<s>/ (DIR/<cell>/<point>/seed<s>/ with stacked axes)
+is a normal run workdir, DIR/<cell>/results.json the cell's mean ± sd per
+point, DIR/sweep.csv one row per member, DIR/sweep.md the markdown table of
+mean ± sd per cell and point, with the mean wall time of its members and the
+cell's total. A cell is named by its overrides
+(`method=dec__dec.update_interval=30`), a point likewise
+(`dec.learning_rate=0.1`).
 
 Resumable: runs whose results.json exists are not redone, so rerunning an
 interrupted sweep finishes only what is missing. With --share_pretraining

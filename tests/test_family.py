@@ -20,7 +20,7 @@ from dec_jax import data
 from dec_jax import models
 from dec_jax import predict
 from dec_jax import pretrain
-from dec_jax import run as run_lib
+from dec_jax import pretrained
 from dec_jax.errors import DecJaxError
 from dec_jax.run import run
 from dec_jax.workdir import load_meta, load_params, read_metrics
@@ -150,16 +150,16 @@ def test_conv_ae_kmeans_runs_end_to_end(conv_ae_kmeans, digit_images):
   dataset = data.load(digit_images)
   mlp = tiny_config(digit_images, method="dec")
   mlp_dims = (64,) + tuple(mlp.model.dims)
-  assert run_lib._find_pretrained(mlp, types.SimpleNamespace(path=workdir), mlp_dims,
-                                  dataset.image_shape) == (None, None)
+  params, why = pretrained.find(mlp, types.SimpleNamespace(path=workdir),
+                                mlp_dims, dataset)
+  assert params is None and "model_kind" in why["not_reused"]
   mlp.pretrained_workdir = workdir
   with pytest.raises(DecJaxError, match="other model_kind"):
-    run_lib._find_pretrained(mlp, types.SimpleNamespace(path=workdir), mlp_dims,
-                             dataset.image_shape)
+    pretrained.find(mlp, types.SimpleNamespace(path=workdir), mlp_dims,
+                    dataset)
   conv = conv_config(digit_images, method="dec")
-  params, _ = run_lib._find_pretrained(conv, types.SimpleNamespace(path=workdir),
-                                       (64,) + tuple(conv.model.dims),
-                                       dataset.image_shape)
+  params, _ = pretrained.find(conv, types.SimpleNamespace(path=workdir),
+                              (64,) + tuple(conv.model.dims), dataset)
   assert params is not None  # the same settings: reused
 
 
@@ -180,17 +180,12 @@ def test_conv_dec_and_idec_run_end_to_end_and_predict(
   np.testing.assert_array_equal(trained.predict(x), labels)
 
 
-def test_fingerprints_saved_before_the_new_options_still_match(blobs_npz):
-  config = tiny_config(blobs_npz)
-  wanted = run_lib.pretraining_fingerprint(config, (8, 32, 4))
-  old = {k: v for k, v in wanted.items() if k not in ("model_kind",
-                                                      "augment")}
-  old["pretrain"] = {k: v for k, v in wanted["pretrain"].items()
-                     if k != "greedy_epochs"}
-  assert run_lib._with_defaults(old) == wanted
-  conv = run_lib.pretraining_fingerprint(
-      tiny_config(blobs_npz, model={"kind": "conv"}), (8, 32, 4))
-  assert conv["model_kind"] == "conv" and conv != wanted
+def test_fingerprint_names_the_model_kind(blobs_npz):
+  """A conv and an MLP autoencoder of the same settings are told apart."""
+  mlp = pretrained.fingerprint(tiny_config(blobs_npz), (8, 32, 4), "h")
+  conv = pretrained.fingerprint(
+      tiny_config(blobs_npz, model={"kind": "conv"}), (8, 32, 4), "h")
+  assert conv["model_kind"] == "conv" and mlp["model_kind"] == "mlp"
 
 
 # ------------------------------------------- greedy layer-wise pretraining

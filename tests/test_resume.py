@@ -12,8 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from dec_jax import methods
 from dec_jax import run as run_lib
+from dec_jax import stack
+from dec_jax.methods.dec import DEC_PARTIAL
 from dec_jax.workdir import Workdir, load_params, read_metrics
 from tests.test_end_to_end import REPO, tiny_config
 
@@ -46,14 +47,14 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, blobs_npz,
 
   # killed right after the epoch-8 checkpoint
   _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
-                   run_lib.PARTIAL, "epoch", 8)
+                   stack.PARTIAL, "epoch", 8)
   resumed = run_lib.run(config, str(tmp_path / "killed"))
 
   assert resumed["pretrain_resumed_from_epoch"] == 8
-  assert load_params(str(tmp_path / "killed"), run_lib.PARTIAL) is None
+  assert load_params(str(tmp_path / "killed"), stack.PARTIAL) is None
   jax.tree.map(np.testing.assert_array_equal,
-               load_params(str(tmp_path / "whole"), run_lib.AUTOENCODER),
-               load_params(str(tmp_path / "killed"), run_lib.AUTOENCODER))
+               load_params(str(tmp_path / "whole"), stack.AUTOENCODER),
+               load_params(str(tmp_path / "killed"), stack.AUTOENCODER))
   for key in ("acc", "nmi", "ari", "cluster_sizes"):
     assert resumed[key] == whole[key]
 
@@ -63,7 +64,7 @@ def test_partial_checkpoint_of_other_settings_is_not_resumed(tmp_path,
                                                              monkeypatch):
   config = tiny_config(blobs_npz, method="ae_kmeans",
                        pretrain={"epochs": 10, "checkpoint_every": 4})
-  _interrupted_run(config, str(tmp_path / "w"), monkeypatch, run_lib.PARTIAL)
+  _interrupted_run(config, str(tmp_path / "w"), monkeypatch, stack.PARTIAL)
   changed = run_lib.run(tiny_config(
       blobs_npz, method="ae_kmeans", pretrain={"epochs": 10,
                                                "checkpoint_every": 4,
@@ -87,12 +88,12 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
   assert whole["iterations"] == 60
 
   _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
-                   methods.DEC_PARTIAL, "iteration", 40)
+                   DEC_PARTIAL, "iteration", 40)
   resumed = run_lib.run(config, str(tmp_path / "killed"))
 
   assert resumed["dec_resumed_from_iteration"] == 40
   assert resumed["pretrain_reused"]  # the finished autoencoder, not retrained
-  assert load_params(str(tmp_path / "killed"), methods.DEC_PARTIAL) is None
+  assert load_params(str(tmp_path / "killed"), DEC_PARTIAL) is None
   for key in ("acc", "nmi", "ari", "cluster_sizes", "init_metrics",
               "iterations"):
     assert resumed[key] == whole[key], key
@@ -107,7 +108,7 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
 def test_resume_off_starts_afresh(tmp_path, blobs_npz, monkeypatch):
   config = _dec_config(blobs_npz)
   _interrupted_run(config, str(tmp_path / "w"), monkeypatch,
-                   methods.DEC_PARTIAL)
+                   DEC_PARTIAL)
   config.resume = False
   results = run_lib.run(config, str(tmp_path / "w"))
   assert "dec_resumed_from_iteration" not in results
@@ -151,10 +152,10 @@ def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
   whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
   assert _child(whole, blobs_npz).returncode == 0
 
-  proc = _child(killed, blobs_npz, run_lib.PARTIAL, "epoch", 8)
+  proc = _child(killed, blobs_npz, stack.PARTIAL, "epoch", 8)
   assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
   assert not os.path.exists(os.path.join(killed, "results.json"))
-  proc = _child(killed, blobs_npz, methods.DEC_PARTIAL, "iteration", 40)
+  proc = _child(killed, blobs_npz, DEC_PARTIAL, "iteration", 40)
   assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
   proc = _child(killed, blobs_npz)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -179,7 +180,7 @@ def test_a_half_written_log_line_is_dropped_on_resume(tmp_path, blobs_npz,
       f.write('{"stage": "dec", "iter')
 
   _interrupted_run(config, str(tmp_path / "w"), monkeypatch,
-                   methods.DEC_PARTIAL, before_dying=write_half_a_record)
+                   DEC_PARTIAL, before_dying=write_half_a_record)
   run_lib.run(config, str(tmp_path / "w"))
   records = read_metrics(str(tmp_path / "w"))  # every line parses
   assert [r["stage"] for r in records].count("final") == 1

@@ -60,16 +60,20 @@ def test_streamed_epoch_in_segments_equals_resident_epoch(stochastic):
     return pretrain.reconstruction_loss(model, p, xb)
 
   kwargs = dict(stochastic=stochastic, input_divisor=255.0)
+  # One member's resident epoch, and the stacked streamed epoch on a stack
+  # of two (the same member twice, and another key).
   resident = pretrain.make_minibatch_epoch(loss, tx, 250, 32, **kwargs)
   # 8 steps in segments of 3, 3 and 2 (a shorter last segment)
   streamed = pretrain.make_streamed_epoch(loss, tx, 250, 32, segment_steps=3,
                                           **kwargs)
-  outputs = []
-  for epoch, data in ((resident, jax.numpy.asarray(x)), (streamed, x)):
-    state = {"params": params, "opt": tx.init(params)}
-    state = jax.tree.map(jax.numpy.array, state)
-    outputs.append(epoch(state, data, jax.random.key(5)))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
-               outputs[0][0], outputs[1][0])
-  assert float(outputs[0][1]) == pytest.approx(float(outputs[1][1]),
-                                               rel=1e-5)
+  fresh = lambda: jax.tree.map(jax.numpy.array, {"params": params,
+                                                 "opt": tx.init(params)})
+  keys = [jax.random.key(5), jax.random.key(6)]
+  alone = [resident(fresh(), jax.numpy.asarray(x), key) for key in keys]
+  stacked = streamed(cluster.stack([fresh(), fresh()]), x,
+                     jax.numpy.stack(keys))
+  for i, (state, loss_value) in enumerate(alone):
+    jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(
+        a, b[i], atol=1e-6), state, stacked[0])
+    assert float(loss_value) == pytest.approx(float(stacked[1][i]),
+                                              rel=1e-5)

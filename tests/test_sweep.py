@@ -2,6 +2,7 @@
 without redoing finished runs."""
 
 import csv
+import json
 import os
 
 import pytest
@@ -67,12 +68,12 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
   config.dec.maxiter = 20
   workdir = str(tmp_path / "sweep")
   grid = "method=ae_kmeans,dec"
-  # Interrupt the third run (dec, seed 0) as a kill would.
+  # Interrupt the second cell (dec, both seeds in one stack) as a kill would.
   real_run, calls = run_lib.run, []
 
   def flaky_run(cfg, path, **kwargs):
     calls.append(path)
-    if len(calls) == 3:
+    if len(calls) == 2:
       raise KeyboardInterrupt
     return real_run(cfg, path, **kwargs)
 
@@ -106,6 +107,37 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
   assert all(0 <= float(r["acc"]) <= 1 for r in table)
   md = open(os.path.join(workdir, "sweep.md")).read()
   assert md.count("\n| method=") == 2 and " ± " in md
+
+
+def test_numeric_axes_stack_in_one_run_per_cell(tmp_path, blobs_npz,
+                                                monkeypatch):
+  """dec.learning_rate (stackable) joins the seeds' stack: two cells
+  (method), each one run of 2 seeds x 2 rates, not eight runs."""
+  config = tiny_config(blobs_npz, report=False, tensorboard=False)
+  config.pretrain.epochs, config.dec.maxiter = 5, 20
+  real_run, calls = run_lib.run, []
+
+  def counted(cfg, path, **kwargs):
+    calls.append((path, cfg.grid))
+    return real_run(cfg, path, **kwargs)
+
+  monkeypatch.setattr(run_lib, "run", counted)
+  workdir = str(tmp_path / "sweep")
+  rows = sweep.run_sweep(config, workdir,
+                         "method=ae_kmeans,dec;dec.learning_rate=0.01,0.1",
+                         "0,1")
+  assert [os.path.basename(p) for p, _ in calls] == ["method=ae_kmeans",
+                                                     "method=dec"]
+  assert all(json.loads(g) == {"dec.learning_rate": [0.01, 0.1]}
+             for _, g in calls)
+  assert len(rows) == 8
+  assert {(r["cell"], r["dec.learning_rate"]) for r in rows} == {
+      (f"method={m}/dec.learning_rate={lr}", lr)
+      for m in ("ae_kmeans", "dec") for lr in (0.01, 0.1)}
+  dec_rows = {(r["seed"], r["dec.learning_rate"]): r for r in rows
+              if r["method"] == "dec"}
+  assert dec_rows[(0, 0.01)]["acc"] != dec_rows[(0, 0.1)]["acc"] or \
+      dec_rows[(1, 0.01)]["acc"] != dec_rows[(1, 0.1)]["acc"]
 
 
 def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):

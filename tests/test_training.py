@@ -118,11 +118,15 @@ def test_dec_step_indexes_targets_consistently_with_inputs(digits):
 def test_run_dec_stop_rule(digits, tol, maxiter, iterations, reason):
   encoder, enc_params, init, x = _dec_problem(digits)
   records = []
-  result = cluster.run_dec(
-      encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
+  start = cluster.DECStart(
+      cluster.stack([{"encoder": enc_params, "centres": init.centres}]),
+      init.labels[None])
+  [result] = cluster.run_dec(
+      encoder, start, x, jax.random.key(0)[None],
       optax.sgd(0.01, momentum=0.9),
       cluster.DECConfig(batch_size=50, update_interval=20, tol=tol,
-                        maxiter=maxiter), log_fn=records.append)
+                        maxiter=maxiter),
+      log_fn=lambda member, record: records.append(record))
   assert result.iterations == iterations
   assert result.stop_reason == reason
   assert [r["iteration"] for r in records][-1] == iterations

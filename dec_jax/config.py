@@ -1,0 +1,109 @@
+"""The default config of every run: each field with its meaning.
+
+`experiments/configs/*.py` recipes start from `get_config()` and override a
+few fields; any field can be overridden on the command line
+(`--config.seed=3`). The library (estimator, organiser) builds its runs from
+it too, so it lives here, not in `experiments/`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.method = "dec"            # kmeans | ae_kmeans | dec | idec | n2d
+  config.dataset = "digits"        # a name (digits, mnist, usps, ...) | path
+  config.data_dir = ""             # folder with the four IDX gz files (offline);
+                                   # usps: usps.h5 or the folder holding it
+  config.split = "all"             # all (train + test) | train | test
+  config.scale = "auto"            # divide inputs by this; auto: 255 / 16 / 1
+  config.label_column = ""         # CSV only: column index holding labels
+  # k: an int, 0 (the number of classes in the labels) or "auto" (the best
+  # silhouette over auto_k's range, on the embedding or the inputs).
+  config.n_clusters = ml_collections.FieldReference(10, field_type=object)
+  config.auto_k = ml_collections.ConfigDict()
+  config.auto_k.min = 2
+  config.auto_k.max = 15
+  config.auto_k.sample_size = 5000  # points the silhouette is computed on
+  config.seed = 0
+  # Several seeds in one workdir (seed0/, seed1/, ... + results.json with
+  # mean ± sd): "0,1,2,3,4" or a tuple; empty = one run with `seed`.
+  config.seeds = ml_collections.FieldReference("", field_type=object)
+  # Numeric hyperparameters as lists, crossed with the seeds, all members
+  # of one stack: '{"idec.gamma": [0.01, 0.1, 1.0]}' (members.STACKABLE).
+  config.grid = ml_collections.FieldReference("", field_type=object)
+  # How members are grouped into stacks: auto (as many as fit in memory) |
+  # vmap (all in one) | sequential (one at a time).
+  config.seeds_mode = "auto"
+  config.overwrite = False         # allow a workdir that holds a finished run
+  config.resume = True             # continue from an interrupted run's
+                                   # checkpoints in the workdir (same config)
+  config.pretrained_workdir = ""   # reuse checkpoints/autoencoder from here
+  config.chunk_size = 8192         # rows embedded at once on the full set
+  config.keep_uint8 = True         # 8-bit images stay uint8 on the device
+                                   # (1/4 of float32), decoded per batch
+  config.data_on_device = True     # False: data stay in host memory and are
+                                   # streamed (larger than device memory)
+  config.num_devices = 0           # data parallel over this many devices
+                                   # (0: all visible, on every host)
+  config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
+  config.report = True             # draw WORKDIR/plots/*.png at the end
+  config.tensorboard = True        # TensorBoard files in WORKDIR/tensorboard
+
+  config.model = ml_collections.ConfigDict()
+  config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
+  config.model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
+  # mlp: the dense stack `dims`. conv: DCEC's convolutional autoencoder on the
+  # images (needs an image shape): stride-2 convs of conv_features channels,
+  # dense to the embedding width dims[-1] (the other dims are not used).
+  config.model.kind = "mlp"        # mlp | conv
+  config.model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
+  # How convs are computed (same result): matmul (im2col; fast inside
+  # XLA:CPU's loops) | xla (XLA's convs, cuDNN on GPU) | auto (CPU: matmul).
+  config.model.conv_impl = "auto"
+  # DEC-DA: random shifts (+-3 px at 28x28, scaled) and rotations (+-10 deg)
+  # of every pretraining and clustering minibatch, on the device (images).
+  config.augment = False
+
+  config.pretrain = ml_collections.ConfigDict()
+  config.pretrain.optimizer = "sgd"   # sgd | adam (DEC-keras: sgd, lr 1)
+  config.pretrain.learning_rate = 1.0
+  config.pretrain.momentum = 0.9      # sgd only
+  config.pretrain.schedule = "constant"  # constant | cosine
+  config.pretrain.epochs = 200
+  config.pretrain.batch_size = 256
+  config.pretrain.log_every = 10
+  config.pretrain.checkpoint_every = 25  # epochs; a rerun resumes from it
+  # >0: first DEC's greedy layer-wise denoising pretraining (dropout 0.2),
+  # this many epochs per layer pair, then `epochs` end to end (mlp only).
+  config.pretrain.greedy_epochs = 0
+
+  config.kmeans = ml_collections.ConfigDict()
+  config.kmeans.backend = "jax"    # jax | sklearn
+  config.kmeans.n_init = 20
+  config.kmeans.max_iter = 300
+
+  config.dec = ml_collections.ConfigDict()
+  config.dec.optimizer = "sgd"
+  config.dec.learning_rate = 0.01
+  config.dec.momentum = 0.9
+  config.dec.schedule = "constant"
+  config.dec.batch_size = 256
+  config.dec.update_interval = 30  # DEC-keras: 140 for MNIST, 30 small sets
+  config.dec.tol = 0.001
+  config.dec.maxiter = 20_000
+  config.dec.alpha = 1.0
+  config.dec.checkpoint_every = 1000  # iterations; a rerun resumes from it
+  config.dec.reseed_fraction = 0.0  # >0: move centres of clusters under
+                                    # this x N / k points (off in DEC)
+
+  config.idec = ml_collections.ConfigDict()  # method=idec: dec.* plus
+  config.idec.gamma = 0.1          # L_rec + gamma * KL (Guo et al., 2017)
+
+  config.n2d = ml_collections.ConfigDict()  # method=n2d (McConville 2019)
+  config.n2d.n_neighbors = 20      # UMAP neighbours; n_components = k
+  config.n2d.min_dist = 0.0
+  config.n2d.metric = "euclidean"  # UMAP metric on the AE embedding
+  config.n2d.covariance_type = "full"  # GMM: full | tied | diag | spherical
+  config.n2d.gmm_n_init = 1
+  return config

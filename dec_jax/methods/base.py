@@ -1,0 +1,44 @@
+"""What a method is: a name, what it needs and offers, and how it runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Callable
+
+import ml_collections
+
+if TYPE_CHECKING:
+  from dec_jax.stack import Stack
+
+
+def _no_checks(config: ml_collections.ConfigDict, *args) -> None:
+  del config, args
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A clustering method.
+
+  Attributes:
+    name: `config.method`'s value.
+    run: run(stack) -> one output dict per member (labels, optionally
+      soft_assignment [N, K], n_clusters and what results.json should add).
+    summary: one line for help texts and the docs.
+    needs_autoencoder: it pretrains (or reuses) an autoencoder.
+    predicts: it saves checkpoints/dec, a model that predicts new data
+      (`dec_jax.predict.load_trained`, the estimator).
+    stages: the training stages it runs (config sections whose batch
+      size must fit the data).
+    streams: it runs with data_on_device=False (data streamed from host).
+    check: check(config) raises a DecJaxError for a bad config section.
+    check_size: check_size(config, n) does so against the data size.
+  """
+  name: str
+  run: Callable[["Stack"], list[dict]]
+  summary: str
+  needs_autoencoder: bool = True
+  predicts: bool = False
+  stages: tuple[str, ...] = ("pretrain",)
+  streams: bool = True
+  check: Callable[[ml_collections.ConfigDict], None] = _no_checks
+  check_size: Callable[[ml_collections.ConfigDict, int], None] = _no_checks

@@ -1,0 +1,209 @@
+"""DEC (Xie et al., 2016) and IDEC (Guo et al., 2017): AE + k-means init,
+then the target-update / train-interval loop (`cluster.run_dec`) of the
+whole stack at once.
+
+DEC fine-tunes the encoder and the centres on KL(P || Q); IDEC keeps the
+decoder and trains it too, on L_rec + gamma * KL(P || Q), which preserves
+the embedding's structure. The loop's state is checkpointed every
+`dec.checkpoint_every` iterations (in the stack's home workdir), so a killed
+run resumes mid-loop; each member's final encoder + centres are saved as
+its checkpoints/dec, which `dec_jax.predict` loads.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dec_jax import cluster
+from dec_jax import models
+from dec_jax import optim
+from dec_jax.methods import register
+from dec_jax.methods.base import Method
+from dec_jax.stack import DEC_STREAM
+from dec_jax.workdir import PARTIAL_SUFFIX
+
+DEC_PARTIAL = "dec" + PARTIAL_SUFFIX  # the loop's state, saved as it goes
+DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
+
+
+def settings(config, input_divisor: float) -> cluster.DECConfig:
+  """The loop's static settings from a member's config."""
+  cfg = config.dec
+  return cluster.DECConfig(
+      batch_size=cfg.batch_size, update_interval=cfg.update_interval,
+      tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
+      chunk_size=config.chunk_size, reseed_fraction=cfg.reseed_fraction,
+      input_divisor=input_divisor)
+
+
+def _idec_loss(model: models.AnyAutoencoder):
+  """IDEC's minibatch loss (params, xb, pb, hp), gamma from the member's hp."""
+  loss = functools.partial(cluster.idec_loss, models.encoder_module(model),
+                           models.decoder_module(model))
+  return lambda params, xb, pb, hp: loss(params, xb, pb, gamma=hp["gamma"],
+                                         alpha=hp["alpha"])
+
+
+def _fine_tune(stack, idec: bool) -> list[dict]:
+  """AE + k-means init, then the stacked DEC loop with the method's loss."""
+  model, params, pretrain_infos = stack.autoencoders()
+  extra = {"decoder": params["decoder"]} if idec else {}
+  hp = {**stack.hyper("dec", DEC_HP),
+        **(stack.hyper("idec", ("gamma",)) if idec else {})}
+  member_settings = [stack.result_settings(i) for i in range(stack.size)]
+  tx = optim.from_hyper(stack.config.dec, stack.config.dec.maxiter)
+  resume, meta = stack.resume_point(
+      DEC_PARTIAL, member_settings,
+      lambda meta: _loop_shapes(stack, params, extra, tx, hp, meta))
+  if meta is None:
+    z = stack.embed(model, params["encoder"])
+    inits, k_infos = stack.kmeans(list(z))
+    init_scores = [run.score(init.labels)
+                   for run, init in zip(stack.runs, inits)]
+    for run, scores in zip(stack.runs, init_scores):
+      run.log({"stage": "kmeans_init", **scores})
+    ks = sorted({int(init.centres.shape[0]) for init in inits})
+    if len(ks) > 1:
+      return _by_k(stack, model, params, extra, tx, hp, inits, init_scores,
+                   k_infos, pretrain_infos, idec)
+    k = ks[0]
+    start = cluster.DECStart(
+        {**extra, "encoder": params["encoder"],
+         "centres": jnp.stack([init.centres for init in inits])},
+        jnp.stack([init.labels for init in inits]))
+  else:
+    start, init_scores, k_infos = None, meta["init_metrics"], meta["k_infos"]
+    k = meta["n_clusters"]
+    resume = _restored(resume, meta)
+    for run in stack.runs:
+      run.log({"stage": "dec", "resumed_from_iteration": meta["iteration"]})
+
+  def save(loop: dict) -> None:
+    stack.home.save_params(DEC_PARTIAL, _saved_arrays(loop), {
+        "settings": member_settings, "iteration": loop["iteration"],
+        "loss": loop["loss"], "alive": loop["alive"],
+        "finished": {str(i): {"iterations": r.iterations,
+                              "stop_reason": r.stop_reason}
+                     for i, r in loop["finished"].items()},
+        "n_clusters": k, "init_metrics": init_scores, "k_infos": k_infos})
+
+  results = _loop(stack, model, start, tx, hp, idec, resume=resume,
+                  checkpoint_fn=save)
+  stack.home.remove_checkpoint(DEC_PARTIAL)
+  if meta is not None:
+    pretrain_infos = [{**p, "dec_resumed_from_iteration": meta["iteration"]}
+                      for p in pretrain_infos]
+  return _outputs(stack, model, results, init_scores, k_infos,
+                  pretrain_infos)
+
+
+def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
+          resume: Optional[dict] = None, checkpoint_fn=None):
+  """cluster.run_dec for the members `index` (default: all)."""
+  index = list(range(stack.size)) if index is None else index
+  sub = jnp.asarray(index)
+  with stack.stage(stack.config.method):
+    return cluster.run_dec(
+        models.encoder_module(model), start,
+        stack.x, stack.keys(DEC_STREAM)[sub], tx,
+        settings(stack.config, stack.dataset.divisor),
+        jax.tree.map(lambda a: a[np.asarray(index)], hp),
+        [stack.configs[i].dec.tol for i in index],
+        lambda j, record: stack.runs[index[j]].log_assignment(record),
+        loss_fn=_idec_loss(model) if idec else None, resume=resume,
+        checkpoint_every=stack.config.dec.checkpoint_every,
+        checkpoint_fn=checkpoint_fn, augment_fn=stack.augment_fn(),
+        names=[stack.names[i] for i in index])
+
+
+def _by_k(stack, model, params, extra, tx, hp, inits, init_scores, k_infos,
+          pretrain_infos, idec) -> list[dict]:
+  """n_clusters=auto chose different k for the members: one loop per k
+  (their centres differ in shape), not checkpointed."""
+  results: list[Any] = [None] * stack.size
+  for k in sorted({int(init.centres.shape[0]) for init in inits}):
+    index = [i for i, init in enumerate(inits) if init.centres.shape[0] == k]
+    rows = np.asarray(index)
+    start = cluster.DECStart(
+        {**jax.tree.map(lambda a: a[rows], extra),
+         "encoder": jax.tree.map(lambda a: a[rows], params["encoder"]),
+         "centres": jnp.stack([inits[i].centres for i in index])},
+        jnp.stack([inits[i].labels for i in index]))
+    for i, result in zip(index, _loop(stack, model, start, tx, hp, idec,
+                                      index=index)):
+      results[i] = result
+  return _outputs(stack, model, results, init_scores, k_infos,
+                  pretrain_infos)
+
+
+def _saved_arrays(loop: dict) -> dict:
+  """The arrays of a loop checkpoint (its numbers go to the description)."""
+  return {"state": loop["state"], "prev_labels": loop["prev_labels"],
+          "finished": {str(i): {"params": r.params, "labels": r.labels,
+                                "q": r.q}
+                       for i, r in loop["finished"].items()}}
+
+
+def _loop_shapes(stack, params, extra, tx, hp, meta: dict) -> dict:
+  """The shapes of a saved loop checkpoint, for restoring it."""
+  k = int(meta["n_clusters"])
+  n, d = stack.dataset.num_samples, stack.dims[-1]
+  member = {**jax.tree.map(lambda a: a[0], extra),
+            "encoder": jax.tree.map(lambda a: a[0], params["encoder"]),
+            "centres": jnp.zeros((k, d), jnp.float32)}
+  alive = len(meta["alive"])
+  stacked = cluster.stack([member] * alive)
+  hp_alive = {name: v[:alive] for name, v in hp.items()}
+  state = jax.vmap(lambda p, h: {"params": p, "opt": tx(h).init(p)})(
+      stacked, hp_alive)
+  return {"state": state,
+          "prev_labels": jnp.zeros((alive, n), jnp.int32),
+          "finished": {i: {"params": member,
+                           "labels": jnp.zeros(n, jnp.int32),
+                           "q": jnp.zeros((n, k), jnp.float32)}
+                       for i in meta["finished"]}}
+
+
+def _restored(arrays: dict, meta: dict) -> dict:
+  """A restored checkpoint as cluster.run_dec's `resume`."""
+  finished = {int(i): cluster.DECResult(
+      params=arrays["finished"][i]["params"],
+      labels=np.asarray(arrays["finished"][i]["labels"]),
+      q=np.asarray(arrays["finished"][i]["q"]),
+      iterations=info["iterations"], stop_reason=info["stop_reason"])
+              for i, info in meta["finished"].items()}
+  return {"state": arrays["state"], "prev_labels": arrays["prev_labels"],
+          "iteration": meta["iteration"], "loss": meta["loss"],
+          "alive": meta["alive"], "finished": finished}
+
+
+def _outputs(stack, model, results, init_scores, k_infos,
+             pretrain_infos) -> list[dict]:
+  """Saves each member's clustering model; the method's outputs."""
+  outputs = []
+  for i, result in enumerate(results):
+    k = int(result.params["centres"].shape[0])
+    cfg = stack.configs[i]
+    stack.runs[i].workdir.save_params("dec", result.params, {
+        "method": cfg.method, **models.describe(model), "n_clusters": k,
+        "alpha": cfg.dec.alpha, "dtype": cfg.model.dtype,
+        "scale": stack.dataset.scale, "label_column": cfg.label_column})
+    outputs.append({
+        "labels": result.labels, "soft_assignment": result.q,
+        "n_clusters": k, "iterations": result.iterations,
+        "stop_reason": result.stop_reason, "init_metrics": init_scores[i],
+        **pretrain_infos[i], **k_infos[i]})
+  return outputs
+
+
+register(Method("dec", functools.partial(_fine_tune, idec=False),
+                "Deep Embedded Clustering: KL(P || Q) fine-tuning of the "
+                "encoder and the centres", stages=("pretrain", "dec"), predicts=True))
+register(Method("idec", functools.partial(_fine_tune, idec=True),
+                "Improved DEC: the decoder kept, L_rec + gamma * KL",
+                stages=("pretrain", "dec"), predicts=True))

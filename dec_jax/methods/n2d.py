@@ -1,0 +1,50 @@
+"""N2D (McConville et al., 2019): UMAP of the autoencoder's embedding to k
+dimensions, then a seeded full-covariance Gaussian mixture; the soft
+assignment is the mixture's posterior (see dec_jax/n2d.py). UMAP and the
+mixture run on the host, one member after the other."""
+
+from __future__ import annotations
+
+import jax
+
+from dec_jax.errors import DecJaxError
+from dec_jax.methods import register
+from dec_jax.methods.base import Method
+
+
+def run(stack) -> list[dict]:
+  from dec_jax import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
+  model, params, pretrain_infos = stack.autoencoders()
+  z = jax.device_get(stack.embed(model, params["encoder"]))
+  outputs = []
+  for i, cfg in enumerate(stack.configs):
+    with stack.stage("n2d"):
+      result = n2d_lib.cluster(
+          z[i], stack.n_clusters, n_neighbors=cfg.n2d.n_neighbors,
+          min_dist=cfg.n2d.min_dist, metric=cfg.n2d.metric,
+          covariance_type=cfg.n2d.covariance_type,
+          gmm_n_init=cfg.n2d.gmm_n_init, seed=cfg.seed)
+    stack.runs[i].log({"stage": "n2d", **result.info,
+                       **stack.runs[i].score(result.labels)})
+    outputs.append({
+        "labels": result.labels, "soft_assignment": result.posteriors,
+        "n_clusters": stack.n_clusters, **pretrain_infos[i],
+        "n2d": {k: v for k, v in result.info.items() if not k.endswith("_s")},
+        "times_s": {"umap": result.info["umap_s"],
+                    "gmm": result.info["gmm_s"]}})
+  return outputs
+
+
+def check(config) -> None:
+  from dec_jax import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
+  n2d_lib.validate(config.n2d, config.n_clusters)
+
+
+def check_size(config, n: int) -> None:
+  if config.n2d.n_neighbors >= n:
+    raise DecJaxError(f"n2d.n_neighbors ({config.n2d.n_neighbors}) must be "
+                      f"below the number of samples ({n}).")
+
+
+register(Method("n2d", run, "UMAP of the AE embedding + Gaussian mixture",
+                check=check, check_size=check_size))

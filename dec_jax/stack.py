@@ -1,0 +1,337 @@
+"""What a method runs on: a stack of members, the data, and the stages they
+share (pretraining, embedding, k-means), each written once over the stack.
+
+A `Stack` gives each member its outputs (`MemberRun`: workdir, metrics log,
+TensorBoard, progress) and computes the shared stages for all members at
+once: their states carry a leading member axis, their keys come from their
+seeds (`member_key`), their numeric hyperparameters are [S] arrays.
+Services return values (and what results.json should say about them); they
+never make a method write into the stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dec_jax import augment
+from dec_jax import batching
+from dec_jax import choose_k
+from dec_jax import cluster
+from dec_jax import data
+from dec_jax import diagnostics
+from dec_jax import kmeans
+from dec_jax import members as members_lib
+from dec_jax import metrics
+from dec_jax import models
+from dec_jax import optim
+from dec_jax import pretrain
+from dec_jax import progress
+from dec_jax import tensorboard
+from dec_jax import pretrained
+from dec_jax.workdir import PARTIAL_SUFFIX, Workdir, load_meta, load_params
+
+AUTOENCODER = pretrained.AUTOENCODER
+PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
+
+# Streams of a member's key, fold_in(key(seed), stream): one per stage.
+PRETRAIN_STREAM, DEC_STREAM, GREEDY_STREAM = 1, 2, 3
+
+
+def member_key(seed: int, stream: int) -> jax.Array:
+  """The key of one stage of a member: every run with this seed uses it."""
+  return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+class MemberRun:
+  """One member's outputs: metrics log, TensorBoard, progress, scoring."""
+
+  def __init__(self, member: members_lib.Member,
+               config: ml_collections.ConfigDict, workdir: Workdir,
+               labels: Optional[np.ndarray], show_progress: bool):
+    self.member, self.config, self.workdir = member, config, workdir
+    self._labels = labels
+    self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
+    stages = {"pretrain": ("epoch", config.pretrain.epochs),
+              "dec": ("iteration", config.dec.maxiter)}
+    self.progress = progress.StageProgress(
+        stages if show_progress else {})
+    self.tensorboard = tensorboard.open_writer(
+        workdir.path, config.get("tensorboard", False) and workdir.primary)
+
+  def log(self, record: dict) -> None:
+    self.progress.clear()
+    self.workdir.log(record)
+    self.progress.update(record)
+    if self.tensorboard is not None:
+      self.tensorboard.write_record(record)
+
+  def score(self, labels) -> dict:
+    return metrics.evaluate(self._labels, np.asarray(labels))
+
+  def log_assignment(self, record: dict) -> None:
+    """Logs a target-update record: scores its `labels`, flags collapse."""
+    if "labels" in record:
+      record.update(self.score(record.pop("labels")))
+    flags = diagnostics.collapse_flags(record["cluster_sizes"],
+                                       self.config.collapse_fraction,
+                                       record.get("mean_max_q"))
+    if diagnostics.is_collapsed(flags):
+      self.collapsed_at.append(record["iteration"])
+    self.log({**record, **flags})
+
+  def close(self) -> None:
+    self.progress.clear()
+    if self.tensorboard is not None:
+      self.tensorboard.close()
+
+
+class Stack:
+  """S members of one run with the shared stages over their stacked state.
+
+  `home` is where stacked partial checkpoints go (the workdir of a single
+  run, the top workdir of several members); `runs[i]` member i's outputs.
+  """
+
+  def __init__(self, members: Sequence[members_lib.Member],
+               configs: Sequence[ml_collections.ConfigDict],
+               runs: Sequence[MemberRun], dataset: data.Dataset, x,
+               dims: tuple[int, ...], home: Workdir,
+               n_clusters: Optional[int]):
+    self.members, self.configs, self.runs = list(members), list(configs), list(runs)
+    self.config = configs[0]  # what the members share (not seed nor grid)
+    self.dataset, self.x, self.dims, self.home = dataset, x, dims, home
+    self.n_clusters = n_clusters  # None: chosen per member ('auto')
+    self.times: dict[str, float] = {}
+
+  @property
+  def size(self) -> int:
+    return len(self.members)
+
+  @property
+  def names(self) -> list[str]:
+    """How errors name the members: by seed and grid point, or not at all
+    when the run is one member."""
+    if self.size == 1 and not self.members[0].point:
+      return [""]
+    return [m.name for m in self.members]
+
+  @contextlib.contextmanager
+  def stage(self, name: str):
+    """Times a stage of the whole stack; the body blocks on its work."""
+    start = time.perf_counter()
+    yield
+    self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
+
+  def keys(self, stream: int) -> jax.Array:
+    """[S] keys of one stage (member_key of each member's seed)."""
+    return jnp.stack([member_key(m.seed, stream) for m in self.members])
+
+  def hyper(self, section: str, fields: Sequence[str],
+            index: Optional[Sequence[int]] = None) -> dict:
+    configs = self.configs if index is None else [self.configs[i]
+                                                  for i in index]
+    return members_lib.hyper(configs, section, fields)
+
+  def log_all(self, record: dict) -> None:
+    for run in self.runs:
+      run.log(dict(record))
+
+  def model(self) -> models.AnyAutoencoder:
+    return pretrained.build_model(self.config, self.dims,
+                                  self.dataset.image_shape)
+
+  def augment_fn(self) -> Optional[augment.AugmentFn]:
+    """DEC-DA's random shifts and rotations (config.augment), or None."""
+    if not self.config.augment:
+      return None
+    return augment.make_augment_fn(self.dataset.image_shape)
+
+  def features(self) -> jax.Array:
+    """All inputs as float32 features [N, D] (a full copy when x is uint8)."""
+    return batching.as_features(jnp.asarray(self.x), self.dataset.divisor)
+
+  # ------------------------------------------------------------ checkpoints
+
+  def resume_point(self, name: str, settings: Any, target_fn):
+    """(state, description) of partial checkpoint `name` in `home` when it
+    was saved with exactly these `settings` and resume is on, else
+    (None, None). `target_fn(description)` gives the saved state's shapes."""
+    meta = load_meta(self.home.path, name)
+    if (not self.config.resume or meta is None
+        or meta.get("settings") != settings):
+      return None, None
+    target = jax.eval_shape(lambda: target_fn(meta))
+    return load_params(self.home.path, name, target), meta
+
+  def result_settings(self, i: int) -> dict:
+    """Member i's config without the fields that cannot change its result,
+    plus the data's fingerprint: what a partial checkpoint must match."""
+    settings = json.loads(json.dumps(self.configs[i].to_dict(), default=str))
+    for key in ("overwrite", "resume", "report", "tensorboard"):
+      settings.pop(key, None)
+    return {**settings, "data": self.dataset.fingerprint}
+
+  # ------------------------------------------------------------ autoencoders
+
+  def autoencoders(self) -> tuple[models.AnyAutoencoder, Any, list[dict]]:
+    """(model, stacked params, what results.json says per member): each
+    member's autoencoder reused when one of its settings exists; the others
+    pretrained together as one stack, once per distinct pretraining (grid
+    points that differ only after pretraining share their seed's)."""
+    model = self.model()
+    found = [pretrained.find(c, r.workdir, self.dims, self.dataset)
+             for c, r in zip(self.configs, self.runs)]
+    infos = [{"pretrain_reused": True, "pretrained_from": origin}
+             for _, origin in found]
+    todo = [i for i, (params, _) in enumerate(found) if params is None]
+    for i in todo:
+      if found[i][1]:  # this workdir's autoencoder differs: say why
+        self.runs[i].log({"stage": "pretrain", **found[i][1]})
+    prints = {i: json.dumps(self._fingerprint(i), sort_keys=True)
+              for i in todo}
+    unique = [i for i in todo if i == next(j for j in todo
+                                            if prints[j] == prints[i])]
+    if unique:
+      trained, info = self._pretrain(model, unique)
+      by_print = {prints[i]: jax.tree.map(lambda a, j=j: a[j], trained)
+                  for j, i in enumerate(unique)}
+      for i in todo:
+        found[i] = (by_print[prints[i]], None)
+        infos[i] = info
+        if i not in unique:  # its twin's, saved as its own
+          self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
+                                           self._fingerprint(i))
+    params = cluster.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
+    return model, params, infos
+
+  def _fingerprint(self, i: int) -> dict:
+    return pretrained.fingerprint(self.configs[i], self.dims,
+                                  self.dataset.fingerprint)
+
+  def _pretrain(self, model: models.AnyAutoencoder,
+                todo: list[int]) -> tuple[Any, dict]:
+    """Pretrains members `todo` as one stack; saves each autoencoder."""
+    cfg, n = self.config.pretrain, self.dataset.num_samples
+    keys = jnp.stack([jax.random.split(member_key(self.members[i].seed,
+                                                  PRETRAIN_STREAM))
+                      for i in todo])
+    init_keys, shuffle_keys = keys[:, 0], keys[:, 1]
+    hp = self.hyper("pretrain", ("learning_rate", "momentum"), todo)
+    tx = optim.from_hyper(cfg, cfg.epochs * -(-n // cfg.batch_size))
+    prints = [self._fingerprint(i) for i in todo]
+    params = jax.vmap(lambda k: models.init_autoencoder(model, k))(init_keys)
+    state, meta = self.resume_point(
+        PARTIAL, prints, lambda meta: jax.vmap(
+            lambda p, h: {"params": p, "opt": tx(h).init(p)})(params, hp))
+    info = {"pretrain_epochs": cfg.epochs}
+    if meta is not None:
+      info["pretrain_resumed_from_epoch"] = meta["epoch"]
+      for i in todo:
+        self.runs[i].log({"stage": "pretrain",
+                          "resumed_from_epoch": meta["epoch"]})
+    elif cfg.greedy_epochs:
+      params = self._greedy(model, params, todo)
+      info["pretrain_greedy_epochs"] = cfg.greedy_epochs
+
+    def save_partial(epoch, state):
+      self.home.save_params(PARTIAL, state, {"settings": prints,
+                                             "epoch": epoch})
+
+    with self.stage("pretrain"):
+      params = pretrain.pretrain(
+          model, params, self.x, shuffle_keys, tx, hp=hp,
+          epochs=cfg.epochs, batch_size=cfg.batch_size,
+          log_every=cfg.log_every,
+          log_fn=lambda j, record: self.runs[todo[j]].log(record),
+          state=state, start_epoch=0 if meta is None else meta["epoch"],
+          checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
+          augment_fn=self.augment_fn(), input_divisor=self.dataset.divisor,
+          names=[self.names[i] for i in todo])
+      jax.block_until_ready(params)
+    for j, i in enumerate(todo):
+      self.runs[i].workdir.save_params(
+          AUTOENCODER, jax.tree.map(lambda a: a[j], params), prints[j])
+    self.home.remove_checkpoint(PARTIAL)
+    return params, info
+
+  def _greedy(self, model: models.AnyAutoencoder, params,
+              todo: list[int]):
+    """DEC's greedy layer-wise denoising pretraining of each member (a host
+    loop: its layer-by-layer programs differ in shape); not checkpointed."""
+    cfg = self.config.pretrain
+    steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
+    out = []
+    with self.stage("pretrain_greedy"):
+      for j, i in enumerate(todo):
+        hp = {k: v[j] for k, v in self.hyper(
+            "pretrain", ("learning_rate", "momentum"), todo).items()}
+        out.append(pretrain.greedy_pretrain(
+            model, jax.tree.map(lambda a: a[j], params), self.features(),
+            member_key(self.members[i].seed, GREEDY_STREAM),
+            optim.from_hyper(cfg, steps)(hp), epochs=cfg.greedy_epochs,
+            batch_size=cfg.batch_size, log_every=cfg.log_every,
+            log_fn=self.runs[i].log, chunk_size=self.config.chunk_size))
+      jax.block_until_ready(out)
+    return cluster.stack(out)
+
+  # --------------------------------------------------------- embed, k-means
+
+  def embed(self, model: models.AnyAutoencoder, encoder_params) -> jax.Array:
+    """Embeddings [S, N, d] of the data under each member's encoder."""
+    encoder = models.encoder_module(model)
+    args = (self.config.chunk_size, self.dataset.divisor)
+    with self.stage("embed"):
+      if isinstance(self.x, np.ndarray):
+        z = jnp.stack([cluster.embed_streamed(encoder, e, self.x, *args)
+                       for e in cluster.unstack(encoder_params)])
+      else:
+        z = _embed_stack(encoder, encoder_params, self.x, *args)
+      jax.block_until_ready(z)
+    return z
+
+  def kmeans(self, features: Sequence[jax.Array], stage: str = "kmeans"
+             ) -> tuple[list[kmeans.KMeansResult], list[dict]]:
+    """k-means of each member on its features (k chosen first per member
+    when n_clusters is 'auto'); (results, what results.json says)."""
+    results, infos = [], []
+    with self.stage(stage):
+      for i, x in enumerate(features):
+        cfg = self.configs[i]
+        fit = functools.partial(kmeans.fit_kmeans, x, seed=cfg.seed,
+                                n_init=cfg.kmeans.n_init,
+                                max_iter=cfg.kmeans.max_iter,
+                                backend=cfg.kmeans.backend)
+        k, info = self.n_clusters, {}
+        if k is None:
+          k, info = self._choose_k(i, x, fit)
+        results.append(jax.block_until_ready(fit(k)))
+        infos.append(info)
+    return results, infos
+
+  def _choose_k(self, i: int, x: jax.Array, fit) -> tuple[int, dict]:
+    """Member i's k of best silhouette over auto_k's range; logs the curve."""
+    cfg = self.configs[i].auto_k
+    curve = choose_k.silhouette_curve(
+        x, range(cfg.min, cfg.max + 1), lambda k: fit(k).labels,
+        seed=self.configs[i].seed, sample_size=cfg.sample_size)
+    for k, score in curve.items():
+      self.runs[i].log({"stage": "choose_k", "k": k,
+                        choose_k.CRITERION: score})
+    chosen = choose_k.best_k(curve)
+    return chosen, {"n_clusters_auto": {"criterion": choose_k.CRITERION,
+                                        "curve": curve, "chosen": chosen}}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _embed_stack(encoder, encoder_params, x, chunk_size, divisor):
+  return jax.vmap(lambda e: cluster.embed(encoder, e, x, chunk_size,
+                                          divisor))(encoder_params)

@@ -1,0 +1,285 @@
+"""A run is a stack of members (seeds x grid points) trained as one program:
+each member gives what its own run gives, up to float summation order;
+memory groups; resuming; mean ± sd; the grid."""
+
+import json
+import os
+import statistics
+
+import jax
+import numpy as np
+import pytest
+
+from dec_jax import members
+from dec_jax import run as run_lib
+from dec_jax.errors import DecJaxError
+from dec_jax.methods.dec import DEC_PARTIAL
+from dec_jax.workdir import Workdir, load_params, read_json, read_metrics
+from tests.test_end_to_end import cli, tiny_config
+
+# A member of a stack and its own run (a stack of one) run the same
+# functions, but a vmapped matmul over S members may add in another order
+# than over one: parameters agree to float32 rounding, scores on these short
+# runs exactly or to this tolerance.
+PARAM_ATOL = 1e-4
+Q_ATOL = 1e-3
+MIN_LABEL_AGREEMENT = 0.99
+
+
+@pytest.fixture
+def hard_blobs(tmp_path):
+  """Overlapping blobs: scores below 1, so agreeing labels mean something."""
+  from sklearn.datasets import make_blobs
+  x, y = make_blobs(n_samples=200, centers=4, n_features=8, cluster_std=3.0,
+                    random_state=2)
+  path = str(tmp_path / "blobs.npz")
+  np.savez(path, x=x.astype(np.float32), y=y)
+  return path
+
+
+def small(path, **overrides):
+  config = tiny_config(path, report=False, tensorboard=False, **overrides)
+  config.pretrain.epochs = 10
+  config.dec.maxiter = 40
+  return config
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("", ()), ("0,1,2", (0, 1, 2)), (" 3, 5 ", (3, 5)), ((4, 2), (4, 2)),
+    ([7], (7,)), (3, (3,)), ("(1,2)", (1, 2))])
+def test_parse_seeds(value, expected):
+  assert members.parse_seeds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0,0", "a,b", "-1", (1.5,), {"a": 1}])
+def test_parse_seeds_rejects(value):
+  with pytest.raises(DecJaxError, match="seeds"):
+    members.parse_seeds(value)
+
+
+def test_members_are_seeds_crossed_with_grid_points(hard_blobs):
+  config = small(hard_blobs, seeds="0,1",
+                 grid='{"idec.gamma": [0.1, 1], "dec.tol": [0.01]}')
+  got = members.from_config(config)
+  assert [(m.seed, dict(m.point)) for m in got] == [
+      (0, {"idec.gamma": 0.1, "dec.tol": 0.01}),
+      (1, {"idec.gamma": 0.1, "dec.tol": 0.01}),
+      (0, {"idec.gamma": 1.0, "dec.tol": 0.01}),
+      (1, {"idec.gamma": 1.0, "dec.tol": 0.01})]
+  member_config = members.member_config(config, got[2])
+  assert member_config.idec.gamma == 1.0 and member_config.seed == 0
+  assert member_config.dec.tol == 0.01 and member_config.grid == ""
+  assert members.member_dir("W", got[2], True) == os.path.join(
+      "W", "idec.gamma=1.0__dec.tol=0.01", "seed0")
+
+
+@pytest.mark.parametrize("grid,match", [
+    ('{"model.dims": [[4], [8]]}', "cannot be stacked.*sweep"),
+    ('{"dec.batch_size": [32, 64]}', "cannot be stacked"),
+    ('{"idec.gamma": []}', "distinct numbers"),
+    ('{"idec.gamma": [1, 1]}', "distinct numbers"),
+    ('{"idec.gamma": ["a"]}', "distinct numbers"),
+    ("idec.gamma=1", "JSON object")])
+def test_bad_grid_rejected_before_writing(tmp_path, hard_blobs, grid, match):
+  with pytest.raises(DecJaxError, match=match):
+    run_lib.run(small(hard_blobs, seeds="0", grid=grid), str(tmp_path / "b"))
+  assert not os.path.exists(tmp_path / "b")
+
+
+def _agree(a, b) -> float:
+  return float(np.mean(np.asarray(a) == np.asarray(b)))
+
+
+@pytest.mark.parametrize("method", ["dec", "idec"])
+def test_stacked_seeds_match_their_own_runs(tmp_path, hard_blobs, method):
+  """Seeds 0-2 as one stack give each seed what its own run (a stack of
+  one) gives: autoencoder, k-means init, labels, iterations, q."""
+  def recipe(**overrides):
+    config = small(hard_blobs, method=method, **overrides)
+    # tol such that the seeds stop at different iterations: the stack
+    # shrinks as they finish.
+    config.dec.tol, config.dec.maxiter = 0.005, 60
+    return config
+
+  results = run_lib.run(recipe(seeds="0,1,2", seeds_mode="vmap"),
+                        str(tmp_path / "multi"))
+  assert results["groups"] == [["seed 0", "seed 1", "seed 2"]]
+  iterations = set()
+  for seed in (0, 1, 2):
+    alone = run_lib.run(recipe(seed=seed), str(tmp_path / f"alone{seed}"))
+    multi_dir = tmp_path / "multi" / f"seed{seed}"
+    together = read_json(multi_dir / "results.json")
+    assert together["stack"]["size"] == 3 and alone["stack"]["size"] == 1
+    assert alone["acc"] < 1.0  # not a trivial agreement
+    assert together["iterations"] == alone["iterations"]
+    assert together["stop_reason"] == alone["stop_reason"]
+    for key in ("acc", "nmi", "ari"):
+      assert together[key] == pytest.approx(alone[key], abs=0.02)
+      assert results["per_seed"][str(seed)][key] == together[key]
+    iterations.add(alone["iterations"])
+    saved = [np.load(d / "assignments.npz")
+             for d in (multi_dir, tmp_path / f"alone{seed}")]
+    assert _agree(saved[0]["labels"], saved[1]["labels"]) >= \
+        MIN_LABEL_AGREEMENT
+    np.testing.assert_allclose(saved[0]["q"], saved[1]["q"], atol=Q_ATOL)
+    params = [load_params(str(d), "autoencoder")
+              for d in (multi_dir, tmp_path / f"alone{seed}")]
+    for a, b in zip(*(jax.tree.leaves(p) for p in params)):
+      np.testing.assert_allclose(a, b, atol=PARAM_ATOL)
+  if method == "dec":  # (IDEC's seeds all run to maxiter here)
+    assert len(iterations) > 1  # the seeds left the stack at different times
+  accs = [results["per_seed"][s]["acc"] for s in ("0", "1", "2")]
+  assert results["acc"]["mean"] == pytest.approx(statistics.mean(accs))
+  assert results["acc"]["sd"] == pytest.approx(statistics.stdev(accs))
+
+
+def test_the_same_command_twice_is_bit_identical(tmp_path, hard_blobs):
+  config = small(hard_blobs, seeds="0,1")
+  first = run_lib.run(config, str(tmp_path / "a"))
+  second = run_lib.run(config, str(tmp_path / "b"))
+  for seed in (0, 1):
+    a, b = (np.load(tmp_path / d / f"seed{seed}" / "assignments.npz")
+            for d in ("a", "b"))
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    np.testing.assert_array_equal(a["q"], b["q"])
+  assert first["per_seed"] == {
+      s: {**row, "time_s": first["per_seed"][s]["time_s"]}
+      for s, row in second["per_seed"].items()}
+
+
+def test_grid_points_match_separate_runs_and_share_pretraining(
+    tmp_path, hard_blobs):
+  """seeds 0,1 x dec.learning_rate 0.01, 0.1: 4 members in one stack; each
+  equals the run with that seed and rate; both rates of a seed use the same
+  autoencoder, trained once."""
+  grid = {"dec.learning_rate": [0.01, 0.1]}
+  results = run_lib.run(small(hard_blobs, seeds="0,1", grid=json.dumps(grid)),
+                        str(tmp_path / "grid"))
+  assert len(results["members"]) == 4 and len(results["grid"]) == 2
+  for row in results["grid"]:
+    accs = [m["acc"] for m in results["members"]
+            if m["point"] == row["point"]]
+    assert row["acc"]["mean"] == pytest.approx(statistics.mean(accs))
+  pretrained_epochs = 0
+  for lr in (0.01, 0.1):
+    for seed in (0, 1):
+      folder = tmp_path / "grid" / f"dec.learning_rate={lr}" / f"seed{seed}"
+      together = read_json(folder / "results.json")
+      alone = run_lib.run(small(hard_blobs, seed=seed,
+                                dec={"learning_rate": lr}),
+                          str(tmp_path / f"alone{seed}_{lr}"))
+      assert together["config"]["dec"]["learning_rate"] == lr
+      assert together["iterations"] == alone["iterations"]
+      assert _agree(np.load(folder / "assignments.npz")["labels"],
+                    np.load(tmp_path / f"alone{seed}_{lr}" /
+                            "assignments.npz")["labels"]) >= \
+          MIN_LABEL_AGREEMENT
+      pretrained_epochs += sum(r["stage"] == "pretrain" and "epoch" in r
+                               for r in read_metrics(str(folder)))
+  # 2 seeds pretrained (logged by the first member of each pair), not 4.
+  assert pretrained_epochs == 2 * len(
+      [e for e in range(1, 11) if e % 5 == 0 or e == 10])
+  # The learning rate matters: the two points differ for some seed.
+  a, b = ([m["ari"] for m in results["members"]
+           if m["point"]["dec.learning_rate"] == lr] for lr in (0.01, 0.1))
+  assert a != b
+
+
+def test_memory_groups_and_resume_of_finished_members(tmp_path, hard_blobs,
+                                                      monkeypatch):
+  """Where one member fits, members run one at a time (groups of one) and
+  give the stack's result; an interrupted run redoes only what is missing."""
+  workdir = str(tmp_path / "multi")
+  config = small(hard_blobs, seeds=(0, 1), method="ae_kmeans")
+  stacked = run_lib.run(config, str(tmp_path / "stacked"))
+  monkeypatch.setattr(run_lib, "available_bytes", lambda: (
+      int(run_lib.member_bytes(config, (8, 32, 4), _dataset(hard_blobs), 4)
+          * 1.5 / run_lib.MEMORY_FRACTION) + 2000, "test"))
+  results = run_lib.run(config, workdir)
+  assert results["groups"] == [["seed 0"], ["seed 1"]]
+  for seed in ("0", "1"):
+    assert results["per_seed"][seed]["acc"] == pytest.approx(
+        stacked["per_seed"][seed]["acc"], abs=0.02)
+  with pytest.raises(DecJaxError, match="finished run"):
+    run_lib.run(config, workdir)
+  seed0 = os.path.join(workdir, "seed0", "results.json")
+  before = os.stat(seed0).st_mtime_ns
+  os.remove(os.path.join(workdir, "seed1", "results.json"))
+  os.remove(os.path.join(workdir, "results.json"))
+  again = run_lib.run(config, workdir)
+  assert os.stat(seed0).st_mtime_ns == before
+  assert again["groups"] == [["seed 1"]]
+  assert again["per_seed"]["1"]["acc"] == results["per_seed"]["1"]["acc"]
+
+
+def _dataset(path):
+  from dec_jax import data  # pylint: disable=g-import-not-at-top
+  return data.load(path)
+
+
+def test_a_stack_killed_mid_clustering_resumes_exactly(tmp_path, hard_blobs,
+                                                       monkeypatch):
+  """The stacked DEC state is what the checkpoint holds: killed after its
+  first checkpoint, the rerun ends where the uninterrupted stack ends, bit
+  for bit."""
+  config = small(hard_blobs, seeds="0,1,2")
+  config.dec.tol, config.dec.maxiter = 0.005, 60
+  config.dec.update_interval, config.dec.checkpoint_every = 10, 20
+  whole = run_lib.run(config, str(tmp_path / "whole"))
+  save_params, killed_at = Workdir.save_params, []
+
+  def save_then_die(self, name, params, meta):
+    save_params(self, name, params, meta)
+    if name == DEC_PARTIAL:
+      killed_at.append(meta["iteration"])
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "save_params", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, str(tmp_path / "killed"))
+  monkeypatch.undo()
+  resumed = run_lib.run(config, str(tmp_path / "killed"))
+  assert load_params(str(tmp_path / "killed"), DEC_PARTIAL) is None
+  for seed in (0, 1, 2):
+    a, b = (read_json(tmp_path / d / f"seed{seed}" / "results.json")
+            for d in ("whole", "killed"))
+    assert b["dec_resumed_from_iteration"] == killed_at[0] == 20
+    for key in ("acc", "nmi", "ari", "iterations", "init_metrics",
+                "cluster_sizes"):
+      assert a[key] == b[key], (seed, key)
+    np.testing.assert_array_equal(
+        *(np.load(tmp_path / d / f"seed{seed}" / "assignments.npz")["q"]
+          for d in ("whole", "killed")))
+  assert resumed["acc"] == whole["acc"]
+
+
+def test_bad_seeds_settings_rejected_before_writing(tmp_path, hard_blobs):
+  for overrides, match in (({"seeds": "0,x"}, "integers"),
+                           ({"seeds": "0,1", "seeds_mode": "fast"},
+                            "seeds_mode")):
+    with pytest.raises(DecJaxError, match=match):
+      run_lib.run(small(hard_blobs, **overrides), str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")
+
+
+def test_cli_seeds_and_grid_flags(tmp_path, blobs_npz):
+  workdir = str(tmp_path / "cli")
+  proc = cli("--config=experiments/configs/default.py", f"--workdir={workdir}",
+             f"--config.dataset={blobs_npz}", "--config.method=kmeans",
+             "--config.n_clusters=4", "--config.kmeans.n_init=2",
+             "--config.report=False", "--config.tensorboard=False",
+             "--config.seeds=0,1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "seeds [0, 1]" in proc.stdout and "ACC=" in proc.stdout
+  results = read_json(os.path.join(workdir, "results.json"))
+  assert results["seeds"] == [0, 1] and set(results["per_seed"]) == {"0", "1"}
+  for seed in (0, 1):
+    seed_results = read_json(os.path.join(workdir, f"seed{seed}",
+                                          "results.json"))
+    assert seed_results["seed"] == seed
+    assert seed_results["config"]["seeds"] == ""
+  proc = cli("--config=experiments/configs/default.py",
+             f"--workdir={tmp_path / 'bad'}", f"--config.dataset={blobs_npz}",
+             '--config.grid={"model.dims": [[4]]}')
+  assert proc.returncode == 2 and "cannot be stacked" in proc.stderr
+  assert not os.path.exists(tmp_path / "bad")
