@@ -42,6 +42,14 @@ def shard_rows(x: jax.Array) -> jax.Array:
       x, PartitionSpec(DATA, *([None] * (x.ndim - 1))))
 
 
+def data_axis_size() -> int:
+  """Number of devices the current mesh's `data` axis splits rows over; 1
+  outside a mesh. Static at trace time: shapes are padded to a multiple."""
+  if not _in_data_mesh():
+    return 1
+  return jax.sharding.get_abstract_mesh().shape[DATA]
+
+
 def gather(tree: Any) -> Any:
   """Every array of `tree` whole on each device of the current mesh, so the
   host of every process can read it; unchanged outside a mesh. Use inside

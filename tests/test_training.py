@@ -14,6 +14,7 @@ from dec_jax import data
 from dec_jax import kmeans
 from dec_jax import models
 from dec_jax import pretrain
+from tests.conftest import run_dec_one
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +49,6 @@ def test_pretraining_epoch_lowers_reconstruction_loss(digits):
     state, _ = epoch(state, x, jax.random.key(i))
   assert pretrain.reconstruction_loss(model, state["params"], x) < (
       0.7 * loss_before)
-
-
-def test_autoencoder_shapes_and_init_range():
-  model = models.Autoencoder((20, 16, 3))
-  params = models.init_autoencoder(model, jax.random.key(0))
-  assert params["encoder"]["dense_0"]["kernel"].shape == (20, 16)
-  assert params["decoder"]["dense_1"]["kernel"].shape == (16, 20)
-  # VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1 / fan_in)).
-  assert np.abs(params["encoder"]["dense_0"]["kernel"]).max() <= np.sqrt(1 / 20)
-  z = model.apply({"params": params}, jnp.ones((4, 20)), method="encode")
-  assert z.shape == (4, 3)
 
 
 def _dec_problem(digits, n=300):
@@ -110,29 +100,53 @@ def test_dec_step_indexes_targets_consistently_with_inputs(digits):
                                  atol=1e-6), state["params"], expected)
 
 
-@pytest.mark.parametrize("tol, maxiter, iterations, reason", [
-    (0.0, 60, 60, "maxiter"),   # never converges with tol 0: runs to maxiter
-    (0.99, 200, 20, "tol"),     # converges at the first update after training
-    (0.0, 50, 50, "maxiter"),   # last interval shorter (20 + 20 + 10)
-])
-def test_run_dec_stop_rule(digits, tol, maxiter, iterations, reason):
+def _run_dec(digits, tol, maxiter, learning_rate=0.01):
+  """run_dec on _dec_problem (SGD, intervals of 20): (result, records)."""
   encoder, enc_params, init, x = _dec_problem(digits)
   records = []
-  start = cluster.DECStart(
-      cluster.stack([{"encoder": enc_params, "centres": init.centres}]),
-      init.labels[None])
-  [result] = cluster.run_dec(
-      encoder, start, x, jax.random.key(0)[None],
-      optax.sgd(0.01, momentum=0.9),
+  result = run_dec_one(
+      encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
+      optax.sgd(learning_rate, momentum=0.9),
       cluster.DECConfig(batch_size=50, update_interval=20, tol=tol,
-                        maxiter=maxiter),
-      log_fn=lambda member, record: records.append(record))
+                        maxiter=maxiter), log_fn=records.append)
+  return result, records
+
+
+@pytest.mark.parametrize("maxiter, iterations", [
+    (60, 60),   # never converges with tol 0: runs to maxiter
+    (50, 50),   # last interval shorter (20 + 20 + 10)
+])
+def test_run_dec_without_tol_runs_to_maxiter(digits, maxiter, iterations):
+  result, records = _run_dec(digits, 0.0, maxiter)
   assert result.iterations == iterations
-  assert result.stop_reason == reason
+  assert result.stop_reason == "maxiter"
   assert [r["iteration"] for r in records][-1] == iterations
   assert result.q.shape == (300, 10)
   np.testing.assert_array_equal(result.labels, result.q.argmax(1))
   np.testing.assert_array_equal(records[-1]["labels"], result.labels)
+
+
+def test_run_dec_stops_once_labels_change_less_than_tol_between_updates(
+    digits):
+  """The run stops at the first target update after the start whose labels
+  differ from the previous update's on fewer than `tol` of the points.
+
+  The learning rate is 0.1 for the first interval and 0 after it: the
+  labels move by update 20 (>= tol of the points), then stay. So the rule
+  stops at update 40; a rule comparing with a stale snapshot (the init)
+  would run to maxiter, one comparing labels with themselves would stop at
+  20.
+  """
+  tol = 0.005
+  lr = optax.piecewise_constant_schedule(0.1, {20: 0.0})
+  result, records = _run_dec(digits, tol, 200, learning_rate=lr)
+  changes = [r["label_change"] for r in records]
+  assert [r["iteration"] for r in records] == [0, 20, 40]
+  assert changes[1] >= tol and changes[2] == 0.0
+  assert result.stop_reason == "tol" and result.iterations == 40
+  # Against the start (the k-means labels) they still differ on >= tol.
+  assert np.mean(records[2]["labels"] != records[0]["labels"]) >= tol
+  np.testing.assert_array_equal(result.labels, records[2]["labels"])
 
 
 def test_idec_loss_is_reconstruction_plus_gamma_times_kl(digits):
