@@ -190,20 +190,7 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
   def init_state(params, hp):
     return {"params": params, "opt": tx_fn(hp).init(params)}
 
-  def assign(params, z, prev_labels, hp):
-    centres = params["centres"]
-    reseeded = jnp.zeros(centres.shape[0], bool)
-    if cfg.reseed_fraction > 0:
-      centres, reseeded = reseed_small_clusters(z, centres,
-                                                hp["reseed_fraction"])
-    q = clustering.soft_assign(z, centres, hp["alpha"])
-    labels = jnp.argmax(q, axis=1).astype(jnp.int32)
-    return parallel.gather({
-        "q": q, "p": clustering.target_distribution(q), "labels": labels,
-        "label_change": clustering.label_change_fraction(labels, prev_labels),
-        "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
-        "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
-        "centres": centres, "reseeded": reseeded})
+  assign = functools.partial(_assign, reseed=cfg.reseed_fraction > 0)
 
   def target_update(params, x, prev_labels, hp):
     z = embed(encoder, params["encoder"], x, cfg.chunk_size,
@@ -220,24 +207,7 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
     return batching.epoch_indices(interval_keys(key)[0], num_samples,
                                   cfg.update_interval, cfg.batch_size)
 
-  def run_steps(state, batch_at, p, idx, augment_key, num_steps, hp):
-    tx = tx_fn(hp)
-
-    def step(i, carry):
-      state, loss_sum = carry
-      xb = parallel.shard_rows(batching.as_features(batch_at(i),
-                                                    cfg.input_divisor))
-      pb = parallel.shard_rows(p[idx[i]])
-      if augment_fn is not None:
-        xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
-      loss, grads = grad_fn(state["params"], xb, pb, hp)
-      updates, opt = tx.update(grads, state["opt"], state["params"])
-      return ({"params": optax.apply_updates(state["params"], updates),
-               "opt": opt}, loss_sum + loss)
-
-    state, loss_sum = jax.lax.fori_loop(0, num_steps, step,
-                                        (state, jnp.zeros((), jnp.float32)))
-    return state, loss_sum / jnp.maximum(num_steps, 1)
+  run_steps = _steps_fn(tx_fn, grad_fn, cfg.input_divisor, augment_fn)
 
   def train_interval(state, x, p, key, num_steps, hp):
     idx = interval_plan(key)
@@ -250,6 +220,48 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
 
   return DECPieces(init_state, target_update, train_interval, assign,
                    interval_plan, train_interval_on)
+
+
+def _assign(params, z, prev_labels, hp, *, reseed: bool) -> dict:
+  """A target update from the embeddings z [N, d] (see dec_pieces)."""
+  centres = params["centres"]
+  reseeded = jnp.zeros(centres.shape[0], bool)
+  if reseed:
+    centres, reseeded = reseed_small_clusters(z, centres,
+                                              hp["reseed_fraction"])
+  q = clustering.soft_assign(z, centres, hp["alpha"])
+  labels = jnp.argmax(q, axis=1).astype(jnp.int32)
+  return parallel.gather({
+      "q": q, "p": clustering.target_distribution(q), "labels": labels,
+      "label_change": clustering.label_change_fraction(labels, prev_labels),
+      "cluster_sizes": clustering.cluster_sizes(labels, q.shape[1]),
+      "mean_max_q": jnp.mean(jnp.max(q, axis=1)),
+      "centres": centres, "reseeded": reseeded})
+
+
+def _steps_fn(tx_fn, grad_fn, input_divisor: float, augment_fn):
+  """run_steps(state, batch_at, p, idx, augment_key, num_steps, hp): the
+  interval's minibatch steps in one fori_loop; (state, mean loss)."""
+  def run_steps(state, batch_at, p, idx, augment_key, num_steps, hp):
+    tx = tx_fn(hp)
+
+    def step(i, carry):
+      state, loss_sum = carry
+      xb = parallel.shard_rows(batching.as_features(batch_at(i),
+                                                    input_divisor))
+      pb = parallel.shard_rows(p[idx[i]])
+      if augment_fn is not None:
+        xb = augment_fn(jax.random.fold_in(augment_key, i), xb)
+      loss, grads = grad_fn(state["params"], xb, pb, hp)
+      updates, opt = tx.update(grads, state["opt"], state["params"])
+      return ({"params": optax.apply_updates(state["params"], updates),
+               "opt": opt}, loss_sum + loss)
+
+    state, loss_sum = jax.lax.fori_loop(0, num_steps, step,
+                                        (state, jnp.zeros((), jnp.float32)))
+    return state, loss_sum / jnp.maximum(num_steps, 1)
+
+  return run_steps
 
 
 def make_dec_fns(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
@@ -352,38 +364,32 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
   Args:
     encoder: the encoder module (shared by the members).
     start: stacked params and k-means labels (None when resuming).
-    x: the data [N, D] on the device, or a NumPy array kept in host memory
-      (target updates embed it chunk by chunk, each interval's minibatches
-      are gathered on the host with the device's index plan).
+    x: the data [N, D] on the device, or a NumPy array streamed from host
+      memory (embedded chunk by chunk, minibatches gathered on the host).
     keys: [S] member keys; interval keys are fold_in(key, iteration).
     tx: the optimizer, or a function of a member's hp building it.
     cfg: the static settings (batch, interval, maxiter, ...).
     hp: each member's hyperparameters ([S] arrays or scalars; default
       cfg.hyper()).
     tols: each member's stop tolerance (default cfg.tol).
-    log_fn: log_fn(member, record) at every target update of a member: its
-      iteration, label change, cluster sizes, mean confidence
-      (mean_i max_j q_ij), the mean loss of the interval just finished, and
-      `labels` (NumPy, for scoring by the caller).
+    log_fn: log_fn(member, record) at each of its target updates: the
+      iteration, label change, cluster sizes, mean max_j q_ij, the last
+      interval's mean loss, and `labels` (NumPy, for scoring).
     loss_fn: the minibatch loss (params, xb, pb, hp) (default DEC's KL);
       variants train other parameters too (e.g. IDEC's decoder, in params).
     resume: what `checkpoint_fn` received, to continue exactly from it.
-    checkpoint_every: iterations between checkpoints (0: never; taken at
-      the first target update past each multiple).
-    checkpoint_fn: saves loop = {'state', 'prev_labels', 'iteration',
-      'loss', 'alive', 'finished'} (members still training, in stack order;
-      the results of those that stopped).
+    checkpoint_every: iterations between checkpoints (0: never).
+    checkpoint_fn: saves {'state', 'prev_labels', 'iteration', 'loss',
+      'alive' (members training, in stack order), 'finished' (results)}.
     augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
     names: how errors name the members (none for a stack of one).
 
   A member stops at the first update (after the first interval) whose label
-  change is below its tol, or at maxiter; it then leaves the stack (one
-  recompile for the smaller stack), so the work done is that of separate runs.
+  change is below its tol, or at maxiter, and leaves the stack (one
+  recompile), so the work done is that of separate runs.
   """
   size = keys.shape[0]
-  names = list(names or [""] * size)
   hp = _stack_hp(cfg.hyper() if hp is None else hp, size)
-  tols = list(tols or [cfg.tol] * size)
   fns = _StackFns(dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn,
                              augment_fn), x if isinstance(x, np.ndarray)
                   else jnp.asarray(x))
@@ -392,63 +398,102 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     resume = {"state": fns.init(params, hp), "iteration": 0,
               "prev_labels": start.init_labels, "loss": [math.nan] * size,
               "alive": list(range(size)), "finished": {}}
-  alive = list(resume["alive"])
-  state, iteration = resume["state"], int(resume["iteration"])
-  prev_labels = jnp.asarray(resume["prev_labels"], jnp.int32)
-  losses, finished = list(resume["loss"]), dict(resume["finished"])
-  keys, hp = _take((keys, hp), jnp.asarray(alive))
-  last_saved, start_time = iteration, time.perf_counter()
+  loop = _Loop(resume, keys, hp, fns, encoder, cfg,
+               list(tols or [cfg.tol] * size), list(names or [""] * size),
+               log_fn)
+  last_saved = loop.iteration
   while True:
     if (checkpoint_fn and checkpoint_every > 0
-        and iteration // checkpoint_every > last_saved // checkpoint_every):
-      checkpoint_fn({"state": state, "iteration": iteration,
-                     "prev_labels": prev_labels, "loss": losses,
-                     "alive": alive, "finished": finished})
-      last_saved = iteration
-    update = fns.target_update(state["params"], prev_labels, hp, encoder, cfg)
+        and loop.iteration // checkpoint_every > last_saved // checkpoint_every):
+      checkpoint_fn(loop.saved())
+      last_saved = loop.iteration
+    if not loop.advance():
+      return [loop.finished[i] for i in range(size)]
+
+
+class _Loop:
+  """The host side of `run_dec`: the stack's state between target updates,
+  the members still in it (`alive`, in stack order) and those that stopped."""
+
+  def __init__(self, resume: dict, keys, hp: Hyper, fns: _StackFns, encoder,
+               cfg: DECConfig, tols: list[float], names: list[str], log_fn):
+    self.alive = list(resume["alive"])
+    self.state, self.iteration = resume["state"], int(resume["iteration"])
+    self.prev_labels = jnp.asarray(resume["prev_labels"], jnp.int32)
+    self.loss, self.finished = list(resume["loss"]), dict(resume["finished"])
+    self.keys, self.hp = _take((keys, hp), jnp.asarray(self.alive))
+    self.fns, self.encoder, self.cfg = fns, encoder, cfg
+    self.tols, self.names, self.log_fn = tols, names, log_fn
+    self.start_time = time.perf_counter()
+
+  def saved(self) -> dict:
+    """What a checkpoint holds (run_dec's `resume` format)."""
+    return {"state": self.state, "iteration": self.iteration,
+            "prev_labels": self.prev_labels, "loss": self.loss,
+            "alive": self.alive, "finished": self.finished}
+
+  def advance(self) -> bool:
+    """One target update, then (if any member goes on) the next interval
+    dispatched before the host reads the update; False once all stopped."""
+    cfg = self.cfg
+    update = self.fns.target_update(self.state["params"], self.prev_labels,
+                                    self.hp, self.encoder, cfg)
     if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
-      state = {"params": {**state["params"], "centres": update["centres"]},
-               "opt": state["opt"]}
+      self.state = {"params": {**self.state["params"],
+                               "centres": update["centres"]},
+                    "opt": self.state["opt"]}
     change = np.asarray(update["label_change"]).tolist()  # as floats
-    converged = [iteration > 0 and c < tols[i] for c, i in zip(change, alive)]
-    done = [c or iteration >= cfg.maxiter for c in converged]
-    stopped = {j: _take(state["params"], j) for j, d in enumerate(done) if d}
-    logged, keep = alive, [j for j, d in enumerate(done) if not d]
-    if keep:  # dispatch the next interval before the host reads this update
-      p, prev_labels = update["p"], update["labels"]
-      if len(keep) < len(alive):  # the stopped members leave the stack
-        state, p, prev_labels, keys, hp = _take(
-            (state, p, prev_labels, keys, hp), jnp.asarray(keep))
-        alive = [alive[j] for j in keep]
-      num_steps = min(cfg.update_interval, cfg.maxiter - iteration)
-      interval_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(
-          keys, iteration)
-      state, next_losses = fns.train_interval(state, p, interval_keys,
-                                              num_steps, hp)
+    converged = [self.iteration > 0 and c < self.tols[i]
+                 for c, i in zip(change, self.alive)]
+    done = [c or self.iteration >= cfg.maxiter for c in converged]
+    stopped = {j: _take(self.state["params"], j)
+               for j, d in enumerate(done) if d}
+    logged, keep = self.alive, [j for j, d in enumerate(done) if not d]
+    if keep:
+      next_loss, num_steps = self._dispatch(update, keep)
     host = jax.device_get({k: update[k] for k in (
         "labels", "cluster_sizes", "mean_max_q", "reseeded")})
     for j, i in enumerate(logged):
-      if log_fn:
-        log_fn(i, _record(iteration, losses[j], change[j], host, j,
-                          time.perf_counter() - start_time))
+      if self.log_fn:
+        self.log_fn(i, _record(self.iteration, self.loss[j], change[j], host,
+                               j, time.perf_counter() - self.start_time))
       if done[j]:
-        finished[i] = DECResult(
+        self.finished[i] = DECResult(
             params=stopped[j], labels=host["labels"][j],
-            q=np.asarray(update["q"][j]), iterations=iteration,
+            q=np.asarray(update["q"][j]), iterations=self.iteration,
             stop_reason="tol" if converged[j] else "maxiter")
     if not keep:
-      break
-    iteration += num_steps
-    losses = np.asarray(next_losses).tolist()
-    for i, loss in zip(alive, losses):
+      return False
+    self.iteration += num_steps
+    self.loss = np.asarray(next_loss).tolist()
+    self._check_finite()
+    return True
+
+  def _dispatch(self, update: dict, keep: list[int]):
+    """Drops the stopped members; starts the next interval of the others."""
+    p, self.prev_labels = update["p"], update["labels"]
+    if len(keep) < len(self.alive):
+      self.state, p, self.prev_labels, self.keys, self.hp = _take(
+          (self.state, p, self.prev_labels, self.keys, self.hp),
+          jnp.asarray(keep))
+      self.alive = [self.alive[j] for j in keep]
+    num_steps = min(self.cfg.update_interval,
+                    self.cfg.maxiter - self.iteration)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.keys,
+                                                           self.iteration)
+    self.state, loss = self.fns.train_interval(self.state, p, keys,
+                                               num_steps, self.hp)
+    return loss, num_steps
+
+  def _check_finite(self) -> None:
+    for i, loss in zip(self.alive, self.loss):
       if not math.isfinite(loss):
+        name = self.names[i]
         raise TrainingDiverged(
-            f"DEC{names[i] and ' of ' + names[i]} diverged by iteration "
-            f"{iteration} (loss "
-            f"{loss}); rerun into the same workdir with a lower "
-            "dec.learning_rate: the pretrained autoencoder is kept and "
-            "reused.")
-  return [finished[i] for i in range(size)]
+            f"DEC{name and ' of ' + name} diverged by iteration "
+            f"{self.iteration} (loss {loss}); rerun into the same workdir "
+            "with a lower dec.learning_rate: the pretrained autoencoder is "
+            "kept and reused.")
 
 
 def _record(iteration: int, loss: float, change: float, host: dict, j: int,

@@ -8,8 +8,12 @@ it too, so it lives here, not in `experiments/`.
 
 import ml_collections
 
+from dec_jax import methods
+
 
 def get_config() -> ml_collections.ConfigDict:
+  """Every field, each section from its own function; the methods' sections
+  (dec, idec, n2d, ...) come from their modules (`methods.config_sections`)."""
   config = ml_collections.ConfigDict()
   config.method = "dec"            # kmeans | ae_kmeans | dec | idec | n2d
   config.dataset = "digits"        # a name (digits, mnist, usps, ...) | path
@@ -49,61 +53,51 @@ def get_config() -> ml_collections.ConfigDict:
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
   config.report = True             # draw WORKDIR/plots/*.png at the end
   config.tensorboard = True        # TensorBoard files in WORKDIR/tensorboard
-
-  config.model = ml_collections.ConfigDict()
-  config.model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
-  config.model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
-  # mlp: the dense stack `dims`. conv: DCEC's convolutional autoencoder on the
-  # images (needs an image shape): stride-2 convs of conv_features channels,
-  # dense to the embedding width dims[-1] (the other dims are not used).
-  config.model.kind = "mlp"        # mlp | conv
-  config.model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
-  # How convs are computed (same result): matmul (im2col; fast inside
-  # XLA:CPU's loops) | xla (XLA's convs, cuDNN on GPU) | auto (CPU: matmul).
-  config.model.conv_impl = "auto"
+  config.model = _model()
   # DEC-DA: random shifts (+-3 px at 28x28, scaled) and rotations (+-10 deg)
   # of every pretraining and clustering minibatch, on the device (images).
   config.augment = False
+  config.pretrain = _pretrain()
+  config.kmeans = _kmeans()
+  for name, make_section in methods.config_sections().items():
+    config[name] = make_section()
+  return config
 
-  config.pretrain = ml_collections.ConfigDict()
-  config.pretrain.optimizer = "sgd"   # sgd | adam (DEC-keras: sgd, lr 1)
-  config.pretrain.learning_rate = 1.0
-  config.pretrain.momentum = 0.9      # sgd only
-  config.pretrain.schedule = "constant"  # constant | cosine
-  config.pretrain.epochs = 200
-  config.pretrain.batch_size = 256
-  config.pretrain.log_every = 10
-  config.pretrain.checkpoint_every = 25  # epochs; a rerun resumes from it
+
+def _model() -> ml_collections.ConfigDict:
+  model = ml_collections.ConfigDict()
+  model.dims = (500, 500, 2000, 10)  # hidden widths, embedding last
+  model.dtype = "float32"   # float32 | bfloat16 (compute dtype)
+  # mlp: the dense stack `dims`. conv: DCEC's convolutional autoencoder on the
+  # images (needs an image shape): stride-2 convs of conv_features channels,
+  # dense to the embedding width dims[-1] (the other dims are not used).
+  model.kind = "mlp"        # mlp | conv
+  model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
+  # How convs are computed (same result): matmul (im2col; fast inside
+  # XLA:CPU's loops) | xla (XLA's convs, cuDNN on GPU) | auto (CPU: matmul).
+  model.conv_impl = "auto"
+  return model
+
+
+def _pretrain() -> ml_collections.ConfigDict:
+  pretrain = ml_collections.ConfigDict()
+  pretrain.optimizer = "sgd"   # sgd | adam (DEC-keras: sgd, lr 1)
+  pretrain.learning_rate = 1.0
+  pretrain.momentum = 0.9      # sgd only
+  pretrain.schedule = "constant"  # constant | cosine
+  pretrain.epochs = 200
+  pretrain.batch_size = 256
+  pretrain.log_every = 10
+  pretrain.checkpoint_every = 25  # epochs; a rerun resumes from it
   # >0: first DEC's greedy layer-wise denoising pretraining (dropout 0.2),
   # this many epochs per layer pair, then `epochs` end to end (mlp only).
-  config.pretrain.greedy_epochs = 0
+  pretrain.greedy_epochs = 0
+  return pretrain
 
-  config.kmeans = ml_collections.ConfigDict()
-  config.kmeans.backend = "jax"    # jax | sklearn
-  config.kmeans.n_init = 20
-  config.kmeans.max_iter = 300
 
-  config.dec = ml_collections.ConfigDict()
-  config.dec.optimizer = "sgd"
-  config.dec.learning_rate = 0.01
-  config.dec.momentum = 0.9
-  config.dec.schedule = "constant"
-  config.dec.batch_size = 256
-  config.dec.update_interval = 30  # DEC-keras: 140 for MNIST, 30 small sets
-  config.dec.tol = 0.001
-  config.dec.maxiter = 20_000
-  config.dec.alpha = 1.0
-  config.dec.checkpoint_every = 1000  # iterations; a rerun resumes from it
-  config.dec.reseed_fraction = 0.0  # >0: move centres of clusters under
-                                    # this x N / k points (off in DEC)
-
-  config.idec = ml_collections.ConfigDict()  # method=idec: dec.* plus
-  config.idec.gamma = 0.1          # L_rec + gamma * KL (Guo et al., 2017)
-
-  config.n2d = ml_collections.ConfigDict()  # method=n2d (McConville 2019)
-  config.n2d.n_neighbors = 20      # UMAP neighbours; n_components = k
-  config.n2d.min_dist = 0.0
-  config.n2d.metric = "euclidean"  # UMAP metric on the AE embedding
-  config.n2d.covariance_type = "full"  # GMM: full | tied | diag | spherical
-  config.n2d.gmm_n_init = 1
-  return config
+def _kmeans() -> ml_collections.ConfigDict:
+  kmeans = ml_collections.ConfigDict()
+  kmeans.backend = "jax"    # jax | sklearn
+  kmeans.n_init = 20
+  kmeans.max_iter = 300
+  return kmeans

@@ -42,13 +42,14 @@ from dec_jax.workdir import PARTIAL_SUFFIX, Workdir, load_meta, load_params
 AUTOENCODER = pretrained.AUTOENCODER
 PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
 
-# Streams of a member's key, fold_in(key(seed), stream): one per stage.
-PRETRAIN_STREAM, DEC_STREAM, GREEDY_STREAM = 1, 2, 3
+# The stream of each stage's key, fold_in(key(seed), stream).
+STREAMS = {"pretrain": 1, "dec": 2, "greedy": 3}
 
 
-def member_key(seed: int, stream: int) -> jax.Array:
-  """The key of one stage of a member: every run with this seed uses it."""
-  return jax.random.fold_in(jax.random.key(seed), stream)
+def member_key(seed: int, stage: str) -> jax.Array:
+  """The key of one stage of a member: every run with this seed uses it,
+  alone, in any stack and at any grid point."""
+  return jax.random.fold_in(jax.random.key(seed), STREAMS[stage])
 
 
 class MemberRun:
@@ -131,9 +132,9 @@ class Stack:
     yield
     self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
 
-  def keys(self, stream: int) -> jax.Array:
+  def keys(self, stage: str) -> jax.Array:
     """[S] keys of one stage (member_key of each member's seed)."""
-    return jnp.stack([member_key(m.seed, stream) for m in self.members])
+    return jnp.stack([member_key(m.seed, stage) for m in self.members])
 
   def hyper(self, section: str, fields: Sequence[str],
             index: Optional[Sequence[int]] = None) -> dict:
@@ -222,7 +223,7 @@ class Stack:
     """Pretrains members `todo` as one stack; saves each autoencoder."""
     cfg, n = self.config.pretrain, self.dataset.num_samples
     keys = jnp.stack([jax.random.split(member_key(self.members[i].seed,
-                                                  PRETRAIN_STREAM))
+                                                  "pretrain"))
                       for i in todo])
     init_keys, shuffle_keys = keys[:, 0], keys[:, 1]
     hp = self.hyper("pretrain", ("learning_rate", "momentum"), todo)
@@ -276,7 +277,7 @@ class Stack:
             "pretrain", ("learning_rate", "momentum"), todo).items()}
         out.append(pretrain.greedy_pretrain(
             model, jax.tree.map(lambda a: a[j], params), self.features(),
-            member_key(self.members[i].seed, GREEDY_STREAM),
+            member_key(self.members[i].seed, "greedy"),
             optim.from_hyper(cfg, steps)(hp), epochs=cfg.greedy_epochs,
             batch_size=cfg.batch_size, log_every=cfg.log_every,
             log_fn=self.runs[i].log, chunk_size=self.config.chunk_size))

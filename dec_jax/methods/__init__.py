@@ -10,24 +10,10 @@ here that calls `register`, plus its import below.
 
 from __future__ import annotations
 
-from dec_jax.errors import DecJaxError
-from dec_jax.methods.base import Method
+# The registry lives in base.py (each method module registers itself there);
+# importing the modules here fills it.
+from dec_jax.methods.base import METHODS, Method, config_sections, get, register
 
-METHODS: dict[str, Method] = {}
+from dec_jax.methods import ae_kmeans, dec, kmeans, n2d  # noqa: F401,E402
 
-
-def register(method: Method) -> Method:
-  METHODS[method.name] = method
-  return method
-
-
-def get(name: str) -> Method:
-  """The method called `name`; a clear error naming the known ones."""
-  if name not in METHODS:
-    raise DecJaxError(f"Unknown method {name!r}; expected one of "
-                      f"{sorted(METHODS)}.")
-  return METHODS[name]
-
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from dec_jax.methods import ae_kmeans, dec, kmeans, n2d  # noqa: E402,F401
+__all__ = ["METHODS", "Method", "config_sections", "get", "register"]

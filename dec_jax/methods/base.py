@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Callable
 
 import ml_collections
 
+from dec_jax.errors import DecJaxError
+
 if TYPE_CHECKING:
   from dec_jax.stack import Stack
 
@@ -32,6 +34,8 @@ class Method:
     streams: it runs with data_on_device=False (data streamed from host).
     check: check(config) raises a DecJaxError for a bad config section.
     check_size: check_size(config, n) does so against the data size.
+    config_sections: the config sections it reads, each a function that
+      returns the section with its defaults (collected by config.py).
   """
   name: str
   run: Callable[["Stack"], list[dict]]
@@ -42,3 +46,29 @@ class Method:
   streams: bool = True
   check: Callable[[ml_collections.ConfigDict], None] = _no_checks
   check_size: Callable[[ml_collections.ConfigDict, int], None] = _no_checks
+  config_sections: dict[str, Callable[[], ml_collections.ConfigDict]] = (
+      dataclasses.field(default_factory=dict))
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+  METHODS[method.name] = method
+  return method
+
+
+def get(name: str) -> Method:
+  """The method called `name`; a clear error naming the known ones."""
+  if name not in METHODS:
+    raise DecJaxError(f"Unknown method {name!r}; expected one of "
+                      f"{sorted(METHODS)}.")
+  return METHODS[name]
+
+
+def config_sections() -> dict:
+  """name -> function returning the section, over all methods."""
+  return {name: make for method in METHODS.values()
+          for name, make in method.config_sections.items()}
+
+

@@ -17,17 +17,15 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from dec_jax import cluster
 from dec_jax import models
 from dec_jax import optim
-from dec_jax.methods import register
-from dec_jax.methods.base import Method
-from dec_jax.stack import DEC_STREAM
-from dec_jax.workdir import PARTIAL_SUFFIX
+from dec_jax.methods.base import Method, register
 
-DEC_PARTIAL = "dec" + PARTIAL_SUFFIX  # the loop's state, saved as it goes
+DEC_PARTIAL = "dec_partial"  # the loop's state, saved as it goes
 DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
 
 
@@ -110,7 +108,7 @@ def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
   with stack.stage(stack.config.method):
     return cluster.run_dec(
         models.encoder_module(model), start,
-        stack.x, stack.keys(DEC_STREAM)[sub], tx,
+        stack.x, stack.keys("dec")[sub], tx,
         settings(stack.config, stack.dataset.divisor),
         jax.tree.map(lambda a: a[np.asarray(index)], hp),
         [stack.configs[i].dec.tol for i in index],
@@ -201,9 +199,36 @@ def _outputs(stack, model, results, init_scores, k_infos,
   return outputs
 
 
+def dec_section() -> ml_collections.ConfigDict:
+  """config.dec: the clustering stage of dec and idec (DEC-keras's)."""
+  dec = ml_collections.ConfigDict()
+  dec.optimizer = "sgd"
+  dec.learning_rate = 0.01
+  dec.momentum = 0.9
+  dec.schedule = "constant"
+  dec.batch_size = 256
+  dec.update_interval = 30  # DEC-keras: 140 for MNIST, 30 small sets
+  dec.tol = 0.001
+  dec.maxiter = 20_000
+  dec.alpha = 1.0
+  dec.checkpoint_every = 1000  # iterations; a rerun resumes from it
+  dec.reseed_fraction = 0.0  # >0: move centres of clusters under
+                             # this x N / k points (off in DEC)
+  return dec
+
+
+def idec_section() -> ml_collections.ConfigDict:
+  """config.idec: what idec adds to config.dec."""
+  idec = ml_collections.ConfigDict()
+  idec.gamma = 0.1  # L_rec + gamma * KL (Guo et al., 2017)
+  return idec
+
+
 register(Method("dec", functools.partial(_fine_tune, idec=False),
                 "Deep Embedded Clustering: KL(P || Q) fine-tuning of the "
-                "encoder and the centres", stages=("pretrain", "dec"), predicts=True))
+                "encoder and the centres", stages=("pretrain", "dec"), predicts=True,
+                config_sections={"dec": dec_section}))
 register(Method("idec", functools.partial(_fine_tune, idec=True),
                 "Improved DEC: the decoder kept, L_rec + gamma * KL",
-                stages=("pretrain", "dec"), predicts=True))
+                stages=("pretrain", "dec"), predicts=True,
+                config_sections={"dec": dec_section, "idec": idec_section}))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dec_jax.methods import register
-from dec_jax.methods.base import Method
+from dec_jax.methods.base import Method, register
 
 
 def run(stack) -> list[dict]:

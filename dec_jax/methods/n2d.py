@@ -6,10 +6,10 @@ mixture run on the host, one member after the other."""
 from __future__ import annotations
 
 import jax
+import ml_collections
 
 from dec_jax.errors import DecJaxError
-from dec_jax.methods import register
-from dec_jax.methods.base import Method
+from dec_jax.methods.base import Method, register
 
 
 def run(stack) -> list[dict]:
@@ -46,5 +46,17 @@ def check_size(config, n: int) -> None:
                       f"below the number of samples ({n}).")
 
 
+def n2d_section() -> ml_collections.ConfigDict:
+  """config.n2d: UMAP and the Gaussian mixture (McConville et al., 2019)."""
+  n2d = ml_collections.ConfigDict()
+  n2d.n_neighbors = 20      # UMAP neighbours; n_components = k
+  n2d.min_dist = 0.0
+  n2d.metric = "euclidean"  # UMAP metric on the AE embedding
+  n2d.covariance_type = "full"  # GMM: full | tied | diag | spherical
+  n2d.gmm_n_init = 1
+  return n2d
+
+
 register(Method("n2d", run, "UMAP of the AE embedding + Gaussian mixture",
-                check=check, check_size=check_size))
+                check=check, check_size=check_size,
+                config_sections={"n2d": n2d_section}))
