@@ -12,9 +12,9 @@ In one process, in pipeline order, it measures:
      samples/s, GFLOP/s (FLOPs counted analytically) and % of the matmul peak;
   3. with --conv_samples, pretraining epochs of DCEC's conv AE on that many
      samples, its convs as matmuls (the default) and XLA's, samples/s, ratio;
-  4. the embedding of the full set (jitted `cluster.embed`);
+  4. the embedding of the full set (jitted `dec_loop.embed`);
   5. k-means on those embeddings, JAX vs scikit-learn (`kmeans.fit_kmeans`);
-  6. the DEC loop pieces (`cluster.make_dec_fns`, SGD + momentum): minibatch
+  6. the DEC loop pieces (`dec_loop.make_dec_fns`, SGD + momentum): minibatch
      steps/s of `train_interval`, one full-set `target_update`, and the
      effective iterations/s of the loop;
 and the compile time of each jitted piece and the peak memory. Every piece is
@@ -41,14 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dec_jax import cluster
-from dec_jax import clustering
-from dec_jax import data
-from dec_jax import kmeans
-from dec_jax import models
-from dec_jax import pretrain
+from dec_jax.train import dec_loop
+from dec_jax.core import clustering
+from dec_jax.runner import data
+from dec_jax.core import kmeans
+from dec_jax.nn import models
+from dec_jax.train import pretrain
 from dec_jax.errors import DecJaxError
-from dec_jax.run import environment
+from dec_jax.runner.run import environment
 
 DTYPES = models.DTYPES
 DATASETS = ("synthetic",) + data.BUILTIN_DATASETS
@@ -314,7 +314,7 @@ def bench_embed(encoder: models.MLP, encoder_params: Any, x: jax.Array,
                 chunk_size: int, repeats: int,
                 clock: CompileClock) -> tuple[dict[str, Any], jax.Array]:
   """The full-set embedding [N, d], jitted; returns the metrics and z."""
-  embed = jax.jit(functools.partial(cluster.embed, encoder,
+  embed = jax.jit(functools.partial(dec_loop.embed, encoder,
                                     chunk_size=chunk_size))
   timing = measure(lambda i: embed(encoder_params, x), repeats, clock)
   z = embed(encoder_params, x)
@@ -365,11 +365,11 @@ def bench_dec(encoder: models.MLP, encoder_params: Any, centres: jax.Array,
   """
   n = x.shape[0]
   flops = 3 * 2 * matmul_params(encoder_params) * batch_size * update_interval
-  cfg = cluster.DECConfig(batch_size=batch_size,
+  cfg = dec_loop.DECConfig(batch_size=batch_size,
                           update_interval=update_interval,
                           chunk_size=chunk_size)
   tx = optax.sgd(0.01, momentum=0.9)
-  target_update, train_interval = cluster.make_dec_fns(encoder, tx, n, cfg)
+  target_update, train_interval = dec_loop.make_dec_fns(encoder, tx, n, cfg)
   params = {"encoder": encoder_params, "centres": jnp.asarray(centres)}
   state = {"params": params, "opt": tx.init(params)}
   outputs = []
@@ -408,11 +408,11 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
                     single_step_s: float, repeats: int, clock: CompileClock,
                     key: jax.Array) -> dict[str, Any]:
   """DEC train intervals of `num_seeds` states at once (stacked, vmapped as
-  `cluster.run_dec` runs every stack), against as many single-model steps."""
-  cfg = cluster.DECConfig(batch_size=batch_size,
+  `dec_loop.run_dec` runs every stack), against as many single-model steps."""
+  cfg = dec_loop.DECConfig(batch_size=batch_size,
                           update_interval=update_interval)
   tx = optax.sgd(0.01, momentum=0.9)
-  _, train_interval = cluster.make_dec_fns(encoder, tx, x.shape[0], cfg)
+  _, train_interval = dec_loop.make_dec_fns(encoder, tx, x.shape[0], cfg)
   many = jax.jit(jax.vmap(train_interval, in_axes=(0, None, 0, 0, None)),
                  donate_argnums=0)
   stack = lambda a: jnp.stack([a] * num_seeds)

@@ -5,7 +5,7 @@ r"""Runs one clustering job and writes its workdir.
 
 With `--config.seeds=0,1,2` (and `--config.grid='{"idec.gamma": [0.1, 1]}'`)
 the members train as one stack into WORKDIR/seed<s>/ (WORKDIR/<point>/seed<s>/)
-and WORKDIR/results.json holds their mean ± sd (dec_jax/members.py).
+and WORKDIR/results.json holds their mean ± sd (dec_jax/runner/members.py).
 """
 
 import sys
@@ -15,11 +15,11 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from dec_jax import members
+from dec_jax.runner import members
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
-from dec_jax.run import expand_config_shorthands
-from dec_jax.run import run
+from dec_jax.runner.run import expand_config_shorthands
+from dec_jax.runner.run import run
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/default.py", "Config file (ml_collections).")

@@ -18,7 +18,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from dec_jax import organize
+from dec_jax.apps import organize
 from dec_jax.errors import DecJaxError
 
 _IMAGES = flags.DEFINE_string("images", None, "Folder of jpg / png photos "

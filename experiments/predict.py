@@ -18,12 +18,12 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from dec_jax import data
-from dec_jax.checks import parse_label_column
-from dec_jax import metrics
+from dec_jax.runner import data
+from dec_jax.runner.checks import parse_label_column
+from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
-from dec_jax.predict import load_trained
-from dec_jax.workdir import write_bytes_atomic
+from dec_jax.apps.predict import load_trained
+from dec_jax.runner.workdir import write_bytes_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished DEC run.")
 _DATA = flags.DEFINE_string("data", None, "Data set name or file path.")

@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from dec_jax import report
+from dec_jax.apps import report
 from dec_jax.errors import DecJaxError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A run's workdir, or a folder "

@@ -16,8 +16,8 @@ import os
 import statistics
 import sys
 
-from dec_jax.sweep import format_mean_sd
-from dec_jax.workdir import RESULTS, read_json
+from dec_jax.apps.sweep import format_mean_sd
+from dec_jax.runner.workdir import RESULTS, read_json
 from experiments.configs import default
 
 
@@ -26,7 +26,7 @@ def find_results(roots: list[str]) -> list[dict]:
   for root in roots:
     paths += glob.glob(os.path.join(root, "**", RESULTS), recursive=True)
   results = [read_json(p) for p in sorted(paths)]
-  # A stack's summary (dec_jax/run.py) sits above its members' runs; older
+  # A stack's summary (dec_jax/runner/run.py) sits above its members' runs; older
   # multi-seed runs called theirs "multiseed".
   return [r for r in results if r.get("kind") not in ("stack", "multiseed")]
 

@@ -12,7 +12,7 @@ has two values. Keys must exist in the config (any field: method,
 dec.update_interval, pretrain.epochs, n2d.n_neighbors, ...); other flags
 (`--config.pretrain.epochs=50`) apply to every cell.
 
-Numeric axes that change no shape (dec_jax/members.py STACKABLE: learning
+Numeric axes that change no shape (dec_jax/runner/members.py STACKABLE: learning
 rates, momentum, dec.tol, dec.alpha, idec.gamma, ...) are not separate runs:
 within a cell, the seeds and those values are the members of one stack,
 trained as one compiled program (pretraining done once per seed when only
@@ -43,9 +43,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from dec_jax import sweep
+from dec_jax.apps import sweep
 from dec_jax.errors import DecJaxError
-from dec_jax.run import expand_config_shorthands
+from dec_jax.runner.run import expand_config_shorthands
 
 # -------------------------------------------------------------------- CLI
 

@@ -20,8 +20,8 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
-from dec_jax import plots
-from dec_jax.sweep import format_mean_sd
+from dec_jax.apps import plots
+from dec_jax.apps.sweep import format_mean_sd
 from experiments.summarize import find_results
 
 _ROOTS = flags.DEFINE_list("roots", None, "Folders holding the runs.",

@@ -66,14 +66,14 @@ def independent_scores(y_true, y_pred) -> dict:
 
 def run_dec_one(encoder, encoder_params, centres, init_labels, x, key, tx,
                 cfg, log_fn=None, **kwargs):
-  """cluster.run_dec on a stack of one member: its DECResult; log_fn gets
+  """dec_loop.run_dec on a stack of one member: its DECResult; log_fn gets
   the member's records."""
   import jax  # pylint: disable=g-import-not-at-top
-  from dec_jax import cluster  # pylint: disable=g-import-not-at-top
-  start = cluster.DECStart(
-      cluster.stack([{"encoder": encoder_params, "centres": centres}]),
+  from dec_jax.train import dec_loop  # pylint: disable=g-import-not-at-top
+  start = dec_loop.DECStart(
+      dec_loop.stack([{"encoder": encoder_params, "centres": centres}]),
       jax.numpy.asarray(init_labels)[None])
-  [result] = cluster.run_dec(
+  [result] = dec_loop.run_dec(
       encoder, start, x, key[None], tx, cfg,
       log_fn=None if log_fn is None else lambda member, r: log_fn(r),
       **kwargs)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from dec_jax import choose_k
+from dec_jax.core import choose_k
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
-from dec_jax.workdir import read_metrics
+from dec_jax.runner.run import run
+from dec_jax.runner.workdir import read_metrics
 from tests.test_end_to_end import tiny_config
 
 

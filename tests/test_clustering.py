@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
 
-from dec_jax import clustering
+from dec_jax.core import clustering
 
 
 def _numpy_soft_assign(z, mu, alpha):

@@ -4,8 +4,8 @@ same run as float32 inputs, with a quarter of the memory."""
 import numpy as np
 import pytest
 
-from dec_jax import data
-from dec_jax.run import run
+from dec_jax.runner import data
+from dec_jax.runner.run import run
 from tests.test_end_to_end import tiny_config
 
 
@@ -36,7 +36,7 @@ def test_uint8_inputs_give_the_float32_run(tmp_path, idx_folder, method):
 
 
 def test_distinct_rows_of_uint8_data_are_counted_as_floats():
-  from dec_jax import checks  # pylint: disable=g-import-not-at-top
+  from dec_jax.runner import checks  # pylint: disable=g-import-not-at-top
   x = np.zeros((6, 4), np.uint8)
   x[:3] = [1, 2, 3, 4]  # 2 distinct rows; uint8 arithmetic would wrap
   assert checks._count_distinct_rows(x) == 2

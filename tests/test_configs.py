@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dec_jax.checks import validate_config
+from dec_jax.runner.checks import validate_config
 
 CONFIGS = sorted(
     os.path.splitext(os.path.basename(p))[0] for p in glob.glob(

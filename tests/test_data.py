@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from dec_jax import data
+from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
 from tests.conftest import write_idx
 

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from dec_jax import data
+from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
+from dec_jax.runner.run import run
 from tests.conftest import write_idx
 from tests.test_end_to_end import tiny_config
 

@@ -11,11 +11,11 @@ import numpy as np
 import optax
 import pytest
 
-from dec_jax import cluster
-from dec_jax import clustering
-from dec_jax import data
-from dec_jax import kmeans
-from dec_jax import models
+from dec_jax.train import dec_loop
+from dec_jax.core import clustering
+from dec_jax.runner import data
+from dec_jax.core import kmeans
+from dec_jax.nn import models
 from tests.conftest import run_dec_one
 
 
@@ -51,7 +51,7 @@ def test_kl_gradient_is_the_papers_for_centres_and_embeddings(problem,
 
   @jax.jit
   def autodiff_and_formula(params, p):
-    grads = jax.grad(functools.partial(cluster.dec_loss, encoder,
+    grads = jax.grad(functools.partial(dec_loop.dec_loss, encoder,
                                        alpha=alpha))(params, x, p)
     z, encoder_vjp = jax.vjp(lambda e: encoder.apply({"params": e}, x),
                              params["encoder"])
@@ -82,7 +82,7 @@ def test_dec_loop_moves_every_centre_and_every_encoder_layer(problem):
   result = run_dec_one(
       encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
       optax.sgd(0.01, momentum=0.9),
-      cluster.DECConfig(batch_size=50, update_interval=20, tol=0.0,
+      dec_loop.DECConfig(batch_size=50, update_interval=20, tol=0.0,
                         maxiter=40))
   assert result.iterations == 40
   moved = np.linalg.norm(np.asarray(result.params["centres"])
@@ -110,7 +110,7 @@ def test_label_change_is_counted_against_the_previous_target_update(
   run_dec_one(
       encoder, enc_params, init.centres, jnp.asarray(init_labels), x,
       jax.random.key(0), optax.sgd(0.1, momentum=0.9),
-      cluster.DECConfig(batch_size=50, update_interval=20, tol=0.0,
+      dec_loop.DECConfig(batch_size=50, update_interval=20, tol=0.0,
                         maxiter=120), log_fn=records.append)
   labels = [r["label_change"] for r in records]
   assignments = [np.asarray(r["labels"]) for r in records]

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from dec_jax import diagnostics
-from dec_jax.run import run
-from dec_jax.workdir import read_metrics
+from dec_jax.core import diagnostics
+from dec_jax.runner.run import run
+from dec_jax.runner.workdir import read_metrics
 from tests.test_end_to_end import tiny_config
 
 
@@ -46,7 +46,7 @@ def test_starved_cluster_is_flagged_in_metrics_and_results(tmp_path):
 
 def test_reseed_moves_an_empty_clusters_centre_to_the_farthest_point():
   import jax.numpy as jnp
-  from dec_jax.cluster import reseed_small_clusters
+  from dec_jax.train.dec_loop import reseed_small_clusters
   z = jnp.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0]])
   centres = jnp.array([[0.0, 0.0], [100.0, 100.0]])  # the second one is empty
   new, reseeded = reseed_small_clusters(z, centres, 0.1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dec_jax.errors import DecJaxError, TrainingDiverged
-from dec_jax.run import run
-from dec_jax.workdir import read_metrics
+from dec_jax.runner.run import run
+from dec_jax.runner.workdir import read_metrics
 from experiments.configs import default
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -261,7 +261,7 @@ def test_diverging_dec_keeps_the_autoencoder_for_a_rerun(tmp_path, blobs_npz):
 
 
 def test_idec_runs_end_to_end_and_trains_the_decoder(tmp_path, blobs_npz):
-  from dec_jax.workdir import load_params
+  from dec_jax.runner.workdir import load_params
   results = run(tiny_config(blobs_npz, method="idec"), str(tmp_path / "idec"))
   assert 0.0 <= results["acc"] <= 1.0 and "idec" in results["times_s"]
   saved = load_params(str(tmp_path / "idec"), "dec")

@@ -8,7 +8,7 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 
 from dec_jax.errors import DecJaxError
-from dec_jax.estimator import DEC
+from dec_jax.apps.estimator import DEC
 
 
 def _small(**overrides):

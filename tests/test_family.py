@@ -13,17 +13,17 @@ import numpy as np
 import optax
 import pytest
 
-from dec_jax import augment
-from dec_jax import checks
-from dec_jax import cluster
-from dec_jax import data
-from dec_jax import models
-from dec_jax import predict
-from dec_jax import pretrain
-from dec_jax import pretrained
+from dec_jax.nn import augment
+from dec_jax.runner import checks
+from dec_jax.train import dec_loop
+from dec_jax.runner import data
+from dec_jax.nn import models
+from dec_jax.apps import predict
+from dec_jax.train import pretrain
+from dec_jax.runner import pretrained
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
-from dec_jax.workdir import load_meta, load_params, read_metrics
+from dec_jax.runner.run import run
+from dec_jax.runner.workdir import load_meta, load_params, read_metrics
 from tests.test_end_to_end import tiny_config
 
 
@@ -326,19 +326,19 @@ def test_dec_step_uses_augmented_inputs_against_clean_targets(digits):
   x = jnp.asarray(digits.x[:64])
   full = {"encoder": params["encoder"],
           "centres": jax.random.normal(jax.random.key(1), (5, 4))}
-  cfg = cluster.DECConfig(batch_size=64, update_interval=2)
+  cfg = dec_loop.DECConfig(batch_size=64, update_interval=2)
   tx = optax.sgd(0.0)
   blank = lambda key, xb: jnp.zeros_like(xb)
-  target_update, train_interval = cluster.make_dec_fns(
+  target_update, train_interval = dec_loop.make_dec_fns(
       encoder, tx, 64, cfg, augment_fn=blank)
   p = target_update(full, x, jnp.zeros(64, jnp.int32))["p"]
   copy = jax.tree.map(jnp.array, full)  # the state is donated
   _, loss = train_interval({"params": copy, "opt": tx.init(copy)}, x, p,
                            jax.random.key(2), 2)
-  expected = cluster.dec_loss(encoder, full, jnp.zeros_like(x), p, 1.0)
+  expected = dec_loop.dec_loss(encoder, full, jnp.zeros_like(x), p, 1.0)
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
   assert abs(float(expected) - float(
-      cluster.dec_loss(encoder, full, x, p, 1.0))) > 1e-3
+      dec_loop.dec_loss(encoder, full, x, p, 1.0))) > 1e-3
 
 
 def test_greedy_pretraining_and_augmentation_run_through_a_dec_run(

@@ -13,9 +13,9 @@ from hypothesis.extra import numpy as hnp
 import numpy as np
 import pytest
 
-from dec_jax import data
+from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
-from dec_jax.checks import validate_config
+from dec_jax.runner.checks import validate_config
 from experiments.configs import default
 from tests.conftest import write_idx
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from dec_jax import kmeans
+from dec_jax.core import kmeans
 from dec_jax.errors import DecJaxError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dec_jax import metrics
+from dec_jax.core import metrics
 
 
 def test_accuracy_is_one_under_any_relabelling():

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dec_jax import models
+from dec_jax.nn import models
 
 
 def _dense_layers(params):

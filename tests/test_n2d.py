@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from dec_jax import checks
-from dec_jax import n2d
+from dec_jax.runner import checks
+from dec_jax.core import n2d
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
+from dec_jax.runner.run import run
 from tests.test_end_to_end import tiny_config
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score
 
-from dec_jax import organize
+from dec_jax.apps import organize
 from dec_jax.errors import DecJaxError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
+from dec_jax.runner.run import run
 from tests.test_end_to_end import REPO, tiny_config
 
 TOLERANCE = 1e-4  # on q: sums of per-device gradients add in another order
@@ -21,8 +21,11 @@ _FOUR_DEVICES = r"""
 import json, sys
 import jax
 from jax.sharding import PartitionSpec
-from dec_jax import models, optim, parallel, pretrain
-from dec_jax.run import run
+from dec_jax.nn import models
+from dec_jax.train import optim
+from dec_jax import parallel
+from dec_jax.train import pretrain
+from dec_jax.runner.run import run
 from tests.test_end_to_end import tiny_config
 data, workdir = sys.argv[1:]
 assert jax.device_count() == 4

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dec_jax.errors import DecJaxError
-from dec_jax.predict import load_trained
-from dec_jax.run import run
+from dec_jax.apps.predict import load_trained
+from dec_jax.runner.run import run
 from experiments.predict import predict_to_file
 from tests.test_end_to_end import REPO, tiny_config
 

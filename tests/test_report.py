@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
-from dec_jax import plots
-from dec_jax import progress
-from dec_jax import report
-from dec_jax import tensorboard
+from dec_jax.apps import plots
+from dec_jax.runner import progress
+from dec_jax.apps import report
+from dec_jax.runner import tensorboard
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
+from dec_jax.runner.run import run
 from tests.conftest import make_idx_folder
 from tests.test_end_to_end import tiny_config
 

@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from dec_jax import run as run_lib
-from dec_jax import stack
+from dec_jax.runner import run as run_lib
+from dec_jax.runner import stack
 from dec_jax.methods.dec import DEC_PARTIAL
-from dec_jax.workdir import Workdir, load_params, read_metrics
+from dec_jax.runner.workdir import Workdir, load_params, read_metrics
 from tests.test_end_to_end import REPO, tiny_config
 
 
@@ -120,8 +120,8 @@ def test_resume_off_starts_afresh(tmp_path, blobs_npz, monkeypatch):
 # handlers) right after it saved the named partial checkpoint at `at`.
 _KILL_CHILD = r"""
 import json, os, signal, sys
-from dec_jax import run as run_lib
-from dec_jax.workdir import Workdir
+from dec_jax.runner import run as run_lib
+from dec_jax.runner.workdir import Workdir
 from tests.test_resume import _dec_config
 args = json.loads(sys.argv[1])
 save_params = Workdir.save_params

@@ -10,11 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from dec_jax import members
-from dec_jax import run as run_lib
+from dec_jax.runner import members
+from dec_jax.runner import run as run_lib
 from dec_jax.errors import DecJaxError
 from dec_jax.methods.dec import DEC_PARTIAL
-from dec_jax.workdir import Workdir, load_params, read_json, read_metrics
+from dec_jax.runner.workdir import Workdir, load_params, read_json, read_metrics
 from tests.test_end_to_end import cli, tiny_config
 
 # A member of a stack and its own run (a stack of one) run the same
@@ -213,7 +213,7 @@ def test_memory_groups_and_resume_of_finished_members(tmp_path, hard_blobs,
 
 
 def _dataset(path):
-  from dec_jax import data  # pylint: disable=g-import-not-at-top
+  from dec_jax.runner import data  # pylint: disable=g-import-not-at-top
   return data.load(path)
 
 

@@ -5,10 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from dec_jax import cluster
-from dec_jax import models
+from dec_jax.train import dec_loop
+from dec_jax.nn import models
 from dec_jax.errors import DecJaxError
-from dec_jax.run import run
+from dec_jax.runner.run import run
 from tests.test_end_to_end import tiny_config
 
 
@@ -34,8 +34,8 @@ def test_streamed_embedding_matches_resident():
   x = np.random.default_rng(0).integers(0, 256, (50, 36)).astype(np.uint8)
   encoder = models.encoder_module(model)
   np.testing.assert_allclose(
-      cluster.embed_streamed(encoder, params["encoder"], x, 16, 255.0),
-      cluster.embed(encoder, params["encoder"], jax.numpy.asarray(x), 16,
+      dec_loop.embed_streamed(encoder, params["encoder"], x, 16, 255.0),
+      dec_loop.embed(encoder, params["encoder"], jax.numpy.asarray(x), 16,
                     255.0), atol=1e-6)
 
 
@@ -48,7 +48,8 @@ def test_kmeans_on_streamed_inputs_is_a_clear_error(tmp_path, idx_folder):
 
 @pytest.mark.parametrize("stochastic", [False, True])
 def test_streamed_epoch_in_segments_equals_resident_epoch(stochastic):
-  from dec_jax import optim, pretrain  # pylint: disable=g-import-not-at-top
+  from dec_jax.train import optim  # pylint: disable=g-import-not-at-top
+  from dec_jax.train import pretrain  # pylint: disable=g-import-not-at-top
   model = models.Autoencoder((36, 16, 3))
   params = models.init_autoencoder(model, jax.random.key(0))
   x = np.random.default_rng(1).integers(0, 256, (250, 36)).astype(np.uint8)
@@ -70,7 +71,7 @@ def test_streamed_epoch_in_segments_equals_resident_epoch(stochastic):
                                                  "opt": tx.init(params)})
   keys = [jax.random.key(5), jax.random.key(6)]
   alone = [resident(fresh(), jax.numpy.asarray(x), key) for key in keys]
-  stacked = streamed(cluster.stack([fresh(), fresh()]), x,
+  stacked = streamed(dec_loop.stack([fresh(), fresh()]), x,
                      jax.numpy.stack(keys))
   for i, (state, loss_value) in enumerate(alone):
     jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(

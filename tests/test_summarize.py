@@ -1,7 +1,7 @@
 """The results table over several runs: mean ± sd per (data, method)."""
 
-from dec_jax import plots
-from dec_jax.workdir import write_json_atomic
+from dec_jax.apps import plots
+from dec_jax.runner.workdir import write_json_atomic
 from experiments import summarize
 
 

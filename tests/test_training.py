@@ -8,12 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from dec_jax import batching
-from dec_jax import cluster
-from dec_jax import data
-from dec_jax import kmeans
-from dec_jax import models
-from dec_jax import pretrain
+from dec_jax.train import batching
+from dec_jax.train import dec_loop
+from dec_jax.runner import data
+from dec_jax.core import kmeans
+from dec_jax.nn import models
+from dec_jax.train import pretrain
 from tests.conftest import run_dec_one
 
 
@@ -56,23 +56,23 @@ def _dec_problem(digits, n=300):
   params = models.init_autoencoder(model, jax.random.key(0))
   encoder = models.encoder_module(model)
   x = jnp.asarray(digits.x[:n])
-  z = cluster.embed(encoder, params["encoder"], x, 128)
+  z = dec_loop.embed(encoder, params["encoder"], x, 128)
   init = kmeans.fit_kmeans(z, 10, seed=0, n_init=3)
   return encoder, params["encoder"], init, x
 
 
 def test_dec_interval_lowers_kl_against_fixed_target(digits):
   encoder, enc_params, init, x = _dec_problem(digits)
-  cfg = cluster.DECConfig(batch_size=50, update_interval=30)
+  cfg = dec_loop.DECConfig(batch_size=50, update_interval=30)
   tx = optax.sgd(0.01, momentum=0.9)
-  target_update, train_interval = cluster.make_dec_fns(encoder, tx,
+  target_update, train_interval = dec_loop.make_dec_fns(encoder, tx,
                                                        x.shape[0], cfg)
   params = {"encoder": enc_params, "centres": init.centres}
   p = target_update(params, x, init.labels)["p"]
-  before = cluster.dec_loss(encoder, params, x, p, 1.0)
+  before = dec_loop.dec_loss(encoder, params, x, p, 1.0)
   state = {"params": params, "opt": tx.init(params)}
   state, _ = train_interval(state, x, p, jax.random.key(0), 30)
-  after = cluster.dec_loss(encoder, state["params"], x, p, 1.0)
+  after = dec_loop.dec_loss(encoder, state["params"], x, p, 1.0)
   assert after < before
 
 
@@ -83,14 +83,14 @@ def test_dec_step_indexes_targets_consistently_with_inputs(digits):
   samples with other samples' targets and the update would differ.
   """
   encoder, enc_params, init, x = _dec_problem(digits, n=64)
-  cfg = cluster.DECConfig(batch_size=64, update_interval=1)
+  cfg = dec_loop.DECConfig(batch_size=64, update_interval=1)
   tx = optax.sgd(0.1)
-  target_update, train_interval = cluster.make_dec_fns(encoder, tx, 64, cfg)
+  target_update, train_interval = dec_loop.make_dec_fns(encoder, tx, 64, cfg)
   params = {"encoder": enc_params, "centres": init.centres}
   p = target_update(params, x, init.labels)["p"]
   # Sharpen P so that pairing a sample with a wrong row would matter.
   p = jax.nn.one_hot(jnp.argmax(p, 1) + jnp.arange(64) % 3, 10)
-  grads = jax.grad(functools.partial(cluster.dec_loss, encoder, alpha=1.0))(
+  grads = jax.grad(functools.partial(dec_loop.dec_loss, encoder, alpha=1.0))(
       params, x, p)
   expected = optax.apply_updates(params, jax.tree.map(lambda g: -0.1 * g,
                                                       grads))
@@ -107,7 +107,7 @@ def _run_dec(digits, tol, maxiter, learning_rate=0.01):
   result = run_dec_one(
       encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
       optax.sgd(learning_rate, momentum=0.9),
-      cluster.DECConfig(batch_size=50, update_interval=20, tol=tol,
+      dec_loop.DECConfig(batch_size=50, update_interval=20, tol=tol,
                         maxiter=maxiter), log_fn=records.append)
   return result, records
 
@@ -158,8 +158,8 @@ def test_idec_loss_is_reconstruction_plus_gamma_times_kl(digits):
   full = {**params, "centres": centres}
   p = jax.nn.softmax(jax.random.normal(jax.random.key(2), (40, 10)))
   reconstruction = pretrain.reconstruction_loss(model, params, x)
-  kl = cluster.dec_loss(encoder, full, x, p, 1.0)
+  kl = dec_loop.dec_loss(encoder, full, x, p, 1.0)
   for gamma in (0.1, 2.0):
     np.testing.assert_allclose(
-        cluster.idec_loss(encoder, decoder, full, x, p, gamma=gamma,
+        dec_loop.idec_loss(encoder, decoder, full, x, p, gamma=gamma,
                           alpha=1.0), reconstruction + gamma * kl, rtol=1e-5)

@@ -10,7 +10,7 @@ import ml_collections
 from dec_jax.errors import DecJaxError
 
 if TYPE_CHECKING:
-  from dec_jax.stack import Stack
+  from dec_jax.runner.stack import Stack
 
 
 def _no_checks(config: ml_collections.ConfigDict, *args) -> None:

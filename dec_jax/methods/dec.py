@@ -1,5 +1,5 @@
 """DEC (Xie et al., 2016) and IDEC (Guo et al., 2017): AE + k-means init,
-then the target-update / train-interval loop (`cluster.run_dec`) of the
+then the target-update / train-interval loop (`dec_loop.run_dec`) of the
 whole stack at once.
 
 DEC fine-tunes the encoder and the centres on KL(P || Q); IDEC keeps the
@@ -20,19 +20,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dec_jax import cluster
-from dec_jax import models
-from dec_jax import optim
+from dec_jax.train import dec_loop
+from dec_jax.nn import models
+from dec_jax.train import optim
 from dec_jax.methods.base import Method, register
 
 DEC_PARTIAL = "dec_partial"  # the loop's state, saved as it goes
 DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
 
 
-def settings(config, input_divisor: float) -> cluster.DECConfig:
+def settings(config, input_divisor: float) -> dec_loop.DECConfig:
   """The loop's static settings from a member's config."""
   cfg = config.dec
-  return cluster.DECConfig(
+  return dec_loop.DECConfig(
       batch_size=cfg.batch_size, update_interval=cfg.update_interval,
       tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
       chunk_size=config.chunk_size, reseed_fraction=cfg.reseed_fraction,
@@ -41,7 +41,7 @@ def settings(config, input_divisor: float) -> cluster.DECConfig:
 
 def _idec_loss(model: models.AnyAutoencoder):
   """IDEC's minibatch loss (params, xb, pb, hp), gamma from the member's hp."""
-  loss = functools.partial(cluster.idec_loss, models.encoder_module(model),
+  loss = functools.partial(dec_loop.idec_loss, models.encoder_module(model),
                            models.decoder_module(model))
   return lambda params, xb, pb, hp: loss(params, xb, pb, gamma=hp["gamma"],
                                          alpha=hp["alpha"])
@@ -70,7 +70,7 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
       return _by_k(stack, model, params, extra, tx, hp, inits, init_scores,
                    k_infos, pretrain_infos, idec)
     k = ks[0]
-    start = cluster.DECStart(
+    start = dec_loop.DECStart(
         {**extra, "encoder": params["encoder"],
          "centres": jnp.stack([init.centres for init in inits])},
         jnp.stack([init.labels for init in inits]))
@@ -102,11 +102,11 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
 
 def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
           resume: Optional[dict] = None, checkpoint_fn=None):
-  """cluster.run_dec for the members `index` (default: all)."""
+  """dec_loop.run_dec for the members `index` (default: all)."""
   index = list(range(stack.size)) if index is None else index
   sub = jnp.asarray(index)
   with stack.stage(stack.config.method):
-    return cluster.run_dec(
+    return dec_loop.run_dec(
         models.encoder_module(model), start,
         stack.x, stack.keys("dec")[sub], tx,
         settings(stack.config, stack.dataset.divisor),
@@ -127,7 +127,7 @@ def _by_k(stack, model, params, extra, tx, hp, inits, init_scores, k_infos,
   for k in sorted({int(init.centres.shape[0]) for init in inits}):
     index = [i for i, init in enumerate(inits) if init.centres.shape[0] == k]
     rows = np.asarray(index)
-    start = cluster.DECStart(
+    start = dec_loop.DECStart(
         {**jax.tree.map(lambda a: a[rows], extra),
          "encoder": jax.tree.map(lambda a: a[rows], params["encoder"]),
          "centres": jnp.stack([inits[i].centres for i in index])},
@@ -155,7 +155,7 @@ def _loop_shapes(stack, params, extra, tx, hp, meta: dict) -> dict:
             "encoder": jax.tree.map(lambda a: a[0], params["encoder"]),
             "centres": jnp.zeros((k, d), jnp.float32)}
   alive = len(meta["alive"])
-  stacked = cluster.stack([member] * alive)
+  stacked = dec_loop.stack([member] * alive)
   hp_alive = {name: v[:alive] for name, v in hp.items()}
   state = jax.vmap(lambda p, h: {"params": p, "opt": tx(h).init(p)})(
       stacked, hp_alive)
@@ -168,8 +168,8 @@ def _loop_shapes(stack, params, extra, tx, hp, meta: dict) -> dict:
 
 
 def _restored(arrays: dict, meta: dict) -> dict:
-  """A restored checkpoint as cluster.run_dec's `resume`."""
-  finished = {int(i): cluster.DECResult(
+  """A restored checkpoint as dec_loop.run_dec's `resume`."""
+  finished = {int(i): dec_loop.DECResult(
       params=arrays["finished"][i]["params"],
       labels=np.asarray(arrays["finished"][i]["labels"]),
       q=np.asarray(arrays["finished"][i]["q"]),

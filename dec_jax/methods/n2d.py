@@ -1,6 +1,6 @@
 """N2D (McConville et al., 2019): UMAP of the autoencoder's embedding to k
 dimensions, then a seeded full-covariance Gaussian mixture; the soft
-assignment is the mixture's posterior (see dec_jax/n2d.py). UMAP and the
+assignment is the mixture's posterior (see dec_jax/core/n2d.py). UMAP and the
 mixture run on the host, one member after the other."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dec_jax.methods.base import Method, register
 
 
 def run(stack) -> list[dict]:
-  from dec_jax import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
+  from dec_jax.core import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
   model, params, pretrain_infos = stack.autoencoders()
   z = jax.device_get(stack.embed(model, params["encoder"]))
   outputs = []
@@ -36,7 +36,7 @@ def run(stack) -> list[dict]:
 
 
 def check(config) -> None:
-  from dec_jax import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
+  from dec_jax.core import n2d as n2d_lib  # pylint: disable=g-import-not-at-top
   n2d_lib.validate(config.n2d, config.n_clusters)
 
 

@@ -10,4 +10,4 @@ Every other config starts from this one and overrides a few fields; any field
 can be overridden on the command line (`--config.seed=3`).
 """
 
-from dec_jax.config import get_config  # noqa: F401  (the recipe is the default)
+from dec_jax.runner.config import get_config  # noqa: F401  (the recipe is the default)

@@ -22,22 +22,22 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dec_jax import augment
-from dec_jax import batching
-from dec_jax import choose_k
-from dec_jax import cluster
-from dec_jax import data
-from dec_jax import diagnostics
-from dec_jax import kmeans
-from dec_jax import members as members_lib
-from dec_jax import metrics
-from dec_jax import models
-from dec_jax import optim
-from dec_jax import pretrain
-from dec_jax import progress
-from dec_jax import tensorboard
-from dec_jax import pretrained
-from dec_jax.workdir import PARTIAL_SUFFIX, Workdir, load_meta, load_params
+from dec_jax.nn import augment
+from dec_jax.train import batching
+from dec_jax.core import choose_k
+from dec_jax.train import dec_loop
+from dec_jax.runner import data
+from dec_jax.core import diagnostics
+from dec_jax.core import kmeans
+from dec_jax.runner import members as members_lib
+from dec_jax.core import metrics
+from dec_jax.nn import models
+from dec_jax.train import optim
+from dec_jax.train import pretrain
+from dec_jax.runner import progress
+from dec_jax.runner import tensorboard
+from dec_jax.runner import pretrained
+from dec_jax.runner.workdir import PARTIAL_SUFFIX, Workdir, load_meta, load_params
 
 AUTOENCODER = pretrained.AUTOENCODER
 PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
@@ -211,7 +211,7 @@ class Stack:
         if i not in unique:  # its twin's, saved as its own
           self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
                                            self._fingerprint(i))
-    params = cluster.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
+    params = dec_loop.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
     return model, params, infos
 
   def _fingerprint(self, i: int) -> dict:
@@ -282,7 +282,7 @@ class Stack:
             batch_size=cfg.batch_size, log_every=cfg.log_every,
             log_fn=self.runs[i].log, chunk_size=self.config.chunk_size))
       jax.block_until_ready(out)
-    return cluster.stack(out)
+    return dec_loop.stack(out)
 
   # --------------------------------------------------------- embed, k-means
 
@@ -292,8 +292,8 @@ class Stack:
     args = (self.config.chunk_size, self.dataset.divisor)
     with self.stage("embed"):
       if isinstance(self.x, np.ndarray):
-        z = jnp.stack([cluster.embed_streamed(encoder, e, self.x, *args)
-                       for e in cluster.unstack(encoder_params)])
+        z = jnp.stack([dec_loop.embed_streamed(encoder, e, self.x, *args)
+                       for e in dec_loop.unstack(encoder_params)])
       else:
         z = _embed_stack(encoder, encoder_params, self.x, *args)
       jax.block_until_ready(z)
@@ -334,5 +334,5 @@ class Stack:
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _embed_stack(encoder, encoder_params, x, chunk_size, divisor):
-  return jax.vmap(lambda e: cluster.embed(encoder, e, x, chunk_size,
+  return jax.vmap(lambda e: dec_loop.embed(encoder, e, x, chunk_size,
                                           divisor))(encoder_params)

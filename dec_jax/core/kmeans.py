@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dec_jax import parallel
-from dec_jax.clustering import squared_distances
+from dec_jax.core.clustering import squared_distances
 from dec_jax.errors import DecJaxError
 
 BACKENDS = ("jax", "sklearn")

@@ -16,10 +16,10 @@ from absl import logging
 import jax
 import ml_collections
 
-from dec_jax import data
-from dec_jax import models
+from dec_jax.runner import data
+from dec_jax.nn import models
 from dec_jax.errors import DecJaxError
-from dec_jax.workdir import CHECKPOINTS, Workdir, load_meta, load_params
+from dec_jax.runner.workdir import CHECKPOINTS, Workdir, load_meta, load_params
 
 AUTOENCODER = "autoencoder"
 

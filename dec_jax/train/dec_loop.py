@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dec_jax import batching
-from dec_jax import clustering
+from dec_jax.train import batching
+from dec_jax.core import clustering
 from dec_jax import parallel
 from dec_jax.errors import TrainingDiverged
-from dec_jax.models import MLP, Params
-from dec_jax.optim import TxFn, as_tx_fn
+from dec_jax.nn.models import MLP, Params
+from dec_jax.train.optim import TxFn, as_tx_fn
 
 # hp: a member's numeric hyperparameters by name (scalars, or [S] arrays for
 # a stack): alpha, reseed_fraction, and whatever the loss and the optimizer

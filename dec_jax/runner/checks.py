@@ -12,10 +12,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from dec_jax import data
-from dec_jax import kmeans
-from dec_jax import models
-from dec_jax import optim
+from dec_jax.runner import data
+from dec_jax.core import kmeans
+from dec_jax.nn import models
+from dec_jax.train import optim
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax import methods

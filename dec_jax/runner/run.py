@@ -28,16 +28,16 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dec_jax import checks
-from dec_jax import data
-from dec_jax import diagnostics
-from dec_jax import members as members_lib
+from dec_jax.runner import checks
+from dec_jax.runner import data
+from dec_jax.core import diagnostics
+from dec_jax.runner import members as members_lib
 from dec_jax import methods
-from dec_jax import metrics
+from dec_jax.core import metrics
 from dec_jax import parallel
-from dec_jax import pretrained
-from dec_jax.stack import MemberRun, Stack
-from dec_jax.workdir import RESULTS, Workdir, write_json_atomic, read_json
+from dec_jax.runner import pretrained
+from dec_jax.runner.stack import MemberRun, Stack
+from dec_jax.runner.workdir import RESULTS, Workdir, write_json_atomic, read_json
 
 LOG = "multiseed.jsonl"  # the stack's own log, beside the members' folders
 MODES = ("auto", "vmap", "sequential")
@@ -89,7 +89,7 @@ def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
   """WORKDIR/plots, after results.json: a failure here is a warning,
   never a failed run."""
   try:
-    from dec_jax import report  # pylint: disable=g-import-not-at-top
+    from dec_jax.apps import report  # pylint: disable=g-import-not-at-top
     report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
   except Exception as e:  # pylint: disable=broad-except
     logging.warning("The run's plots were not drawn (%s: %s).",
@@ -100,7 +100,7 @@ def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
   """WORKDIR/plots, after results.json: a failure here is a warning,
   never a failed run."""
   try:
-    from dec_jax import report  # pylint: disable=g-import-not-at-top
+    from dec_jax.apps import report  # pylint: disable=g-import-not-at-top
     report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
   except Exception as e:  # pylint: disable=broad-except
     logging.warning("The run's plots were not drawn (%s: %s).",

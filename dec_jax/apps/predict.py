@@ -17,12 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dec_jax import clustering
-from dec_jax import models
-from dec_jax.cluster import embed
+from dec_jax.core import clustering
+from dec_jax.nn import models
+from dec_jax.train.dec_loop import embed
 from dec_jax.errors import DecJaxError
-from dec_jax.models import DTYPES
-from dec_jax.workdir import CONFIG, load_meta, load_params, read_json
+from dec_jax.nn.models import DTYPES
+from dec_jax.runner.workdir import CONFIG, load_meta, load_params, read_json
 
 CHUNK_SIZE = 8192
 

@@ -30,11 +30,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dec_jax import checks
-from dec_jax import data as data_lib
-from dec_jax import plots
+from dec_jax.runner import checks
+from dec_jax.runner import data as data_lib
+from dec_jax.apps import plots
 from dec_jax.errors import DecJaxError
-from dec_jax.workdir import (ASSIGNMENTS, CHECKPOINTS, CONFIG, METRICS,
+from dec_jax.runner.workdir import (ASSIGNMENTS, CHECKPOINTS, CONFIG, METRICS,
                              RESULTS, read_json, read_metrics)
 
 PLOTS = "plots"
@@ -108,7 +108,7 @@ def two_d_map(features: np.ndarray, seed: int,
 def _embed(workdir: str, x: np.ndarray) -> tuple[np.ndarray, str]:
   """The trained encoder's embedding of x if the run has one, else x."""
   if os.path.exists(os.path.join(workdir, CHECKPOINTS, "dec.json")):
-    from dec_jax import predict  # pylint: disable=g-import-not-at-top
+    from dec_jax.apps import predict  # pylint: disable=g-import-not-at-top
     return predict.load_trained(workdir).embed(x), "embedding"
   return x, "inputs"
 

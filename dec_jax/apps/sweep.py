@@ -22,12 +22,12 @@ from typing import Any, Callable, Optional
 
 import ml_collections
 
-from dec_jax import members as members_lib
-from dec_jax import pretrained
-from dec_jax import run as run_lib
+from dec_jax.runner import members as members_lib
+from dec_jax.runner import pretrained
+from dec_jax.runner import run as run_lib
 from dec_jax import methods
 from dec_jax.errors import DecJaxError
-from dec_jax.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_atomic
+from dec_jax.runner.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_atomic
 
 CSV = "sweep.csv"
 TABLE = "sweep.md"

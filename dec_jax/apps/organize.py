@@ -38,9 +38,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dec_jax import choose_k
-from dec_jax import clustering
-from dec_jax import kmeans
+from dec_jax.core import choose_k
+from dec_jax.core import clustering
+from dec_jax.core import kmeans
 from dec_jax.errors import DecJaxError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -283,7 +283,7 @@ def cluster(x: np.ndarray, n_clusters: Optional[int] = None, *,
 def _deep_cluster(x, k, method, seed, workdir, epochs, dims):
   """DEC / IDEC through the library's estimator (its run lands in
   `workdir`, with its own plots)."""
-  from dec_jax.estimator import DEC  # pylint: disable=g-import-not-at-top
+  from dec_jax.apps.estimator import DEC  # pylint: disable=g-import-not-at-top
   shutil.rmtree(workdir, ignore_errors=True)  # an earlier gallery's run
   batch = int(min(256, x.shape[0]))
   model = DEC(k, method=method, dims=tuple(dims), pretrain_epochs=epochs,
@@ -399,7 +399,7 @@ def write_gallery(out: str, photos: Photos, result: Clustering,
     small.save(os.path.join(out, name), quality=85)
     thumbs.append(name)
   if result.curve is not None:
-    from dec_jax import plots  # pylint: disable=g-import-not-at-top
+    from dec_jax.apps import plots  # pylint: disable=g-import-not-at-top
     plots.save(plots.k_curve(result.curve, result.k, choose_k.CRITERION),
                os.path.join(out, "choose_k.png"))
   order = sorted(range(len(photos.files)),

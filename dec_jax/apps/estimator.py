@@ -1,6 +1,6 @@
 """A scikit-learn-style estimator around the runner, for notebooks.
 
-  from dec_jax.estimator import DEC
+  from dec_jax.apps.estimator import DEC
   model = DEC(n_clusters=10, pretrain_epochs=50).fit(x)   # x [N, D] or images
   labels = model.labels_                  # the training data's clusters
   model.predict(x_new); model.transform(x_new); model.predict_proba(x_new)
@@ -20,12 +20,12 @@ import ml_collections
 import numpy as np
 from sklearn import base
 
-from dec_jax import data
+from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
-from dec_jax.predict import TrainedModel, load_trained
-from dec_jax.config import get_config as default_config
+from dec_jax.apps.predict import TrainedModel, load_trained
+from dec_jax.runner.config import get_config as default_config
 from dec_jax.methods import METHODS
-from dec_jax.run import run
+from dec_jax.runner.run import run
 
 # The methods whose trained model predicts new data.
 TRAINABLE_METHODS = tuple(sorted(name for name, m in METHODS.items()

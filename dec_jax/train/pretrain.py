@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dec_jax import batching
+from dec_jax.train import batching
 from dec_jax import parallel
-from dec_jax.augment import AugmentFn
+from dec_jax.nn.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
-from dec_jax.optim import TxFn, as_tx_fn
-from dec_jax.models import (MLP, AnyAutoencoder, Autoencoder, Params,
+from dec_jax.train.optim import TxFn, as_tx_fn
+from dec_jax.nn.models import (MLP, AnyAutoencoder, Autoencoder, Params,
                             dense_init)
 
 DROPOUT_RATE = 0.2  # DEC's corruption in greedy layer-wise pretraining

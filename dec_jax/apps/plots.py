@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from dec_jax import metrics
+from dec_jax.core import metrics
 
 SCORES = ("acc", "nmi", "ari")
 

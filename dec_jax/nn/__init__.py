@@ -1,0 +1,1 @@
+"""The autoencoders (MLP, convolutional) and on-device augmentation."""
