@@ -26,11 +26,24 @@ def require(condition: bool, message: str) -> None:
     raise DecJaxError(message)
 
 
+# Seeds feed jax.random.key, NumPy and scikit-learn: uint32 values.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed, name: str = "seed") -> None:
+  """Refuses a seed that is not an integer in [0, MAX_SEED]."""
+  require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+          and 0 <= seed <= MAX_SEED,
+          f"{name} must be an integer between 0 and {MAX_SEED}, got "
+          f"{seed!r}.")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown names and impossible sizes before any compute."""
   require(config.method in METHODS,
           f"Unknown method {config.method!r}; expected one of "
           f"{sorted(METHODS)}.")
+  check_seed(config.seed)
   require(config.split in data.SPLITS,
           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
   require(config.model.dtype in models.DTYPES,

@@ -86,6 +86,7 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
                         f"{value!r}.") from None
     if isinstance(p, (float, bool)) or seed < 0:
       raise DecJaxError(f"seeds must be non-negative integers, got {p!r}.")
+    checks.check_seed(seed, "seeds")
     seeds.append(seed)
   if len(set(seeds)) != len(seeds):
     raise DecJaxError(f"seeds must be distinct, got {value!r}.")
@@ -175,6 +176,9 @@ def vmap_blockers(config: ml_collections.ConfigDict) -> list[str]:
     reasons.append("greedy layer-wise pretraining runs per seed")
   if config.pretrain.epochs == 0:
     reasons.append("pretrain.epochs=0")
+  if not config.data_on_device:
+    reasons.append("data_on_device=False streams the data, which the stacked "
+                   "program would hold whole on the device")
   return reasons
 
 
@@ -207,8 +211,9 @@ class _Pretrainer:
         self.init_keys)
     return {"params": params, "opt": jax.vmap(self.tx.init)(params)}
 
-  def compile(self, x: jax.Array):
-    """The compiled stacked epoch and its peak memory in bytes."""
+  def compile(self, x: jax.ShapeDtypeStruct):
+    """The compiled stacked epoch and its peak memory in bytes (x: only its
+    shape and dtype, so that nothing is copied before the memory check)."""
     state = jax.eval_shape(self.init_state)
     keys = jax.eval_shape(lambda k: k, self.shuffle_keys)
     compiled = self.epoch.lower(state, x, keys).compile()
@@ -239,17 +244,25 @@ class _Pretrainer:
             for i in range(len(self.seeds))]
 
 
-def _to_pretrain(config, workdir: str, seeds: Sequence[int], dims) -> list[int]:
-  """The seeds whose workdir holds no autoencoder of these settings (nor a
-  partial pretraining, which their own run resumes)."""
+def _to_pretrain(config, workdir: str, seeds: Sequence[int], dims,
+                 data_fingerprint: str, log_fn) -> list[int]:
+  """The seeds whose workdir holds no autoencoder of these settings and
+  data (nor a partial pretraining, which their own run resumes); logs why
+  an autoencoder found is not reused."""
   todo = []
   for seed in seeds:
     folder = seed_dir(workdir, seed)
-    wanted = run_lib.pretraining_fingerprint(seed_config(config, seed), dims)
-    have = load_meta(folder, run_lib.AUTOENCODER)
+    wanted = run_lib.pretraining_fingerprint(seed_config(config, seed), dims,
+                                             data_fingerprint)
     # pylint: disable-next=protected-access
-    if have is not None and run_lib._with_defaults(have) == wanted:
+    have = run_lib._with_defaults(load_meta(folder, run_lib.AUTOENCODER))
+    if have is not None and have == wanted:
       continue
+    reason = run_lib.why_not_reused(have, wanted)
+    if reason:
+      log_fn({"stage": "checkpoint", "seed": seed,
+              "checkpoint": run_lib.AUTOENCODER, "reused": False,
+              "reason": reason})
     if load_meta(folder, run_lib.PARTIAL) is not None:
       continue
     todo.append(seed)
@@ -264,27 +277,28 @@ def _pretrain_vmapped(config, dataset: data.Dataset, dims, seeds, workdir,
   blockers = vmap_blockers(config)
   if mode == "sequential":
     blockers.append("seeds_mode=sequential")
-  todo = [] if blockers else _to_pretrain(config, workdir, seeds, dims)
+  todo = [] if blockers else _to_pretrain(config, workdir, seeds, dims,
+                                          dataset.fingerprint, log_fn)
   if not blockers and len(todo) < 2:
     blockers.append(f"{len(todo)} seed(s) left to pretrain")
   if blockers:
     return {"mode": "sequential", "reason": "; ".join(blockers)}
-  x = jnp.asarray(dataset.x)
   trainer = _Pretrainer(config, dataset, dims, todo)
   start = time.perf_counter()
-  compiled, (needed, how) = trainer.compile(x)
+  compiled, (needed, how) = trainer.compile(
+      jax.ShapeDtypeStruct(dataset.x.shape, dataset.x.dtype))
   memory, reason = _memory_check(needed, how, "the stacked program", mode)
   if reason:
     log_fn({"stage": "pretrain_vmapped", "skipped": reason, **memory})
     return {"mode": "sequential", "reason": reason, "memory": memory}
   log_fn({"stage": "pretrain_vmapped", "seeds": todo, **memory})
-  params = trainer.run(compiled, x, log_fn)
+  params = trainer.run(compiled, jnp.asarray(dataset.x), log_fn)
   for seed, p in zip(todo, params):
     cfg = seed_config(config, seed)
     out = Workdir(seed_dir(workdir, seed), overwrite=True)
     os.makedirs(out.path, exist_ok=True)
-    out.save_params(run_lib.AUTOENCODER, p,
-                    run_lib.pretraining_fingerprint(cfg, dims))
+    out.save_params(run_lib.AUTOENCODER, p, run_lib.pretraining_fingerprint(
+        cfg, dims, dataset.fingerprint))
   return {"mode": "vmap", "seeds": todo, "memory": memory,
           "time_s": time.perf_counter() - start,
           "reason": f"{len(todo)} seeds fit in memory"}
@@ -309,12 +323,24 @@ def dec_vmap_blockers(config: ml_collections.ConfigDict) -> list[str]:
   return reasons
 
 
-def _dec_memory_estimate(params, num_seeds: int, n: int, k: int,
+# Copies of the trained parameters the stacked DEC phase holds per seed:
+# params + 2 optimizer moments, twice while donated.
+STATE_COPIES = 6
+
+
+def _dec_trained_params(config, model, params, centres) -> dict:
+  """What one seed's DEC loop trains: the encoder, the centres [k, d] and,
+  for idec, the decoder (`methods.clustering_loss`)."""
+  _, extra = methods.clustering_loss(config, model, params)
+  return {**extra, "encoder": params["encoder"], "centres": centres}
+
+
+def _dec_memory_estimate(trained, num_seeds: int, n: int, k: int,
                          chunk: int, width: int) -> int:
-  """Bytes of the stacked DEC phase: state (params + 2 optimizer moments,
-  twice while donated), q / p / labels of the full set, and one chunk's
+  """Bytes of the stacked DEC phase: the state of every trained parameter
+  (`_dec_trained_params`), q / p / labels of the full set, and one chunk's
   activations, per seed."""
-  return num_seeds * (6 * _tree_bytes(params) + 3 * 4 * n * k
+  return num_seeds * (STATE_COPIES * _tree_bytes(trained) + 3 * 4 * n * k
                       + 2 * 4 * chunk * width)
 
 
@@ -329,10 +355,33 @@ def _ready_autoencoders(config, dataset: data.Dataset, dims, seeds,
       continue
     # pylint: disable-next=protected-access
     params, _ = run_lib._find_pretrained(seed_config(config, seed), folder,
-                                         dims, dataset.image_shape)
+                                         dims, dataset.image_shape,
+                                         dataset.fingerprint)
     if params is not None:
       ready[seed] = params
   return ready
+
+
+def _kmeans_inits(config, model, ready: dict[int, Any], x: jax.Array, k: int,
+                  dataset: data.Dataset) -> tuple[list[dict], dict[int, dict]]:
+  """Each ready seed's k-means init, as its own run computes it: (the
+  stacked loop's starts, per seed its init scores and k-means time)."""
+  encoder = models.encoder_module(model)
+  starts, inits = [], {}
+  for seed, params in ready.items():
+    t0 = time.perf_counter()
+    z = cluster.embed(encoder, params["encoder"], x, config.chunk_size,
+                      dataset.divisor)
+    init = kmeans.fit_kmeans(z, k, seed=seed, n_init=config.kmeans.n_init,
+                             max_iter=config.kmeans.max_iter,
+                             backend=config.kmeans.backend)
+    jax.block_until_ready(init)
+    starts.append({"params": _dec_trained_params(config, model, params,
+                                                 init.centres),
+                   "init_labels": init.labels})
+    inits[seed] = {"init_metrics": metrics.evaluate(dataset.y, init.labels),
+                   "times_s": {"kmeans": time.perf_counter() - t0}}
+  return starts, inits
 
 
 def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
@@ -354,32 +403,20 @@ def _dec_vmapped(config, dataset: data.Dataset, dims, k: Optional[int], seeds,
   start = time.perf_counter()
   model = run_lib.build_model(config, dims, dataset.image_shape)
   encoder = models.encoder_module(model)
-  x = jnp.asarray(dataset.x)
   needed = _dec_memory_estimate(
-      {"encoder": next(iter(ready.values()))["encoder"]}, len(ready),
-      dataset.num_samples, k, config.chunk_size, max(dims))
+      _dec_trained_params(config, model, next(iter(ready.values())),
+                          jax.ShapeDtypeStruct((k, dims[-1]), jnp.float32)),
+      len(ready), dataset.num_samples, k, config.chunk_size, max(dims))
   memory, reason = _memory_check(needed, "estimate", "the stacked DEC phase",
                                  config.seeds_mode)
   if reason:
     log_fn({"stage": "dec_vmapped", "skipped": reason, **memory})
     return {"mode": "sequential", "reason": reason, "memory": memory}, {}
-
-  starts, inits = [], {}
-  for seed, params in ready.items():  # the init of each seed's own run
-    t0 = time.perf_counter()
-    z = cluster.embed(encoder, params["encoder"], x, config.chunk_size,
-                      dataset.divisor)
-    init = kmeans.fit_kmeans(z, k, seed=seed, n_init=config.kmeans.n_init,
-                             max_iter=config.kmeans.max_iter,
-                             backend=config.kmeans.backend)
-    jax.block_until_ready(init)
-    loss_fn, extra = methods.clustering_loss(config, model, params)
-    starts.append({"params": {**extra, "encoder": params["encoder"],
-                              "centres": init.centres},
-                   "init_labels": init.labels})
-    inits[seed] = {"init_metrics": metrics.evaluate(dataset.y, init.labels),
-                   "times_s": {"kmeans": time.perf_counter() - t0}}
+  x = jnp.asarray(dataset.x)  # after the check: it may not fit
+  starts, inits = _kmeans_inits(config, model, ready, x, k, dataset)
   log_fn({"stage": "dec_vmapped", "seeds": list(ready), **memory})
+  loss_fn, _ = methods.clustering_loss(config, model,
+                                       next(iter(ready.values())))
 
   records: dict[int, list] = {seed: [] for seed in ready}
 

@@ -39,6 +39,7 @@ from dec_jax import parallel
 from dec_jax import pretrain
 from dec_jax import progress
 from dec_jax import tensorboard
+from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
 from dec_jax.workdir import (CHECKPOINTS, PARTIAL_SUFFIX, Workdir, load_meta,
                              load_params)
@@ -168,15 +169,12 @@ class RunContext:
     params = models.init_autoencoder(model, init_key)
     steps = cfg.epochs * -(-self.dataset.num_samples // cfg.batch_size)
     tx = optim.from_config(cfg, steps)
-    fingerprint = pretraining_fingerprint(self.config, self.dims)
-    state, meta = self.resume_point(
-        PARTIAL, fingerprint,
-        lambda meta: {"params": params, "opt": tx.init(params)})
-    start_epoch = 0
-    if meta is not None:
-      start_epoch = meta["epoch"]
-      self.extra["pretrain_resumed_from_epoch"] = start_epoch
-      self.log({"stage": "pretrain", "resumed_from_epoch": start_epoch})
+    fingerprint = pretraining_fingerprint(self.config, self.dims,
+                                          self.dataset.fingerprint)
+    self.note_not_reused(AUTOENCODER, _with_defaults(
+        load_meta(self.workdir.path, AUTOENCODER)), fingerprint)
+    state, start_epoch = self._pretraining_resume_point(fingerprint, params,
+                                                        tx)
 
     def save_partial(epoch, state):
       self.workdir.save_params(PARTIAL, state, {"settings": fingerprint,
@@ -196,6 +194,27 @@ class RunContext:
     self.workdir.remove_checkpoint(PARTIAL)
     self.extra["pretrain_epochs"] = cfg.epochs
     return model, params
+
+  def _pretraining_resume_point(self, fingerprint: dict, params, tx):
+    """(optimizer state, epoch) of this workdir's partial pretraining with
+    these settings, or (None, 0)."""
+    state, meta = self.resume_point(
+        PARTIAL, fingerprint,
+        lambda meta: {"params": params, "opt": tx.init(params)})
+    if meta is None:
+      return None, 0
+    self.extra["pretrain_resumed_from_epoch"] = meta["epoch"]
+    self.log({"stage": "pretrain", "resumed_from_epoch": meta["epoch"]})
+    return state, meta["epoch"]
+
+  def note_not_reused(self, name: str, saved: Optional[dict],
+                      wanted: dict) -> None:
+    """Logs why checkpoint `name` (described by `saved`) is not reused, when
+    there is one that does not fit `wanted`."""
+    reason = why_not_reused(saved, wanted)
+    if reason:
+      self.log({"stage": "checkpoint", "checkpoint": name, "reused": False,
+                "reason": reason})
 
   def _greedy_pretraining(self, model: models.AnyAutoencoder, params):
     """DEC's greedy layer-wise denoising pretraining (pretrain.greedy_epochs
@@ -221,8 +240,10 @@ class RunContext:
     (only its shapes and dtypes are used).
     """
     meta = load_meta(self.workdir.path, name)
-    if (not self.config.resume or meta is None
-        or meta.get("settings") != settings):
+    if not self.config.resume or meta is None:
+      return None, None
+    if meta.get("settings") != settings:
+      self.note_not_reused(name, meta.get("settings"), settings)
       return None, None
     target = jax.eval_shape(lambda: target_fn(meta))
     return load_params(self.workdir.path, name, target), meta
@@ -233,6 +254,7 @@ class RunContext:
     settings = json.loads(json.dumps(self.config.to_dict(), default=str))
     for key in ("overwrite", "resume", "report", "tensorboard"):
       settings.pop(key, None)
+    settings[DATA_FINGERPRINT] = self.dataset.fingerprint
     return settings
 
   def features(self) -> jax.Array:
@@ -280,11 +302,19 @@ def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
       conv_impl=config.model.conv_impl)
 
 
+# The key of the loaded data's fingerprint (data.fingerprint) in the
+# description of every checkpoint: a changed file means retraining.
+DATA_FINGERPRINT = "data_fingerprint"
+
+
 def pretraining_fingerprint(config: ml_collections.ConfigDict,
-                            dims: tuple[int, ...]) -> dict:
-  """What determines a pretrained autoencoder; saved beside its checkpoint."""
+                            dims: tuple[int, ...],
+                            data_fingerprint: Optional[str] = None) -> dict:
+  """What determines a pretrained autoencoder; saved beside its checkpoint.
+  `data_fingerprint`: `Dataset.fingerprint` of the data it is trained on."""
   conv = config.model.kind == "conv"
   return json.loads(json.dumps({
+      DATA_FINGERPRINT: data_fingerprint,
       "dataset": config.dataset, "split": config.split,
       "scale": str(config.scale), "seed": config.seed, "dims": list(dims),
       "dtype": config.model.dtype, "model_kind": config.model.kind,
@@ -301,6 +331,24 @@ _FINGERPRINT_DEFAULTS = {"model_kind": "mlp", "augment": False}
 _PRETRAIN_DEFAULTS = {"greedy_epochs": 0}
 
 
+def why_not_reused(saved: Optional[dict], wanted: dict) -> Optional[str]:
+  """Why a checkpoint described by `saved` cannot stand for `wanted` (the
+  data first), or None when it can or there is none."""
+  if saved is None or saved == wanted:
+    return None
+  have, now = saved.get(DATA_FINGERPRINT), wanted.get(DATA_FINGERPRINT)
+  if have is None:
+    return ("it was saved without a fingerprint of its data (by an older "
+            "dec_jax), so it cannot be checked against the data loaded now")
+  if have != now:
+    return (f"the data changed since the checkpoint was saved: it was made "
+            f"from data with fingerprint {have}, the data loaded now has "
+            f"{now}")
+  differ = sorted(k for k in {**saved, **wanted}
+                  if saved.get(k) != wanted.get(k))
+  return f"it was saved with other settings ({', '.join(differ)})"
+
+
 def _with_defaults(meta: Optional[dict]) -> Optional[dict]:
   """A saved fingerprint, completed with the settings it predates."""
   if meta is None:
@@ -310,30 +358,25 @@ def _with_defaults(meta: Optional[dict]) -> Optional[dict]:
 
 
 def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...],
-                     image_shape: Optional[tuple[int, ...]] = None):
+                     image_shape: Optional[tuple[int, ...]] = None,
+                     data_fingerprint: Optional[str] = None):
   """(params, origin) of the autoencoder to reuse, or (None, None).
 
   Either `pretrained_workdir`'s (the user asked for it; it must have been
   trained on the same data, scaling and dims), or this workdir's own when it
-  was pretrained with exactly the same settings (e.g. a run interrupted during
-  clustering, rerun).
+  was pretrained with exactly the same settings on the same data (e.g. a run
+  interrupted during clustering, rerun). `data_fingerprint`: that of the
+  data the run loaded (None: the config's data is loaded to compute it).
   """
   if config.method == "kmeans":
     return None, None
-  wanted = pretraining_fingerprint(config, dims)
+  if data_fingerprint is None:
+    data_fingerprint = checks.load_data(config).fingerprint
+  wanted = pretraining_fingerprint(config, dims, data_fingerprint)
   if config.pretrained_workdir:
     source = config.pretrained_workdir
     meta = _with_defaults(load_meta(source, AUTOENCODER))
-    checks.require(meta is not None or not os.path.isdir(
-        os.path.join(source, CHECKPOINTS, AUTOENCODER)),
-                   f"{source}'s checkpoints/{AUTOENCODER} has no description "
-                   f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
-    if meta is not None:
-      differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
-                if meta.get(f) != wanted[f]]
-      checks.require(not differ,
-                     f"The autoencoder in {source} was pretrained with other "
-                     f"{', '.join(differ)}.")
+    _check_pretrained_workdir(source, meta, wanted)
   else:
     source = workdir.path
     meta = _with_defaults(load_meta(workdir.path, AUTOENCODER))
@@ -354,6 +397,27 @@ def _find_pretrained(config, workdir: Workdir, dims: tuple[int, ...],
                  f"(kind {config.model.kind}; different input size or layer "
                  "widths).")
   return params, {"workdir": os.path.abspath(source), "settings": meta}
+
+
+def _check_pretrained_workdir(source: str, meta: Optional[dict],
+                              wanted: dict) -> None:
+  """Refuses `pretrained_workdir`'s autoencoder (described by `meta`) when
+  it was trained on other data, scaling or dims than `wanted`."""
+  checks.require(meta is not None or not os.path.isdir(
+      os.path.join(source, CHECKPOINTS, AUTOENCODER)),
+                 f"{source}'s checkpoints/{AUTOENCODER} has no description "
+                 f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
+  if meta is None:
+    return
+  differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
+            if meta.get(f) != wanted[f]]
+  checks.require(not differ, f"The autoencoder in {source} was pretrained "
+                 f"with other {', '.join(differ)}.")
+  if meta.get(DATA_FINGERPRINT) != wanted[DATA_FINGERPRINT]:
+    raise DecJaxError(
+        f"The autoencoder in {source} cannot be reused: "
+        f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
+        "pretrained_workdir) or point it at a run on this data.")
 
 
 # ---------------------------------------------------------------- the run
@@ -415,8 +479,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   checks.check_batch_sizes(config, dataset.num_samples)
   checks.check_model_fits_data(config, dataset)
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
-  pretrained, pretrained_from = _find_pretrained(config, out, dims,
-                                                 dataset.image_shape)
+  pretrained, pretrained_from = _find_pretrained(
+      config, out, dims, dataset.image_shape, dataset.fingerprint)
   env = environment()  # the code that runs, read before it can change
 
   mesh = checks.data_mesh(config)
@@ -432,7 +496,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     out.log({"stage": "data", "dataset": dataset.name,
              "n_samples": dataset.num_samples, "dim": dataset.dim,
              "n_clusters": n_clusters or "auto",
-             "devices": 1 if mesh is None else mesh.size})
+             "devices": 1 if mesh is None else mesh.size,
+             DATA_FINGERPRINT: dataset.fingerprint})
     method_out = METHODS[config.method](ctx)
     n_clusters = ctx.n_clusters
     labels = np.asarray(method_out.pop("labels"))
@@ -449,6 +514,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         "method": config.method, "dataset": dataset.name, "seed": config.seed,
         "n_samples": dataset.num_samples, "dim": dataset.dim,
         "n_clusters": n_clusters, **scores,
+        DATA_FINGERPRINT: dataset.fingerprint,
         "nmi_average": metrics.NMI_AVERAGE,
         "cluster_sizes": sizes, "collapse": collapse,
         **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),

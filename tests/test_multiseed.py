@@ -180,3 +180,69 @@ def test_cli_seeds_flag(tmp_path, blobs_npz):
                                           "results.json"))
     assert seed_results["seed"] == seed
     assert seed_results["config"]["seeds"] == ""
+
+
+def _stacked_dec_bytes(config, dataset, monkeypatch, params, seeds=(0, 1)):
+  """What _dec_vmapped estimates for the stacked DEC phase of `seeds`, all
+  with autoencoder `params` (the phase itself is then skipped)."""
+  estimates = []
+
+  def record(needed, *args):
+    estimates.append(needed)
+    return {}, "skipped by the test"
+  monkeypatch.setattr(multiseed, "_ready_autoencoders",
+                      lambda *a: {s: params for s in seeds})
+  monkeypatch.setattr(multiseed, "_memory_check", record)
+  dims = (dataset.dim,) + tuple(config.model.dims)
+  phase, _ = multiseed._dec_vmapped(config, dataset, dims, 4, list(seeds),
+                                    "unused", lambda r: None, {})
+  assert phase["reason"] == "skipped by the test"
+  return estimates[0]
+
+
+def test_stacked_idec_estimate_counts_the_decoder_and_centres(hard_blobs,
+                                                              monkeypatch):
+  import jax  # pylint: disable=g-import-not-at-top
+  from dec_jax import checks, models  # pylint: disable=g-import-not-at-top
+  from dec_jax import run as run_lib  # pylint: disable=g-import-not-at-top
+  config = small(hard_blobs, seeds="0,1")
+  dataset = checks.load_data(config)
+  dims = (dataset.dim,) + tuple(config.model.dims)
+  params = models.init_autoencoder(
+      run_lib.build_model(config, dims, None), jax.random.key(0))
+  per_seed = {m: _stacked_dec_bytes(small(hard_blobs, seeds="0,1", method=m),
+                                    dataset, monkeypatch, params) / 2
+              for m in ("dec", "idec")}
+  tree_bytes = multiseed._tree_bytes  # pylint: disable=protected-access
+  copies = multiseed.STATE_COPIES
+  assert per_seed["idec"] - per_seed["dec"] == copies * tree_bytes(
+      params["decoder"])
+  centres = 4 * dims[-1] * 4  # k x d float32
+  activations = (3 * 4 * dataset.num_samples * 4
+                 + 2 * 4 * config.chunk_size * max(dims))
+  assert per_seed["dec"] == copies * (
+      tree_bytes(params["encoder"]) + centres) + activations
+
+
+def test_streamed_data_is_never_copied_whole_to_the_device(tmp_path,
+                                                           hard_blobs,
+                                                           monkeypatch):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from dec_jax import checks  # pylint: disable=g-import-not-at-top
+  config = small(hard_blobs, seeds="0,1", method="ae_kmeans",
+                 data_on_device=False)
+  dataset = checks.load_data(config)
+  copied = []
+  for module, name in ((jnp, "asarray"), (jax, "device_put")):
+    def record(x, *args, real=getattr(module, name), **kwargs):
+      copied.append(getattr(x, "shape", None))
+      return real(x, *args, **kwargs)
+    monkeypatch.setattr(module, name, record)
+  logged = []
+  dims = (dataset.dim,) + tuple(config.model.dims)
+  pretraining = multiseed._pretrain_vmapped(config, dataset, dims, [0, 1],
+                                            str(tmp_path), logged.append)
+  assert dataset.x.shape not in copied
+  assert pretraining["mode"] == "sequential"
+  assert "data_on_device=False" in pretraining["reason"]
