@@ -83,11 +83,12 @@ class TrainedModel:
     else:
       array = np.asarray(x)
       divisor = self.input_divisor(array)
+    shape = array.shape
     if array.ndim > 2:
-      array = array.reshape(array.shape[0], -1)
+      array = array.reshape(shape[0], -1)
     if array.ndim != 2 or array.shape[1] != self.dims[0]:
-      raise DecJaxError(f"data of shape {np.shape(x)} does not fit the "
-                        f"model, which expects [N, {self.dims[0]}].")
+      raise DecJaxError(f"data of shape {shape} does not fit the model, "
+                        f"which expects [N, {self.dims[0]}].")
     if array.dtype != np.uint8:
       if (not np.issubdtype(array.dtype, np.number)
           or np.issubdtype(array.dtype, np.complexfloating)):

@@ -43,6 +43,8 @@ def test_predict_rejects_data_of_the_wrong_width_or_with_nan(trained):
   model = load_trained(trained[0])
   with pytest.raises(DecJaxError, match=r"expects \[N, 8\]"):
     model.predict(np.zeros((3, 5)))
+  with pytest.raises(DecJaxError, match=r"shape \(3, 5\) does not fit"):
+    model.predict(data.from_arrays(np.ones((3, 5))))  # a Dataset's shape
   with pytest.raises(DecJaxError, match="NaN"):
     model.predict(np.full((3, 8), np.nan))
 
