@@ -82,6 +82,18 @@ def test_autoencoder_saved_without_a_fingerprint_is_not_reused(tmp_path,
   assert "without a fingerprint of its data" in reason
 
 
+def test_partial_pretraining_of_other_data_is_not_resumed(tmp_path, blobs,
+                                                          monkeypatch):
+  config = _ae_kmeans(blobs)
+  config.pretrain.epochs, config.pretrain.checkpoint_every = 8, 4
+  workdir = str(tmp_path / "w")
+  _interrupted_run(config, workdir, monkeypatch, run_lib.PARTIAL, "epoch", 4)
+  _change_one_value(blobs)
+  assert "pretrain_resumed_from_epoch" not in run_lib.run(config, workdir)
+  [reason] = _not_reused(workdir, run_lib.PARTIAL)
+  assert reason.startswith(CHANGED)
+
+
 def test_partial_clustering_of_other_data_is_not_resumed(tmp_path, blobs,
                                                          monkeypatch):
   config = _dec_config(blobs)
