@@ -18,7 +18,7 @@ import optax
 from dec_jax import cluster
 from dec_jax import models
 from dec_jax import optim
-from dec_jax.workdir import PARTIAL_SUFFIX
+from dec_jax.workdir import DATA_FINGERPRINT, PARTIAL_SUFFIX
 
 if TYPE_CHECKING:
   from dec_jax.run import RunContext
@@ -155,7 +155,8 @@ def _finish(ctx: RunContext, model: models.Autoencoder,
       "method": ctx.config.method, **models.describe(model),
       "n_clusters": ctx.n_clusters, "alpha": ctx.config.dec.alpha,
       "dtype": ctx.config.model.dtype, "scale": ctx.dataset.scale,
-      "label_column": ctx.config.label_column})
+      "label_column": ctx.config.label_column,
+      DATA_FINGERPRINT: ctx.dataset.fingerprint})
   ctx.workdir.remove_checkpoint(DEC_PARTIAL)
   return {"labels": result.labels, "soft_assignment": result.q,
           "iterations": result.iterations,

@@ -41,8 +41,8 @@ from dec_jax import progress
 from dec_jax import tensorboard
 from dec_jax.errors import DecJaxError
 from dec_jax.methods import METHODS
-from dec_jax.workdir import (CHECKPOINTS, PARTIAL_SUFFIX, Workdir, load_meta,
-                             load_params)
+from dec_jax.workdir import (CHECKPOINTS, DATA_FINGERPRINT, PARTIAL_SUFFIX,
+                             Workdir, load_meta, load_params)
 
 AUTOENCODER = "autoencoder"
 PARTIAL = "autoencoder" + PARTIAL_SUFFIX  # pretraining state, as it goes
@@ -300,11 +300,6 @@ def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
       conv_features=config.model.conv_features,
       dtype=models.DTYPES[config.model.dtype],
       conv_impl=config.model.conv_impl)
-
-
-# The key of the loaded data's fingerprint (data.fingerprint) in the
-# description of every checkpoint: a changed file means retraining.
-DATA_FINGERPRINT = "data_fingerprint"
 
 
 def pretraining_fingerprint(config: ml_collections.ConfigDict,

@@ -32,6 +32,10 @@ CONFIG = "config.json"
 ASSIGNMENTS = "assignments.npz"
 CHECKPOINTS = "checkpoints"
 PARTIAL_SUFFIX = "_partial"  # checkpoints of a stage still running
+# The key of the data's fingerprint (data.Dataset.fingerprint) in every
+# checkpoint description: a model is reused only for the data it was made
+# from.
+DATA_FINGERPRINT = "data_fingerprint"
 
 
 def _jsonable(value: Any) -> Any:

@@ -8,11 +8,12 @@ import os
 import numpy as np
 import pytest
 
+from dec_jax import data
 from dec_jax import methods
 from dec_jax import multiseed
 from dec_jax import run as run_lib
 from dec_jax.errors import DecJaxError
-from dec_jax.workdir import read_metrics
+from dec_jax.workdir import load_meta, read_metrics
 from tests.test_end_to_end import tiny_config
 from tests.test_resume import _dec_config, _interrupted_run
 
@@ -116,6 +117,9 @@ def test_partial_clustering_of_the_same_data_is_resumed(tmp_path, blobs,
                    "iteration", 40)
   assert run_lib.run(config, workdir)["dec_resumed_from_iteration"] == 40
   assert not _not_reused(workdir, methods.DEC_PARTIAL)
+  # The trained model's description names the data it was made from.
+  assert load_meta(workdir, "dec")[run_lib.DATA_FINGERPRINT] == data.load(
+      blobs).fingerprint
 
 
 def test_pretrained_workdir_of_changed_data_is_refused(tmp_path, blobs):
