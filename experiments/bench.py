@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -49,6 +49,7 @@ from dec_jax.nn import models
 from dec_jax.train import pretrain
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import environment
+from dec_jax.runner.workdir import write_json_atomic
 
 DTYPES = models.DTYPES
 DATASETS = ("synthetic",) + data.BUILTIN_DATASETS
@@ -622,6 +623,9 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
+    folder = os.path.dirname(os.path.abspath(_OUT.value))
+    if not os.path.isdir(folder):  # said now, not after the benchmarks
+      raise DecJaxError(f"the folder of --out {_OUT.value!r} does not exist.")
     results = run_benchmarks()
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)
@@ -631,8 +635,7 @@ def main(argv: Sequence[str]) -> None:
         f"n={setup['n_samples']} dims={setup['dims']} {setup['dtype']} "
         f"batch={setup['batch_size']}")
   print(format_table(table_rows(results)))
-  with open(_OUT.value, "w") as f:
-    json.dump(results, f, indent=2)
+  write_json_atomic(_OUT.value, results)
   print(f"-> {_OUT.value}")
 
 

@@ -5,9 +5,12 @@ r"""Applies a trained DEC model to data and writes the assignments.
       --out=mnist_test.npz
 
 --data takes what --config.dataset takes (a built-in name or a file path);
-inputs are divided by the number the training inputs were divided by, and a
-CSV's label column is the training run's. The .npz holds `labels` [N], `q`
-[N, K] and `z` [N, d]; with --out=FILE.csv, one cluster id per line instead.
+inputs are divided by the number the training inputs were divided by (as
+`TrainedModel` does with raw inputs), and a CSV's label column is the
+training run's. --split applies to the sets that have splits (IDX folders,
+split HDF5 files); other files are refused unless --split=all. The .npz
+holds `labels` [N], `q` [N, K] and `z` [N, d]; with --out=FILE.csv, one
+cluster id per line instead.
 ACC / NMI / ARI are printed when the data has labels.
 """
 
@@ -23,7 +26,7 @@ from dec_jax.runner.checks import parse_label_column
 from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
 from dec_jax.apps.predict import load_trained
-from dec_jax.runner.workdir import write_bytes_atomic
+from dec_jax.runner.workdir import write_bytes_atomic, write_text_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished DEC run.")
 _DATA = flags.DEFINE_string("data", None, "Data set name or file path.")
@@ -44,16 +47,17 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise DecJaxError(f"the folder of --out {out!r} does not exist.")
   model = load_trained(workdir)
+  # 8-bit inputs stay uint8 (a quarter of the memory), decoded by the model.
   dataset = data.load(source, split=split, data_dir=data_dir,
                       scale=model.scale, label_column=parse_label_column(
-                          model.config.get("label_column", "")))
-  q = model.soft_assign(dataset.x)
+                          model.config.get("label_column", "")),
+                      keep_uint8=True)
+  q = model.soft_assign(dataset)
   labels = q.argmax(axis=1)
   if out.endswith(".csv"):
-    text = "".join(f"{label}\n" for label in labels)
-    write_bytes_atomic(out, lambda f: f.write(text.encode()))
+    write_text_atomic(out, "".join(f"{label}\n" for label in labels))
   else:
-    z = model.embed(dataset.x)
+    z = model.embed(dataset)
     write_bytes_atomic(out, lambda f: np.savez_compressed(
         f, labels=labels, q=q, z=z))
   return metrics.evaluate(dataset.y, labels)

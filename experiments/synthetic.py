@@ -12,6 +12,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from dec_jax.runner.workdir import write_bytes_atomic
+
 _OUT = flags.DEFINE_string("out", None, "Output .npz path.")
 _N = flags.DEFINE_integer("n", 1_000_000, "Number of images.")
 _K = flags.DEFINE_integer("k", 10, "Number of classes.")
@@ -42,9 +44,9 @@ def make(n: int, k: int, noise: float, seed: int):
 def main(argv):
   del argv
   x, y = make(_N.value, _K.value, _NOISE.value, _SEED.value)
-  np.savez(_OUT.value, x=x, y=y)
-  print(f"wrote {_OUT.value}: x {x.shape} uint8, y {y.shape}, "
-        f"{_K.value} classes")
+  out = _OUT.value if _OUT.value.endswith(".npz") else _OUT.value + ".npz"
+  write_bytes_atomic(out, lambda f: np.savez(f, x=x, y=y))
+  print(f"wrote {out}: x {x.shape} uint8, y {y.shape}, {_K.value} classes")
 
 
 if __name__ == "__main__":

@@ -2,33 +2,102 @@
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_bench_smoke_writes_json(tmp_path):
+def _timings(tree, path=""):
+  """(path, timing dict) of every timed piece in the results."""
+  if isinstance(tree, dict):
+    if "times_s" in tree:
+      yield path, tree
+    for key, value in tree.items():
+      yield from _timings(value, f"{path}/{key}")
+
+
+def test_bench_reports_consistent_timings_and_rates(tmp_path):
+  """Tiny sizes, 2 timed repeats. Each piece's times are real (positive,
+  together within the process's wall time), its median is the median of
+  its times, and every rate is a count over those reported times; the
+  printed table shows the JSON's numbers."""
   out = tmp_path / "bench.json"
+  start = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.bench", "--n_samples=600",
-       "--dim=64", "--dims=16,4", "--conv_samples=128", "--batch_size=64", "--update_interval=5",
-       "--repeats=1", "--matmul_size=128", "--n_init=2", "--n_clusters=3",
-       "--seeds=2", "--seeds_samples=256",
+       "--dim=64", "--dims=16,4", "--conv_samples=128", "--batch_size=64",
+       "--update_interval=5", "--repeats=2", "--matmul_size=128",
+       "--n_init=2", "--n_clusters=3", "--seeds=2", "--seeds_samples=256",
        f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
       check=False, env={**os.environ, "PYTHONPATH": REPO})
+  wall_s = time.perf_counter() - start
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "effective iterations" in proc.stdout
-  results = json.loads(out.read_text())
-  assert results["pretrain"]["samples_per_s"] > 0
-  assert results["dec"]["effective_it_per_s"] > 0
-  for name in ("seeds", "dec_seeds"):
-    assert results[name]["num_seeds"] == 2 and results[name]["step_ms"] > 0
-  assert results["environment"]["backend"] == "cpu"
-  conv = results["conv_pretrain"]
+  r = json.loads(out.read_text())
+  assert r["environment"]["backend"] == "cpu"
+
+  timings = dict(_timings(r))
+  assert {"/matmul", "/pretrain", "/seeds", "/conv_pretrain/matmul",
+          "/conv_pretrain/xla", "/embed", "/kmeans/jax", "/kmeans/sklearn",
+          "/dec/train_interval", "/dec/target_update",
+          "/dec_seeds"} <= set(timings)
+  for path, t in timings.items():
+    assert len(t["times_s"]) == 2 and min(t["times_s"]) > 0, path
+    assert t["median_s"] == pytest.approx(statistics.median(t["times_s"]))
+    assert 0 <= t["compile_s"] <= t["first_call_s"], path
+  # Every timed call ran one after the other inside the process.
+  assert sum(t["first_call_s"] + sum(t["times_s"])
+             for t in timings.values()) < wall_s
+
+  # Rates are counts over the reported times.
+  steps = -(-600 // 64)  # batches per epoch: 10 (640 samples)
+  pt = r["pretrain"]
+  assert pt["epoch_samples"] == steps * 64
+  assert pt["samples_per_s"] == pytest.approx(640 / pt["median_s"])
+  mm = r["matmul"]
+  assert mm["gflops"] == pytest.approx(2 * 128 ** 3 / mm["median_s"] / 1e9)
+  dec = r["dec"]
+  ti, tu = dec["train_interval"], dec["target_update"]
+  assert ti["steps_per_s"] == pytest.approx(5 / ti["median_s"])
+  assert dec["effective_it_per_s"] == pytest.approx(
+      5 / (ti["median_s"] + tu["median_s"]))
+  conv = r["conv_pretrain"]
   assert conv["image_shape"] == [8, 8] and conv["samples"] == 128
-  assert conv["speedup"] == (conv["matmul"]["samples_per_s"]
-                             / conv["xla"]["samples_per_s"])
+  # matmul / XLA throughput on the same samples = XLA's time / matmul's.
+  assert conv["speedup"] == pytest.approx(conv["xla"]["median_s"]
+                                          / conv["matmul"]["median_s"])
+  seeds, dec_seeds = r["seeds"], r["dec_seeds"]
+  assert seeds["num_seeds"] == dec_seeds["num_seeds"] == 2
+  assert seeds["step_ms"] == pytest.approx(
+      1e3 * seeds["median_s"] / -(-256 // 64))
+  assert seeds["single_step_ms"] == pytest.approx(
+      1e3 * pt["median_s"] / steps)
+  assert dec_seeds["step_ms"] == pytest.approx(1e3 * dec_seeds["median_s"] / 5)
+  assert dec_seeds["single_step_ms"] == pytest.approx(1e3 * ti["median_s"] / 5)
+  for sd in (seeds, dec_seeds):
+    assert sd["ratio_to_separate"] == pytest.approx(
+        sd["step_ms"] / (2 * sd["single_step_ms"]))
+  km = r["kmeans"]
+  assert km["inertia_ratio_jax_over_sklearn"] == pytest.approx(
+      km["jax"]["inertia"] / km["sklearn"]["inertia"])
+
+  # The printed table shows these numbers (4 significant digits).
+  table = {(line[:10].strip(), line[10:38].strip()): float(line[38:52])
+           for line in proc.stdout.splitlines()
+           if len(line) > 52 and line[:10].strip() in (
+               "matmul", "pretrain", "conv", "dec", "seeds", "dec_seeds")}
+  for key, value in [(("pretrain", "throughput"), pt["samples_per_s"]),
+                     (("conv", "matmul / XLA"), conv["speedup"]),
+                     (("dec", "effective iterations"),
+                      dec["effective_it_per_s"]),
+                     (("dec", "train_interval steps"), ti["steps_per_s"]),
+                     (("seeds", "vs 2 separate steps"),
+                      seeds["ratio_to_separate"])]:
+    assert table[key] == pytest.approx(value, rel=1e-3), key
 
 
 def test_bench_conv_needs_square_images():

@@ -201,3 +201,102 @@ def test_truncated_h5_file(tmp_path):
   (tmp_path / "t.h5").write_bytes(raw[:len(raw) // 2])
   with pytest.raises(DecJaxError, match="cannot read"):
     data.load(str(tmp_path / "t.h5"))
+
+
+# ---------------------------------------------------- splits of user files
+
+
+def _user_file(tmp_path, suffix):
+  """A 6 x 2 data file of each format without splits."""
+  import h5py
+  x = np.arange(12, dtype=np.float64).reshape(6, 2)
+  path = tmp_path / f"d{suffix}"
+  if suffix == ".npz":
+    np.savez(path, x=x)
+  elif suffix == ".npy":
+    np.save(path, x)
+  elif suffix == ".csv":
+    np.savetxt(path, x, delimiter=",")
+  else:
+    with h5py.File(path, "w") as f:
+      f["x"] = x
+  return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".csv", ".h5"])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_split_of_a_file_without_splits_is_refused(tmp_path, suffix, split):
+  path = _user_file(tmp_path, suffix)
+  with pytest.raises(DecJaxError, match=rf"split='{split}': .*d\{suffix} "
+                     r"is .*no train/test split"):
+    data.load(path, split=split)
+  assert data.load(path).x.shape == (6, 2)  # split=all reads it
+
+
+def test_split_of_an_h5_file_with_split_groups_is_applied(tmp_path):
+  import h5py
+  with h5py.File(tmp_path / "s.h5", "w") as f:
+    f["x"] = np.zeros((5, 3))  # the whole set, beside its splits
+    for split, n in (("train", 4), ("test", 2)):
+      f[f"{split}/data"] = np.full((n, 3), n, np.float64)
+  assert data.load(str(tmp_path / "s.h5")).x.shape == (5, 3)
+  test = data.load(str(tmp_path / "s.h5"), split="test")
+  assert test.x.shape == (2, 3) and (test.x == 2).all()
+
+
+# ------------------------------------------------ files of the wrong format
+
+
+@pytest.mark.parametrize("suffix, message", [
+    (".npz", r"not a valid \.npz file \(an \.npz is a zip archive"),
+    (".npy", r"not a valid \.npy file"),
+    (".h5", "not a valid HDF5 file"),
+])
+def test_random_bytes_are_not_taken_for_pickled_data(tmp_path, suffix,
+                                                     message):
+  path = tmp_path / f"garbage{suffix}"
+  path.write_bytes(np.random.default_rng(0).bytes(1000))
+  with pytest.raises(DecJaxError, match=message) as error:
+    data.load(str(path))
+  assert "pickle" not in str(error.value)
+
+
+def test_npy_and_npz_swapped_are_named(tmp_path):
+  np.save(tmp_path / "a.npy", np.ones((3, 2)))
+  os.rename(tmp_path / "a.npy", tmp_path / "a.npz")
+  with pytest.raises(DecJaxError, match="rename it to .npy"):
+    data.load(str(tmp_path / "a.npz"))
+  np.savez(tmp_path / "b.npz", x=np.ones((3, 2)))
+  os.rename(tmp_path / "b.npz", tmp_path / "b.npy")
+  with pytest.raises(DecJaxError, match="rename it to .npz"):
+    data.load(str(tmp_path / "b.npy"))
+
+
+# ------------------------------------------------------------ fingerprints
+
+
+def test_fingerprint_follows_the_contents_not_the_loading(tmp_path):
+  x = np.random.default_rng(0).integers(0, 256, (20, 3, 3)).astype(np.uint8)
+  y = np.arange(20) % 3
+  np.savez(tmp_path / "a.npz", x=x, y=y)
+  first = data.load(str(tmp_path / "a.npz")).fingerprint
+  assert data.load(str(tmp_path / "a.npz"), keep_uint8=True,
+                   scale=2).fingerprint == first  # same data, read otherwise
+  os.rename(tmp_path / "a.npz", tmp_path / "moved.npz")
+  assert data.load(str(tmp_path / "moved.npz")).fingerprint == first
+  x[4, 1, 2] ^= 1  # one bit of one value
+  np.savez(tmp_path / "b.npz", x=x, y=y)
+  assert data.load(str(tmp_path / "b.npz")).fingerprint != first
+  np.savez(tmp_path / "c.npz", x=x.reshape(20, 9), y=y)  # other shape
+  assert data.load(str(tmp_path / "c.npz")).fingerprint not in (
+      first, data.load(str(tmp_path / "b.npz")).fingerprint)
+
+
+def test_fingerprint_covers_labels_and_dtype():
+  x = np.ones((4, 2), np.float32)
+  base = data.fingerprint(x, np.array([0, 1, 0, 1]))
+  assert data.fingerprint(x, np.array([0, 1, 1, 1])) != base
+  assert data.fingerprint(x, None) != base
+  assert data.fingerprint(x.astype(np.float64), np.array([0, 1, 0, 1])) != base
+  assert data.from_arrays(x).fingerprint == data.fingerprint(x)
+  assert data.Dataset(x=x, y=None, name="d").fingerprint == data.fingerprint(x)

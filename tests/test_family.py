@@ -24,6 +24,7 @@ from dec_jax.runner import pretrained
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import run
 from dec_jax.runner.workdir import load_meta, load_params, read_metrics
+from tests.conftest import independent_scores
 from tests.test_end_to_end import tiny_config
 
 
@@ -39,6 +40,17 @@ def digit_images(digits, tmp_path_factory):
   path = tmp_path_factory.mktemp("images") / "digits4.npz"
   np.savez(path, x=digits.x[keep].reshape(-1, 8, 8), y=digits.y[keep])
   return str(path)
+
+
+def assert_scores_match_saved_labels(workdir, results, images_npz):
+  """results.json's ACC/NMI/ARI are those of the saved assignment against
+  the data's labels (computed independently); returns the saved labels."""
+  labels = np.load(os.path.join(workdir, "assignments.npz"))["labels"]
+  recomputed = independent_scores(np.load(images_npz)["y"], labels)
+  for key in ("acc", "nmi", "ari"):
+    assert results[key] == pytest.approx(recomputed[key], abs=1e-12), key
+  assert np.bincount(labels, minlength=4).tolist() == results["cluster_sizes"]
+  return labels
 
 
 def conv_config(source, **overrides):
@@ -141,7 +153,9 @@ def conv_ae_kmeans(digit_images, tmp_path_factory):
 
 def test_conv_ae_kmeans_runs_end_to_end(conv_ae_kmeans, digit_images):
   workdir, results = conv_ae_kmeans
-  assert 0.0 <= results["acc"] <= 1.0 and sum(results["cluster_sizes"]) == 240
+  assert_scores_match_saved_labels(workdir, results, digit_images)
+  # 2 epochs on 240 digits 0-3 gave 0.63; labels at random, about 0.3.
+  assert results["acc"] > 0.45
   assert "pretrain" in results["times_s"]
   saved = load_params(workdir, "autoencoder")
   assert saved["encoder"]["conv_1"]["kernel"].shape == (3, 3, 4, 8)
@@ -170,13 +184,13 @@ def test_conv_dec_and_idec_run_end_to_end_and_predict(
   results = run(conv_config(digit_images, method=method,
                             pretrained_workdir=conv_ae_kmeans[0]), workdir)
   assert results["pretrain_reused"] and results["iterations"] > 0
-  assert 0.0 <= results["acc"] <= 1.0 and sum(results["cluster_sizes"]) == 240
+  labels = assert_scores_match_saved_labels(workdir, results, digit_images)
+  assert results["acc"] > 0.45  # 0.63 when written; at random about 0.3
   assert results["init_metrics"]["acc"] == conv_ae_kmeans[1]["acc"]
   # predict rebuilds the conv encoder from the saved description.
   trained = predict.load_trained(workdir)
   assert trained.architecture["kind"] == "conv"
   x = np.load(digit_images)["x"].reshape(240, 64)
-  labels = np.load(os.path.join(workdir, "assignments.npz"))["labels"]
   np.testing.assert_array_equal(trained.predict(x), labels)
 
 
@@ -363,8 +377,8 @@ def test_greedy_pretraining_and_augmentation_run_through_a_dec_run(
   results = run(tiny_config(digit_images, augment=True,
                             pretrain={"epochs": 3, "greedy_epochs": 2}),
                 workdir)
-  assert np.isfinite(results["acc"]) and results["iterations"] > 0
-  assert sum(results["cluster_sizes"]) == 240
+  assert results["iterations"] > 0
+  assert_scores_match_saved_labels(workdir, results, digit_images)
   assert traced.count((32, 64)) >= 2  # pretraining and DEC minibatches
   assert results["pretrain_greedy_epochs"] == 2
   assert "pretrain_greedy" in results["times_s"]

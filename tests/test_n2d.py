@@ -10,6 +10,7 @@ from dec_jax.runner import checks
 from dec_jax.core import n2d
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import run
+from tests.conftest import independent_scores
 from tests.test_end_to_end import tiny_config
 
 
@@ -30,6 +31,25 @@ def test_n2d_separates_blobs_and_is_deterministic():
   assert adjusted_rand_score(y, first.labels) == pytest.approx(1.0)
 
 
+def test_gmm_info_reports_whether_the_mixture_converged(monkeypatch):
+  """gmm_converged is the mixture's own verdict: True where EM converges,
+  False where it is stopped after one step; n_iter counts EM steps."""
+  from sklearn import mixture
+  from sklearn.datasets import make_blobs
+  u, _ = make_blobs(n_samples=150, centers=3, n_features=3, cluster_std=0.3,
+                    random_state=0)
+  _, _, info = n2d.fit_gmm(u, 3, covariance_type="full", seed=0)
+  assert info["gmm_converged"] is True
+  assert 1 <= info["gmm_n_iter"] < 100  # sklearn's max_iter: stopped early
+  assert np.isfinite(info["gmm_lower_bound"])
+  one_step = mixture.GaussianMixture
+  monkeypatch.setattr(mixture, "GaussianMixture",
+                      lambda **kwargs: one_step(max_iter=1, tol=0.0,
+                                                **kwargs))
+  _, _, info = n2d.fit_gmm(u, 3, covariance_type="full", seed=0)
+  assert info["gmm_converged"] is False and info["gmm_n_iter"] == 1
+
+
 def test_n2d_runs_end_to_end(tmp_path, blobs_npz):
   config = tiny_config(blobs_npz, method="n2d", report=False,
                        tensorboard=False)
@@ -38,12 +58,20 @@ def test_n2d_runs_end_to_end(tmp_path, blobs_npz):
   assert results["method"] == "n2d"
   assert results["acc"] > 0.9
   assert {"pretrain", "embed", "n2d", "umap", "gmm"} <= set(results["times_s"])
-  assert results["n2d"]["gmm_converged"] in (True, False)
+  # Four tight UMAP clumps: the mixture converges before max_iter.
+  assert results["n2d"]["gmm_converged"] is True
+  assert 1 <= results["n2d"]["gmm_n_iter"] < 100
   with np.load(tmp_path / "run" / "assignments.npz") as saved:
     assert saved["q"].shape == (240, 4)
     np.testing.assert_array_equal(saved["labels"], saved["q"].argmax(1))
+    labels = saved["labels"]
+  recomputed = independent_scores(np.load(blobs_npz)["y"], labels)
+  for key in ("acc", "nmi", "ari"):
+    assert results[key] == pytest.approx(recomputed[key], abs=1e-12)
   records = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
-  assert any(r["stage"] == "n2d" and "acc" in r for r in records)
+  n2d_record, = [r for r in records if r["stage"] == "n2d"]
+  assert n2d_record["acc"] == pytest.approx(recomputed["acc"], abs=1e-12)
+  assert {k: n2d_record[k] for k in results["n2d"]} == results["n2d"]
 
 
 @pytest.mark.parametrize("field,value,match", [

@@ -196,6 +196,31 @@ def test_bad_input_is_refused(tmp_path, groups_folder):
     organize.organize(groups_folder[0], str(tmp_path / "out"), 99)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"n_clusters": 99}, "between 2 and"),
+    ({"n_clusters": 99, "method": "dec"}, "between 2 and"),
+    ({"k_min": 20}, "cannot choose k"),
+    ({"seed": -1}, "seed must be an integer"),
+])
+def test_bad_k_or_seed_is_refused_before_out_is_made(tmp_path, groups_folder,
+                                                     options, message):
+  out = tmp_path / "out"
+  with pytest.raises(DecJaxError, match=message):
+    organize.organize(groups_folder[0], str(out), **options)
+  assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["e.npz", "e.npy"])
+def test_an_embedding_file_that_is_not_numpy_is_named(tmp_path, groups_folder,
+                                                      name):
+  path = tmp_path / name
+  path.write_bytes(np.random.default_rng(0).bytes(500))
+  with pytest.raises(DecJaxError, match=r"not a valid \.np[yz] file"):
+    organize.organize(groups_folder[0], str(tmp_path / "out"),
+                      feature_kind="embedding", embedding=str(path))
+  assert not (tmp_path / "out").exists()
+
+
 def test_dec_on_the_features(groups_folder, tmp_path):
   """The wiring of method=dec (15 images are too few for DEC to matter):
   the run's own files, its labels and max q are what the gallery uses."""

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
 from dec_jax.apps.predict import load_trained
 from dec_jax.runner.run import run
@@ -42,6 +43,8 @@ def test_predict_rejects_data_of_the_wrong_width_or_with_nan(trained):
   model = load_trained(trained[0])
   with pytest.raises(DecJaxError, match=r"expects \[N, 8\]"):
     model.predict(np.zeros((3, 5)))
+  with pytest.raises(DecJaxError, match=r"shape \(3, 5\) does not fit"):
+    model.predict(data.from_arrays(np.ones((3, 5))))  # a Dataset's shape
   with pytest.raises(DecJaxError, match="NaN"):
     model.predict(np.full((3, 8), np.nan))
 
@@ -101,3 +104,29 @@ def test_predict_cli_exits_2_without_a_model(tmp_path):
       env={**os.environ, "PYTHONPATH": REPO})
   assert proc.returncode == 2 and "no trained DEC model" in proc.stderr
   assert not (tmp_path / "o.npz").exists()
+
+
+def test_raw_uint8_inputs_give_the_runs_own_clusters(tmp_path):
+  """A model trained on uint8 pixels (scale auto: / 255) takes the raw
+  values as stored in the file, in any layout, and gives the run's q."""
+  from sklearn.datasets import make_blobs  # pylint: disable=g-import-not-at-top
+  x, _ = make_blobs(n_samples=160, centers=4, n_features=4, cluster_std=1.5,
+                    random_state=1)
+  images = np.clip((x - x.min()) / np.ptp(x) * 255, 0, 255).astype(np.uint8)
+  np.save(tmp_path / "u8.npy", images)
+  workdir = str(tmp_path / "run")
+  run(tiny_config(str(tmp_path / "u8.npy")), workdir)
+  model = load_trained(workdir)
+  saved = np.load(os.path.join(workdir, "assignments.npz"))
+  for raw in (images, images.astype(np.float64), images.reshape(160, 2, 2)):
+    np.testing.assert_array_equal(model.predict(raw), saved["labels"])
+    np.testing.assert_allclose(model.soft_assign(raw), saved["q"], rtol=1e-4,
+                               atol=1e-6)
+  # A Dataset loaded with the run's scale is taken as its features.
+  loaded = data.load(str(tmp_path / "u8.npy"), keep_uint8=True)
+  np.testing.assert_array_equal(model.predict(loaded), saved["labels"])
+  with pytest.raises(DecJaxError, match=r"loaded with scale=1.*scale=255"):
+    model.predict(data.load(str(tmp_path / "u8.npy"), scale=1))
+  predict_to_file(workdir, str(tmp_path / "u8.npy"), str(tmp_path / "p.npz"))
+  np.testing.assert_array_equal(np.load(tmp_path / "p.npz")["labels"],
+                                saved["labels"])

@@ -283,3 +283,45 @@ def test_cli_seeds_and_grid_flags(tmp_path, blobs_npz):
              '--config.grid={"model.dims": [[4]]}')
   assert proc.returncode == 2 and "cannot be stacked" in proc.stderr
   assert not os.path.exists(tmp_path / "bad")
+
+
+def test_member_estimate_counts_every_parameter_the_stack_holds(hard_blobs):
+  """One member's share: the whole autoencoder (pretraining holds encoder and
+  decoder; IDEC trains both) and the centres, 6 copies each (params, grads,
+  2 optimizer moments, the donated copy), plus its q / p / labels and one
+  chunk's activations."""
+  import math  # pylint: disable=g-import-not-at-top
+  from dec_jax.nn import models  # pylint: disable=g-import-not-at-top
+  from dec_jax.runner import data, pretrained  # pylint: disable=g-import-not-at-top
+  config = small(hard_blobs, method="idec")
+  dataset = data.load(hard_blobs)
+  dims = (dataset.dim,) + tuple(config.model.dims)
+  params = models.init_autoencoder(
+      pretrained.build_model(config, dims, None), jax.random.key(0))
+  param_bytes = sum(4 * math.prod(a.shape) for a in jax.tree.leaves(params))
+  assert jax.tree.leaves(params["decoder"])  # the decoder is counted
+  k = 4
+  expected = (6 * (param_bytes + 4 * k * dims[-1])
+              + 3 * 4 * dataset.num_samples * k
+              + 2 * 4 * config.chunk_size * max(dims))
+  assert run_lib.member_bytes(config, dims, dataset, k) == expected
+
+
+def test_streamed_data_is_never_copied_whole_to_the_device(tmp_path,
+                                                           hard_blobs,
+                                                           monkeypatch):
+  """data_on_device=False with two members: pretraining, the embedding and
+  the DEC loop stream minibatches and chunks; the data set never goes to
+  the device whole."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  config = small(hard_blobs, seeds="0,1", data_on_device=False,
+                 chunk_size=64)
+  copied = []
+  for module, name in ((jnp, "asarray"), (jax, "device_put")):
+    def record(x, *args, real=getattr(module, name), **kwargs):
+      copied.append(getattr(x, "shape", None))
+      return real(x, *args, **kwargs)
+    monkeypatch.setattr(module, name, record)
+  results = run_lib.run(config, str(tmp_path / "streamed"))
+  assert results["groups"] == [["seed 0", "seed 1"]]
+  assert copied and (200, 8) not in copied

@@ -96,7 +96,7 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
   assert all(r["pretrain_reused"] for r in rows if r["method"] == "dec")
 
   # Finished: a rerun does nothing (a single lost run is redone alone, as
-  # tests/test_multiseed.py checks).
+  # tests/test_stack.py checks).
   sweep.run_sweep(config, workdir, grid, "0,1")
   assert _mtimes(workdir) == after
 

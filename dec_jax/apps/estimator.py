@@ -8,6 +8,9 @@
 `fit` runs exactly what `python -m experiments.main` runs (same config, same
 workdir files, same checkpoints) on in-memory arrays; the fitted model is
 the workdir's trained DEC/IDEC model (`dec_jax.predict.TrainedModel`).
+Inputs are checked as scikit-learn's estimators check theirs (finite,
+numeric, dense, at least 2 samples; `n_features_in_`), and scikit-learn's
+estimator checks pass (tests/test_estimator.py lists those that cannot).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from typing import Any, Optional, Sequence
 
 import ml_collections
 import numpy as np
+from scipy import sparse
 from sklearn import base
+from sklearn.utils import multiclass
+from sklearn.utils import validation
 
 from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
@@ -43,15 +49,19 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
       autoencoder's pretraining.
     update_interval, maxiter, tol: the clustering loop (see config.dec).
     scale: inputs are divided by this; `auto`: 255 for uint8, else 1.
-    seed: the run's seed (initialisation, shuffling, k-means).
+    seed: the run's seed (initialisation, shuffling, k-means): `fit` is
+      deterministic for a seed.
     workdir: where the run's files go; None: a new temporary folder
       (kept, see `workdir_`). A workdir with a finished run is refused.
     config_overrides: any other config fields, dotted names to values,
       e.g. `{"dec.learning_rate": 0.001, "model.dtype": "bfloat16"}`.
+      The pretraining and clustering batch sizes are capped at the number
+      of samples (as scikit-learn's MLP caps its batch size).
 
   Attributes after `fit`: `labels_` [N], `soft_assignment_` [N, k],
   `results_` (what results.json holds: ACC/NMI/ARI when `y` was given,
-  times, ...), `model_` (`TrainedModel`), `workdir_`.
+  times, ...), `model_` (`TrainedModel`), `workdir_`, `n_features_in_`
+  (D, the width of a flattened input row).
   """
 
   def __init__(self, n_clusters: int = 10, *, method: str = "dec",
@@ -105,11 +115,54 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
                           f"to {value!r} ({e}).") from None
     return config
 
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.non_deterministic = False  # a seed gives the same fit
+    # transform() gives float32 embeddings whatever the input dtype.
+    tags.transformer_tags.preserves_dtype = ["float32"]
+    return tags
+
+  def _check_x(self, x, *, reset: bool):
+    """x as scikit-learn checks it, flattened to rows [N, D]; returns those
+    rows and the shape of one sample (images keep theirs for conv models).
+    Raises ValueError / TypeError with scikit-learn's messages."""
+    sample_shape = None
+    if not (sparse.issparse(x) or hasattr(x, "columns")):  # not a DataFrame
+      x = np.asarray(x)
+      if x.ndim > 2:  # images [N, H, W, ...]
+        sample_shape = x.shape[1:]
+        x = x.reshape(x.shape[0], -1)
+    x = validation.validate_data(self, x, reset=reset,
+                                 ensure_min_samples=2 if reset else 1)
+    return x, sample_shape
+
+  @staticmethod
+  def _check_y(y, n: int) -> Optional[np.ndarray]:
+    """Class labels of any type (ints, strings, objects) as integer codes
+    [N]: the scores only compare partitions, so the names do not matter."""
+    if y is None:
+      return None
+    y = validation.column_or_1d(y)
+    if y.shape[0] != n:
+      raise DecJaxError(f"y: labels must have shape [{n}] to match x, got "
+                        f"shape {y.shape}.")
+    kind = multiclass.type_of_target(y, input_name="y", raise_unknown=True)
+    if kind not in ("binary", "multiclass"):
+      raise DecJaxError(f"y: labels must be class labels, got {kind} "
+                        "values.")
+    return np.unique(y, return_inverse=True)[1].astype(np.int32)
+
   def fit(self, x, y=None) -> "DEC":
     """Pretrains, initialises with k-means and runs DEC on x [N, ...];
     labels y [N], if given, are only used to score the run."""
     config = self.make_config()
-    dataset = data.from_arrays(x, y, scale=self.scale)
+    x, sample_shape = self._check_x(x, reset=True)
+    if sample_shape is not None:
+      x = x.reshape((x.shape[0],) + sample_shape)
+    for stage in ("pretrain", "dec"):
+      config[stage].batch_size = min(config[stage].batch_size, x.shape[0])
+    dataset = data.from_arrays(x, self._check_y(y, x.shape[0]),
+                               scale=self.scale)
     workdir = self.workdir or tempfile.mkdtemp(prefix="dec_jax-")
     self.results_ = run(config, workdir, dataset=dataset)
     self.workdir_ = os.path.abspath(workdir)
@@ -119,25 +172,26 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     self.model_: TrainedModel = load_trained(self.workdir_)
     return self
 
-  def _scaled(self, x) -> np.ndarray:
+  def _raw(self, x) -> np.ndarray:
+    """New data checked and flattened, as given: `model_` (a TrainedModel)
+    divides them by the training run's scale itself."""
     base.check_is_fitted(self, "model_")
-    x = np.asarray(x)
-    features = x.reshape(x.shape[0], -1) if x.ndim > 2 else x
-    return np.asarray(features, np.float32) / float(self.model_.scale)
+    x, _ = self._check_x(x, reset=False)
+    return x
 
   def predict(self, x) -> np.ndarray:
     """Cluster ids [N] of new data, scaled as the training data was."""
-    x = self._scaled(x)
+    x = self._raw(x)
     return self.model_.predict(x)
 
   def predict_proba(self, x) -> np.ndarray:
     """Soft assignments q [N, k] of new data."""
-    x = self._scaled(x)
+    x = self._raw(x)
     return self.model_.soft_assign(x)
 
   def transform(self, x) -> np.ndarray:
     """Embeddings z [N, d] of new data."""
-    x = self._scaled(x)
+    x = self._raw(x)
     return self.model_.embed(x)
 
   def fit_predict(self, x, y=None, **kwargs) -> np.ndarray:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
+import io
 import os
 import shutil
 import urllib.parse
@@ -38,14 +39,21 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from dec_jax.runner import checks
 from dec_jax.core import choose_k
 from dec_jax.core import clustering
+from dec_jax.runner import data
 from dec_jax.core import kmeans
+from dec_jax import methods
 from dec_jax.errors import DecJaxError
+from dec_jax.runner.workdir import write_bytes_atomic, write_text_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FEATURES = ("pixels", "hog", "embedding")
-METHODS = ("kmeans", "dec", "idec")
+# k-means on the features, or a method that trains a model (dec, idec, ...).
+DEEP_METHODS = tuple(sorted(name for name, m in methods.METHODS.items()
+                            if m.predicts))
+METHODS = ("kmeans",) + DEEP_METHODS
 FOLDERS = ("none", "link", "copy")
 SOURCE_SIDE = 256  # images are decoded down to about this size
 THUMB_SIDE = 160   # thumbnails in the gallery
@@ -160,8 +168,10 @@ def read_embedding(path: str, candidates: Sequence[str]) -> np.ndarray:
   if not os.path.isfile(path):
     raise DecJaxError(f"embedding file {path!r} does not exist.")
   lower = path.lower()
+  if lower.endswith((".npy", ".npz")):
+    data.check_signature(path, lower[-4:])
   if lower.endswith(".npy"):
-    x = np.load(path, allow_pickle=False)
+    x = _read_numpy(path)
     if x.ndim != 2 or x.shape[0] != len(candidates):
       raise DecJaxError(
           f"{path}: a .npy embedding needs one row per jpg/png file in the "
@@ -169,11 +179,11 @@ def read_embedding(path: str, candidates: Sequence[str]) -> np.ndarray:
           f"{x.shape}; or give an .npz with `files` or a .csv with names.")
     return _finite(x.astype(np.float32), path)
   if lower.endswith(".npz"):
-    with np.load(path, allow_pickle=False) as saved:
-      if "x" not in saved or "files" not in saved:
-        raise DecJaxError(f"{path}: an .npz embedding needs arrays `x` and "
-                          f"`files`, found {sorted(saved.files)}.")
-      x, names = saved["x"], [str(f) for f in saved["files"]]
+    saved = _read_numpy(path)
+    if "x" not in saved or "files" not in saved:
+      raise DecJaxError(f"{path}: an .npz embedding needs arrays `x` and "
+                        f"`files`, found {sorted(saved)}.")
+    x, names = saved["x"], [str(f) for f in saved["files"]]
   elif lower.endswith(".csv"):
     with open(path, newline="") as f:
       rows = [r for r in csv.reader(f) if r]
@@ -199,6 +209,18 @@ def read_embedding(path: str, candidates: Sequence[str]) -> np.ndarray:
                       "images folder.")
   return _finite(x[[index[os.path.normpath(c)] for c in candidates]]
                  .astype(np.float32), path)
+
+
+def _read_numpy(path: str):
+  """The array of a .npy, or the arrays of a .npz as a dict; a file NumPy
+  cannot read (corrupt, object arrays) is a DecJaxError."""
+  try:
+    with open(path, "rb") as f:
+      loaded = np.load(f, allow_pickle=False)
+      return loaded if isinstance(loaded, np.ndarray) else dict(loaded)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DecJaxError(f"{path}: cannot read ({type(e).__name__}: "
+                      f"{str(e)[:200]}).") from None
 
 
 def _is_number(text: str) -> bool:
@@ -257,20 +279,13 @@ def cluster(x: np.ndarray, n_clusters: Optional[int] = None, *,
   def fit(k: int) -> kmeans.KMeansResult:
     return kmeans.fit_kmeans(x, k, seed=seed, n_init=10, backend="sklearn")
 
+  check_k(n, n_clusters, k_min, k_max)
   curve = None
   if n_clusters is None:
-    top = min(k_max, n - 1)
-    if n < 3 or not 2 <= k_min <= top:
-      raise DecJaxError(f"cannot choose k in [{k_min}, {k_max}] for {n} "
-                        "images (needs 2 <= k_min <= k_max < images); give "
-                        "--n_clusters.")
-    curve = choose_k.silhouette_curve(x, range(k_min, top + 1),
+    curve = choose_k.silhouette_curve(x, range(k_min, min(k_max, n - 1) + 1),
                                       lambda k: fit(k).labels, seed=seed)
     n_clusters = choose_k.best_k(curve)
-  if not 2 <= n_clusters <= n:
-    raise DecJaxError(f"n_clusters must be between 2 and the number of "
-                      f"readable images ({n}), got {n_clusters}.")
-  if method == "kmeans":
+  if method not in DEEP_METHODS:
     result = fit(n_clusters)
     q = np.asarray(clustering.soft_assign(x, result.centres, 1.0))
     labels = np.asarray(result.labels)
@@ -278,6 +293,19 @@ def cluster(x: np.ndarray, n_clusters: Optional[int] = None, *,
     labels, q = _deep_cluster(x, n_clusters, method, seed, workdir,
                               dec_epochs, dec_dims)
   return Clustering(labels, q.max(axis=1), n_clusters, curve)
+
+
+def check_k(n: int, n_clusters: Optional[int], k_min: int,
+            k_max: int) -> None:
+  """Refuses a k, or a range to choose it from, that n images cannot have."""
+  if n_clusters is None:
+    if n < 3 or not 2 <= k_min <= min(k_max, n - 1):
+      raise DecJaxError(f"cannot choose k in [{k_min}, {k_max}] for {n} "
+                        "images (needs 2 <= k_min <= k_max < images); give "
+                        "--n_clusters.")
+  elif not 2 <= n_clusters <= n:
+    raise DecJaxError(f"n_clusters must be between 2 and the number of "
+                      f"readable images ({n}), got {n_clusters}.")
 
 
 def _deep_cluster(x, k, method, seed, workdir, epochs, dims):
@@ -309,12 +337,14 @@ def _url(path: str) -> str:
 
 def write_assignments(path: str, files: Sequence[str], result: Clustering,
                       order: Sequence[int]) -> None:
-  with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["file", "cluster", "confidence"])
-    for i in order:
-      writer.writerow([files[i], int(result.labels[i]),
-                       f"{result.confidence[i]:.4f}"])
+  """file,cluster,confidence rows in `order`, written atomically."""
+  text = io.StringIO(newline="")
+  writer = csv.writer(text)
+  writer.writerow(["file", "cluster", "confidence"])
+  for i in order:
+    writer.writerow([files[i], int(result.labels[i]),
+                     f"{result.confidence[i]:.4f}"])
+  write_text_atomic(path, text.getvalue())
 
 
 def write_folders(out: str, photos: Photos, result: Clustering,
@@ -396,7 +426,9 @@ def write_gallery(out: str, photos: Photos, result: Clustering,
     name = os.path.join("thumbs", f"{i:06d}.jpg")
     small = img.copy()
     small.thumbnail((THUMB_SIDE, THUMB_SIDE))
-    small.save(os.path.join(out, name), quality=85)
+    write_bytes_atomic(os.path.join(out, name),
+                       lambda f, small=small: small.save(f, format="JPEG",
+                                                         quality=85))
     thumbs.append(name)
   if result.curve is not None:
     from dec_jax.apps import plots  # pylint: disable=g-import-not-at-top
@@ -407,8 +439,8 @@ def write_gallery(out: str, photos: Photos, result: Clustering,
   write_assignments(os.path.join(out, ASSIGNMENTS_CSV), photos.files, result,
                     order)
   page = os.path.join(out, "index.html")
-  with open(page, "w", encoding="utf-8") as f:
-    f.write(gallery_html(photos, result, thumbs, out, description))
+  write_text_atomic(page, gallery_html(photos, result, thumbs, out,
+                                       description))
   return page
 
 
@@ -423,6 +455,7 @@ def organize(images: str, out: str, n_clusters: Optional[int] = None, *,
                       f"{FEATURES}.")
   if folders not in FOLDERS:
     raise DecJaxError(f"folders must be one of {FOLDERS}, got {folders!r}.")
+  checks.check_seed(seed)
   if os.path.exists(out) and (not os.path.isdir(out) or (
       os.listdir(out) and not os.path.exists(os.path.join(out,
                                                           ASSIGNMENTS_CSV)))):
@@ -433,8 +466,9 @@ def organize(images: str, out: str, n_clusters: Optional[int] = None, *,
     raise DecJaxError(f"{images!r} holds {len(photos.files)} readable jpg/png "
                       f"image(s); at least 2 are needed "
                       f"({len(photos.skipped)} file(s) skipped).")
+  check_k(len(photos.files), n_clusters, k_min, k_max)
   x = features(photos, feature_kind, embedding)
-  os.makedirs(out, exist_ok=True)
+  # `out` is made by the gallery (or the DEC run), after every check.
   result = cluster(x, n_clusters, method=method, seed=seed, k_min=k_min,
                    k_max=k_max, workdir=os.path.join(out, "run"),
                    dec_epochs=dec_epochs)

@@ -2,12 +2,13 @@
 
 Each function returns a `matplotlib.figure.Figure` built without pyplot (no
 global state, no display needed: PNGs are rendered by Agg); `save` writes
-one and frees it. `dec_jax.report` decides what to draw for a workdir.
+one atomically. `dec_jax.report` decides what to draw for a workdir.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import statistics
 from typing import Optional, Sequence
 
@@ -17,12 +18,17 @@ from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
 from dec_jax.core import metrics
+from dec_jax.runner.workdir import write_bytes_atomic
 
 SCORES = ("acc", "nmi", "ari")
 
 
 def save(fig: Figure, path: str, dpi: int = 100) -> str:
-  fig.savefig(path, dpi=dpi, bbox_inches="tight")
+  """Renders fig into `path` (format from its suffix) through a temp file:
+  a drawing that fails leaves the old file, or none, never half of one."""
+  fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+  write_bytes_atomic(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi,
+                                                 bbox_inches="tight"))
   return path
 
 

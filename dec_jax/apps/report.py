@@ -105,12 +105,15 @@ def two_d_map(features: np.ndarray, seed: int,
               random_state=seed).fit_transform(features), "t-SNE"
 
 
-def _embed(workdir: str, x: np.ndarray) -> tuple[np.ndarray, str]:
-  """The trained encoder's embedding of x if the run has one, else x."""
+def _embed(workdir: str, dataset: data_lib.Dataset,
+           rows: np.ndarray) -> tuple[np.ndarray, str]:
+  """The trained encoder's embedding of the dataset's `rows` if the run has
+  one, else their features."""
+  sample = dataclasses.replace(dataset, x=dataset.x[rows], y=None)
   if os.path.exists(os.path.join(workdir, CHECKPOINTS, "dec.json")):
     from dec_jax.apps import predict  # pylint: disable=g-import-not-at-top
-    return predict.load_trained(workdir).embed(x), "embedding"
-  return x, "inputs"
+    return predict.load_trained(workdir).embed(sample), "embedding"
+  return sample.x / sample.divisor, "inputs"
 
 
 def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
@@ -178,7 +181,7 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(labels.size, min(sample_size, labels.size),
                                 replace=False))
-    features, space = _embed(workdir, dataset.x[sample])
+    features, space = _embed(workdir, dataset, sample)
     xy, how = two_d_map(features, seed, map_method)
     fig = plots.embedding_map(
         xy, labels[sample], None if y is None else y[sample],

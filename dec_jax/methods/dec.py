@@ -187,7 +187,7 @@ def _outputs(stack, model, results, init_scores, k_infos,
   for i, result in enumerate(results):
     k = int(result.params["centres"].shape[0])
     cfg = stack.configs[i]
-    stack.runs[i].workdir.save_params("dec", result.params, {
+    stack.save_model(i, "dec", result.params, {
         "method": cfg.method, **models.describe(model), "n_clusters": k,
         "alpha": cfg.dec.alpha, "dtype": cfg.model.dtype,
         "scale": stack.dataset.scale, "label_column": cfg.label_column})

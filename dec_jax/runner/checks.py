@@ -19,6 +19,7 @@ from dec_jax.train import optim
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax import methods
+from dec_jax.runner.members import MAX_SEED
 
 
 def require(condition: bool, message: str) -> None:
@@ -26,9 +27,18 @@ def require(condition: bool, message: str) -> None:
     raise DecJaxError(message)
 
 
+def check_seed(seed, name: str = "seed") -> None:
+  """Refuses a seed that is not an integer in [0, MAX_SEED]."""
+  require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+          and 0 <= seed <= MAX_SEED,
+          f"{name} must be an integer between 0 and {MAX_SEED}, got "
+          f"{seed!r}.")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown names and impossible sizes before any compute."""
   method = methods.get(config.method)
+  check_seed(config.seed)
   require(config.split in data.SPLITS,
           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
   require(config.model.dtype in models.DTYPES,

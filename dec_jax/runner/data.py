@@ -67,18 +67,20 @@ class Dataset:
   name: str
   image_shape: Optional[tuple[int, ...]] = None
   scale: float = 1.0  # what the raw inputs are divided by
+  # `fingerprint(raw inputs, labels)`, set by `load` / `from_arrays`; when
+  # empty, computed here from x and y. Checkpoints keep it, so a model
+  # trained on other data is never reused (`dataclasses.replace` keeps it).
+  fingerprint: str = ""
+
+  def __post_init__(self):
+    if not self.fingerprint:
+      object.__setattr__(self, "fingerprint", fingerprint(self.x, self.y))
 
   @property
   def divisor(self) -> float:
     """What `x` still has to be divided by to give the features: `scale`
     when it holds the raw uint8 inputs (`load(keep_uint8=True)`), else 1."""
     return self.scale if self.x.dtype == np.uint8 else 1.0
-
-  @property
-  def fingerprint(self) -> str:  # placeholder until #14's content hash lands
-    import hashlib
-    return hashlib.blake2b(np.ascontiguousarray(self.x).tobytes(),
-                           digest_size=16).hexdigest()
 
   @property
   def num_samples(self) -> int:
@@ -124,51 +126,73 @@ def load(
   """
   if split not in SPLITS:
     raise DecJaxError(f"Unknown split {split!r}; expected one of {SPLITS}.")
-  if source == "digits":
-    x, y, image_shape, default_scale = _load_digits()
-  elif source in IDX_DATASETS:
-    x, y = _load_image_set(source, split, data_dir)
-    image_shape, default_scale = x.shape[1:], 255.0
-  elif source == "usps":
-    x, y, image_shape = _load_usps(split, data_dir)
-    default_scale = 255.0 if x.dtype == np.uint8 else 1.0
-  elif source.lower().endswith(USER_FILE_SUFFIXES):
-    x, y = _load_user_file(source, label_column, split)
-    image_shape = x.shape[1:] if x.ndim > 2 else None
-    default_scale = 255.0 if x.dtype == np.uint8 else 1.0
-  else:
-    raise DecJaxError(
-        f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
-        f"path ending in one of {USER_FILE_SUFFIXES}.")
+  x, y, image_shape, default_scale = _read_source(source, split, data_dir,
+                                                  label_column)
   divisor = _resolve_scale(scale, default_scale)
   y = None if y is None else _as_labels(y, x.shape[0], source)
   image_shape = tuple(image_shape) if image_shape else None
-  if keep_uint8 and x.dtype == np.uint8:
-    return Dataset(x=_as_features(x, source, keep_dtype=True), y=y,
-                   name=os.path.basename(source), image_shape=image_shape,
-                   scale=divisor)
-  x = _as_features(x, source) / divisor
-  if source == "usps" and scale == "auto" and (x.min() < 0 or x.max() > 1):
-    raise DecJaxError(
-        f"usps: pixels should lie in [0, 1] but span [{x.min():g}, "
-        f"{x.max():g}]; another USPS variant? Pass --config.scale to divide "
-        "them by a number (values below 0 are kept as they are).")
-  return Dataset(x=x.astype(np.float32), y=y, name=os.path.basename(source),
-                 image_shape=image_shape, scale=divisor)
+  keep = keep_uint8 and x.dtype == np.uint8
+  features = _as_features(x, source, keep_dtype=keep)  # checks x first
+  digest = fingerprint(x, y)
+  if not keep:
+    features = (features / divisor).astype(np.float32)
+    if source == "usps" and scale == "auto":
+      _check_usps_range(features)
+  return Dataset(x=features, y=y, name=os.path.basename(source),
+                 image_shape=image_shape, scale=divisor, fingerprint=digest)
+
+
+def _read_source(source: str, split: str, data_dir: Optional[str],
+                 label_column: Optional[int]):
+  """(raw inputs, raw labels or None, image shape, default scale) of a
+  built-in set or a user file."""
+  if source == "digits":
+    return _load_digits()
+  if source in IDX_DATASETS:
+    x, y = _load_image_set(source, split, data_dir)
+    return x, y, x.shape[1:], 255.0
+  if source == "usps":
+    x, y, image_shape = _load_usps(split, data_dir)
+    return x, y, image_shape, 255.0 if x.dtype == np.uint8 else 1.0
+  if source.lower().endswith(USER_FILE_SUFFIXES):
+    x, y = _load_user_file(source, label_column, split)
+    image_shape = x.shape[1:] if x.ndim > 2 else None
+    return x, y, image_shape, 255.0 if x.dtype == np.uint8 else 1.0
+  raise DecJaxError(
+      f"Unknown dataset {source!r}; expected one of {BUILTIN_DATASETS} or a "
+      f"path ending in one of {USER_FILE_SUFFIXES}.")
 
 
 def from_arrays(x, y=None, *, scale: str | float = "auto") -> Dataset:
   """A `Dataset` of in-memory arrays x [N, ...] (and labels y [N]), checked
-  and scaled as files are (`auto`: 255 for uint8, else 1). Its name carries a
-  hash of the data, so checkpoints made from other arrays are never reused."""
+  and scaled as files are (`auto`: 255 for uint8, else 1). Its name carries
+  its fingerprint, so checkpoints made from other arrays are never reused."""
   x = np.asarray(x)
   divisor = _resolve_scale(scale, 255.0 if x.dtype == np.uint8 else 1.0)
   image_shape = tuple(x.shape[1:]) if x.ndim > 2 else None
   features = np.ascontiguousarray(_as_features(x, "x") / divisor, np.float32)
   y = None if y is None else _as_labels(y, features.shape[0], "y")
-  digest = hashlib.sha1(features.data).hexdigest()[:12]
-  return Dataset(x=features, y=y, name=f"array-{digest}",
-                 image_shape=image_shape, scale=divisor)
+  digest = fingerprint(x, y)
+  return Dataset(x=features, y=y, name=f"array-{digest.split(':')[1][:12]}",
+                 image_shape=image_shape, scale=divisor, fingerprint=digest)
+
+
+def fingerprint(x: np.ndarray, y: Optional[np.ndarray] = None) -> str:
+  """A hash of the inputs as read (bytes, shape, dtype) and of the labels.
+
+  Checkpoint descriptions keep it: a file that changed since a model was
+  trained on it gives another fingerprint, and the model is retrained.
+  blake2b runs at about 0.6 GB/s: MNIST's 70,000 x 784 bytes in ~0.1 s.
+  """
+  digest = hashlib.blake2b(digest_size=16)
+  for array in (x, y):
+    if array is None:
+      digest.update(b"none;")
+      continue
+    array = np.ascontiguousarray(array)
+    digest.update(f"{array.dtype.str}{array.shape};".encode())
+    digest.update(memoryview(array.reshape(-1)).cast("B"))
+  return "blake2b:" + digest.hexdigest()
 
 
 def _resolve_scale(scale: str | float, default: float) -> float:
@@ -267,6 +291,14 @@ def _load_usps(split: str, data_dir: Optional[str]):
   return x, y, image_shape
 
 
+def _check_usps_range(x: np.ndarray) -> None:
+  if x.min() < 0 or x.max() > 1:
+    raise DecJaxError(
+        f"usps: pixels should lie in [0, 1] but span [{x.min():g}, "
+        f"{x.max():g}]; another USPS variant? Pass --config.scale to divide "
+        "them by a number (values below 0 are kept as they are).")
+
+
 def _splits(split: str) -> Sequence[str]:
   return ("train", "test") if split == "all" else (split,)
 
@@ -361,11 +393,15 @@ def _load_tfds(name: str, split: str):
 
 
 def _load_user_file(path: str, label_column: Optional[int], split: str):
+  """(x, y or None) of a .npz / .npy / .csv / .h5 file, checked to be one."""
   if not os.path.isfile(path):
     raise DecJaxError(f"Data file {path!r} does not exist.")
   if os.path.getsize(path) == 0:
     raise DecJaxError(f"Data file {path!r} is empty.")
   suffix = os.path.splitext(path)[1].lower()
+  check_signature(path, suffix)
+  if split != "all" and suffix not in (".h5", ".hdf5"):
+    raise _no_splits(path, split, f"a {suffix} file")
   try:
     if suffix == ".npz":
       with np.load(path, allow_pickle=False) as archive:
@@ -385,22 +421,61 @@ def _load_user_file(path: str, label_column: Optional[int], split: str):
                       f"{str(e)[:200]}).") from None
 
 
+# How each binary format starts; a file that does not is not of that format
+# (NumPy would try to unpickle it and blame "pickled (object) data").
+_NPZ_MAGIC = b"PK"  # a zip archive
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def check_signature(path: str, suffix: str) -> None:
+  """Refuses a file whose first bytes are not those of its suffix's format."""
+  with open(path, "rb") as f:
+    head = f.read(8)
+  if suffix == ".npz" and not head.startswith(_NPZ_MAGIC):
+    hint = (" It starts like a .npy file: rename it to .npy."
+            if head.startswith(_NPY_MAGIC) else
+            " Write it with numpy.savez(path, x=..., y=...).")
+    raise DecJaxError(f"{path}: not a valid .npz file (an .npz is a zip "
+                      f"archive, and this file does not start like one).{hint}")
+  if suffix == ".npy" and not head.startswith(_NPY_MAGIC):
+    hint = (" It starts like a zip archive: rename it to .npz."
+            if head.startswith(_NPZ_MAGIC) else
+            " Write it with numpy.save(path, x).")
+    raise DecJaxError(f"{path}: not a valid .npy file (it does not start with "
+                      f"the NumPy header).{hint}")
+  if suffix in (".h5", ".hdf5"):
+    import h5py  # pylint: disable=g-import-not-at-top
+    if not h5py.is_hdf5(path):
+      raise DecJaxError(f"{path}: not a valid HDF5 file (no HDF5 signature); "
+                        "write it with h5py or pandas.to_hdf.")
+
+
+def _no_splits(path: str, split: str, what: str) -> DecJaxError:
+  return DecJaxError(
+      f"split={split!r}: {path} is {what}, which holds no train/test split "
+      "(only IDX folders and HDF5 files with train/ and test/ groups do); "
+      "use split=all (the default), or split the file yourself.")
+
+
 def _load_h5(path: str, split: str):
   """HDF5: datasets `x` (+ optional `y`), or the USPS layout with groups
   `train` / `test` holding `data` and `target` (split as for IDX sets)."""
   import h5py  # pylint: disable=g-import-not-at-top
   with h5py.File(path, "r") as f:
-    if "x" in f:
+    groups = _splits(split)
+    has_groups = all(g in f and "data" in f[g] for g in groups)
+    if "x" in f and (split == "all" or not has_groups):
+      if split != "all":
+        raise _no_splits(path, split, "an HDF5 file of one dataset 'x'")
       return f["x"][()], f["y"][()] if "y" in f else None
-    if all(g in f and "data" in f[g] for g in _splits(split)):
-      xs = [f[g]["data"][()] for g in _splits(split)]
-      ys = [f[g]["target"][()] if "target" in f[g] else None
-            for g in _splits(split)]
+    if has_groups:
+      xs = [f[g]["data"][()] for g in groups]
+      ys = [f[g]["target"][()] if "target" in f[g] else None for g in groups]
       y = None if any(v is None for v in ys) else np.concatenate(ys)
       return np.concatenate(xs), y
     raise DecJaxError(
         f"{path}: an HDF5 file must hold a dataset 'x' (optional 'y'), or "
-        f"groups {list(_splits(split))} with 'data' and 'target'; found "
+        f"groups {list(groups)} with 'data' and 'target'; found "
         f"{sorted(f.keys())}.")
 
 

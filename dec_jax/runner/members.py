@@ -33,6 +33,8 @@ STACKABLE = ("pretrain.learning_rate", "pretrain.momentum",
              "dec.learning_rate", "dec.momentum", "dec.tol", "dec.alpha",
              "dec.reseed_fraction", "idec.gamma")
 SCORES = ("acc", "nmi", "ari")
+# Seeds feed jax.random.key, NumPy and scikit-learn: uint32 values.
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +74,9 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
     except (TypeError, ValueError):
       raise DecJaxError(f"seeds must be integers, got {p!r} in "
                         f"{value!r}.") from None
-    if isinstance(p, (float, bool)) or seed < 0:
-      raise DecJaxError(f"seeds must be non-negative integers, got {p!r}.")
+    if isinstance(p, (float, bool)) or not 0 <= seed <= MAX_SEED:
+      raise DecJaxError(f"seeds must be integers between 0 and {MAX_SEED}, "
+                        f"got {p!r}.")
     seeds.append(seed)
   if len(set(seeds)) != len(seeds):
     raise DecJaxError(f"seeds must be distinct, got {value!r}.")

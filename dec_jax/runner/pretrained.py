@@ -12,19 +12,20 @@ import json
 import os
 from typing import Any, Optional
 
-from absl import logging
 import jax
 import ml_collections
 
 from dec_jax.runner import data
 from dec_jax.nn import models
 from dec_jax.errors import DecJaxError
-from dec_jax.runner.workdir import CHECKPOINTS, Workdir, load_meta, load_params
+from dec_jax.runner.workdir import (CHECKPOINTS, DATA_FINGERPRINT, Workdir,
+                                    load_meta, load_params)
 
 AUTOENCODER = "autoencoder"
 
-# Fields that must agree for a pretrained_workdir's autoencoder to be used.
-_DATA_FIELDS = ("data", "dims", "model_kind")
+# Fields that must agree for a pretrained_workdir's autoencoder to be used
+# (its data too: DATA_FINGERPRINT).
+_DATA_FIELDS = ("dims", "model_kind")
 
 
 def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
@@ -45,7 +46,7 @@ def fingerprint(config: ml_collections.ConfigDict, dims: tuple[int, ...],
   fingerprint), not their path."""
   conv = config.model.kind == "conv"
   return json.loads(json.dumps({
-      "data": data_hash, "dataset": config.dataset,
+      DATA_FINGERPRINT: data_hash, "dataset": config.dataset,
       "split": config.split, "scale": str(config.scale), "seed": config.seed,
       "dims": list(dims), "dtype": config.model.dtype,
       "model_kind": config.model.kind,
@@ -65,7 +66,7 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
          dims: tuple[int, ...], dataset: data.Dataset
          ) -> tuple[Optional[Any], Optional[dict]]:
   """(params, origin) of the autoencoder to reuse, or (None, None), or
-  (None, {'not_reused': why}) when this workdir's differs.
+  (None, a 'checkpoint' log record saying why) when this workdir's differs.
 
   Either `pretrained_workdir`'s (the user asked for it; it must have been
   trained on the same data and dims), or this workdir's own when it was
@@ -76,22 +77,14 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   if config.pretrained_workdir:
     source = _source(config)
     meta = load_meta(source, AUTOENCODER)
-    _require(meta is not None or not os.path.isdir(
-        os.path.join(source, CHECKPOINTS, AUTOENCODER)),
-             f"{source}'s checkpoints/{AUTOENCODER} has no description "
-             f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
-    if meta is not None:
-      differ = [f"{'data (content hash)' if f == 'data' else f} "
-                f"({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
-                if meta.get(f) != wanted[f]]
-      _require(not differ, f"The autoencoder in {source} was pretrained with "
-               f"other {', '.join(differ)}.")
+    _check_pretrained_workdir(source, meta, wanted)
   else:
     source = workdir.path
     meta = load_meta(source, AUTOENCODER)
     if meta != wanted:
-      return None, (None if meta is None else
-                    {"not_reused": _why_not_reused(workdir, meta, wanted)})
+      reason = why_not_reused(meta, wanted)
+      return None, reason and {"checkpoint": AUTOENCODER, "reused": False,
+                               "reason": reason}
   params = load_params(source, AUTOENCODER)
   if params is None:
     _require(not config.pretrained_workdir,
@@ -102,16 +95,42 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   return params, {"workdir": os.path.abspath(source), "settings": meta}
 
 
-def _why_not_reused(workdir: Workdir, meta: dict, wanted: dict) -> str:
-  """Why this workdir's autoencoder is retrained (also logged)."""
-  if meta.get("data") != wanted["data"]:
-    why = ("the data changed since it was saved (content hash "
-           f"{meta.get('data')} -> {wanted['data']})")
-  else:
-    why = "it was trained with other settings: " + ", ".join(
-        k for k in wanted if meta.get(k) != wanted[k])
-  logging.info("%s: its autoencoder is not reused: %s.", workdir.path, why)
-  return why
+def why_not_reused(saved: Optional[dict], wanted: dict) -> Optional[str]:
+  """Why a checkpoint described by `saved` cannot stand for `wanted` (the
+  data first), or None when it can or there is none."""
+  if saved is None or saved == wanted:
+    return None
+  have, now = saved.get(DATA_FINGERPRINT), wanted.get(DATA_FINGERPRINT)
+  if have is None:
+    return ("it was saved without a fingerprint of its data (by an older "
+            "dec_jax), so it cannot be checked against the data loaded now")
+  if have != now:
+    return (f"the data changed since the checkpoint was saved: it was made "
+            f"from data with fingerprint {have}, the data loaded now has "
+            f"{now}")
+  differ = sorted(k for k in {**saved, **wanted}
+                  if saved.get(k) != wanted.get(k))
+  return f"it was saved with other settings ({', '.join(differ)})"
+
+
+def _check_pretrained_workdir(source: str, meta: Optional[dict],
+                              wanted: dict) -> None:
+  """Refuses `pretrained_workdir`'s autoencoder (described by `meta`) when
+  it was trained on other data or dims than `wanted`."""
+  _require(meta is not None or not os.path.isdir(
+      os.path.join(source, CHECKPOINTS, AUTOENCODER)),
+           f"{source}'s checkpoints/{AUTOENCODER} has no description "
+           f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
+  if meta is None:
+    return
+  differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
+            if meta.get(f) != wanted[f]]
+  _require(not differ, f"The autoencoder in {source} was pretrained with "
+           f"other {', '.join(differ)}.")
+  _require(meta.get(DATA_FINGERPRINT) == wanted[DATA_FINGERPRINT],
+           f"The autoencoder in {source} cannot be reused: "
+           f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
+           "pretrained_workdir) or point it at a run on this data.")
 
 
 def _check_shapes(config, params, dims, dataset, source) -> None:

@@ -37,7 +37,8 @@ from dec_jax.core import metrics
 from dec_jax import parallel
 from dec_jax.runner import pretrained
 from dec_jax.runner.stack import MemberRun, Stack
-from dec_jax.runner.workdir import RESULTS, Workdir, write_json_atomic, read_json
+from dec_jax.runner.workdir import (DATA_FINGERPRINT, RESULTS, Workdir,
+                                    read_json, write_json_atomic)
 
 LOG = "multiseed.jsonl"  # the stack's own log, beside the members' folders
 MODES = ("auto", "vmap", "sequential")
@@ -282,7 +283,8 @@ def _run_group(config, members, configs, workdirs, index, home, dataset, x,
               "n_samples": dataset.num_samples, "dim": dataset.dim,
               "n_clusters": n_clusters or "auto",
               "devices": jax.device_count() if config.num_devices == 0
-              else config.num_devices, "stack_size": len(members)})
+              else config.num_devices, "stack_size": len(members),
+              DATA_FINGERPRINT: dataset.fingerprint})
     runs.append(run_)
   stack = Stack(members, configs, runs, dataset, x, dims, home, n_clusters)
   outputs = methods.get(config.method).run(stack)
@@ -319,6 +321,7 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
       "method": config.method, "dataset": dataset.name, "seed": config.seed,
       "n_samples": dataset.num_samples, "dim": dataset.dim,
       "n_clusters": n_clusters, **scores, "nmi_average": metrics.NMI_AVERAGE,
+      DATA_FINGERPRINT: dataset.fingerprint,
       "cluster_sizes": sizes, "collapse": collapse,
       **({} if mean_max_q is None else {"mean_max_q": mean_max_q}),
       **({} if dataset.y is None else {

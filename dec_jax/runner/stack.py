@@ -37,7 +37,8 @@ from dec_jax.train import pretrain
 from dec_jax.runner import progress
 from dec_jax.runner import tensorboard
 from dec_jax.runner import pretrained
-from dec_jax.runner.workdir import PARTIAL_SUFFIX, Workdir, load_meta, load_params
+from dec_jax.runner.workdir import (DATA_FINGERPRINT, PARTIAL_SUFFIX, Workdir,
+                                    load_meta, load_params)
 
 AUTOENCODER = pretrained.AUTOENCODER
 PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
@@ -167,11 +168,31 @@ class Stack:
     was saved with exactly these `settings` and resume is on, else
     (None, None). `target_fn(description)` gives the saved state's shapes."""
     meta = load_meta(self.home.path, name)
-    if (not self.config.resume or meta is None
-        or meta.get("settings") != settings):
+    if not self.config.resume or meta is None:
+      return None, None
+    if meta.get("settings") != settings:
+      self._note_not_resumed(name, meta.get("settings"), settings)
       return None, None
     target = jax.eval_shape(lambda: target_fn(meta))
     return load_params(self.home.path, name, target), meta
+
+  def _note_not_resumed(self, name: str, saved: Any, wanted: Any) -> None:
+    """Logs why partial checkpoint `name` is not resumed (the settings of
+    its members, in order, against these)."""
+    saved = saved if isinstance(saved, list) else [saved]
+    for i, run in enumerate(self.runs):
+      reason = (pretrained.why_not_reused(saved[i], wanted[i])
+                if i < len(saved) else "it holds other members")
+      if reason:
+        run.log({"stage": "checkpoint", "checkpoint": name, "reused": False,
+                 "reason": reason})
+
+  def save_model(self, i: int, name: str, params: Any,
+                 description: dict) -> None:
+    """Member i's trained model as checkpoints/<name>, its description
+    naming the data it was trained on."""
+    self.runs[i].workdir.save_params(name, params, {
+        **description, DATA_FINGERPRINT: self.dataset.fingerprint})
 
   def result_settings(self, i: int) -> dict:
     """Member i's config without the fields that cannot change its result,
@@ -179,7 +200,7 @@ class Stack:
     settings = json.loads(json.dumps(self.configs[i].to_dict(), default=str))
     for key in ("overwrite", "resume", "report", "tensorboard"):
       settings.pop(key, None)
-    return {**settings, "data": self.dataset.fingerprint}
+    return {**settings, DATA_FINGERPRINT: self.dataset.fingerprint}
 
   # ------------------------------------------------------------ autoencoders
 
@@ -196,7 +217,7 @@ class Stack:
     todo = [i for i, (params, _) in enumerate(found) if params is None]
     for i in todo:
       if found[i][1]:  # this workdir's autoencoder differs: say why
-        self.runs[i].log({"stage": "pretrain", **found[i][1]})
+        self.runs[i].log({"stage": "checkpoint", **found[i][1]})
     prints = {i: json.dumps(self._fingerprint(i), sort_keys=True)
               for i in todo}
     unique = [i for i in todo if i == next(j for j in todo

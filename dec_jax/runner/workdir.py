@@ -32,6 +32,10 @@ CONFIG = "config.json"
 ASSIGNMENTS = "assignments.npz"
 CHECKPOINTS = "checkpoints"
 PARTIAL_SUFFIX = "_partial"  # checkpoints of a stage still running
+# The key of the data's fingerprint (data.Dataset.fingerprint) in every
+# checkpoint description: a model is reused only for the data it was made
+# from.
+DATA_FINGERPRINT = "data_fingerprint"
 
 
 def _jsonable(value: Any) -> Any:
@@ -67,10 +71,14 @@ def write_bytes_atomic(path: str,
     raise
 
 
-def write_json_atomic(path: str, payload: dict) -> None:
-  text = json.dumps(_jsonable(payload), indent=2, sort_keys=True,
-                    allow_nan=False) + "\n"
+def write_text_atomic(path: str, text: str) -> None:
+  """`write_bytes_atomic` of a text, UTF-8."""
   write_bytes_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+  write_text_atomic(path, json.dumps(_jsonable(payload), indent=2,
+                                     sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: str) -> dict:
@@ -150,7 +158,7 @@ class Workdir:
     if continued:
       _drop_partial_last_line(self.file(METRICS))
     else:
-      open(self.file(METRICS), "w").close()
+      write_bytes_atomic(self.file(METRICS), lambda f: None)  # empty
     return continued
 
   def partial_checkpoints(self) -> list[str]:
