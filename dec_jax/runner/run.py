@@ -97,17 +97,6 @@ def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
                     type(e).__name__, e)
 
 
-def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
-  """WORKDIR/plots, after results.json: a failure here is a warning,
-  never a failed run."""
-  try:
-    from dec_jax.apps import report  # pylint: disable=g-import-not-at-top
-    report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
-  except Exception as e:  # pylint: disable=broad-except
-    logging.warning("The run's plots were not drawn (%s: %s).",
-                    type(e).__name__, e)
-
-
 # ------------------------------------------------------------------ memory
 
 
