@@ -8,6 +8,15 @@ inserts the all-reduce of the gradients and of k-means' sums, so the code of
 a step is the same on 1 or many devices, and on several hosts once
 `jax.distributed.initialize()` has made all their devices visible.
 Without a mesh, `shard_rows` does nothing.
+
+Any number of rows works on any number of devices, with the one-device
+result. Inside `jit`, XLA's partitioner splits rows that do not divide
+evenly by padding them internally and leaving the padding out of every
+reduction, gradient and scatter, so the compiled steps need no mask of
+their own (tests/test_devices.py checks each stage). Eagerly, JAX only
+splits rows that divide: code that may run outside `jit` pads them to a
+multiple of `data_axis_size()` first (`pad_rows`) and drops the padding
+after, as `batching.map_in_chunks` does.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA = "data"
@@ -35,8 +45,13 @@ def data_mesh(num_devices: int = 0) -> Optional[Mesh]:
 
 def shard_rows(x: jax.Array) -> jax.Array:
   """x with its leading (row) axis split over the current mesh's `data`
-  axis; unchanged outside a mesh. Use inside jitted functions."""
+  axis; unchanged outside a mesh. Use inside jitted functions, where any
+  row count works; eagerly, rows that do not divide stay whole (exact,
+  only not parallel: pad them first with `pad_rows`)."""
   if not _in_data_mesh():
+    return x
+  if (not isinstance(x, jax.core.Tracer)
+      and x.shape[0] % data_axis_size()):
     return x
   return jax.lax.with_sharding_constraint(
       x, PartitionSpec(DATA, *([None] * (x.ndim - 1))))
@@ -48,6 +63,18 @@ def data_axis_size() -> int:
   if not _in_data_mesh():
     return 1
   return jax.sharding.get_abstract_mesh().shape[DATA]
+
+
+def pad_rows(x: jax.Array, multiple: Optional[int] = None) -> jax.Array:
+  """x [N, ...] with zero rows appended up to a multiple of `multiple`
+  (default: `data_axis_size()`); x itself when N divides already, so the
+  one-device path is untouched. Callers drop the padding (`[:N]`) or mask
+  it out of their sums."""
+  multiple = multiple or data_axis_size()
+  pad = -x.shape[0] % multiple
+  if not pad:
+    return x
+  return jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
 
 
 def gather(tree: Any) -> Any:

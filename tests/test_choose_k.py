@@ -16,6 +16,24 @@ def test_best_k_takes_the_highest_silhouette_smallest_on_ties():
   assert choose_k.best_k({2: 0.5, 3: 0.5}) == 2
 
 
+@pytest.mark.parametrize("offset,dtype", [(1e4, np.float32),
+                                          (1e8, np.float64)])
+def test_silhouette_curve_unchanged_by_a_large_common_offset(offset, dtype):
+  # 1e4: an offset float32 embedding; 1e8: float64 features, where sklearn's
+  # expanded distances alone are off by ~1e-3. The features lie on a 2^-6
+  # grid, exact at both offsets, so any difference is the computation's.
+  x, y = make_blobs(n_samples=200, centers=3, n_features=4, random_state=0)
+  x = np.round(x * 64) / 64
+  labels = {k: (y + np.arange(200) // 50) % k for k in range(2, 5)}
+
+  def curve(shift):
+    return choose_k.silhouette_curve((x + shift).astype(dtype), range(2, 5),
+                                     labels.get, seed=0)
+
+  shifted, plain = curve(offset), curve(0.0)
+  assert shifted == pytest.approx(plain, abs=1e-9)
+
+
 @pytest.mark.parametrize("method", ["kmeans", "ae_kmeans"])
 def test_auto_k_finds_the_number_of_blobs(tmp_path, method):
   x, y = make_blobs(n_samples=300, centers=5, n_features=6, cluster_std=0.5,

@@ -87,28 +87,35 @@ def test_random_arrays_as_npy(array):
 
 
 # What each numeric field accepts, stated here (not read from checks.py):
-# (path, type, is the value valid?). The default config is valid.
+# (path, type, is the value valid?, values at the edges of that rule).
+# The default config is valid.
 _is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+_NAN = float("nan")
+_POSITIVE_INT = [-1, 0, 1, 2, 10**6]
+_NON_NEGATIVE_INT = [-1, 0, 1]
+_POSITIVE_FLOAT = [-1.0, 0.0, 1e-12, 1.0, _NAN]
+_UNIT = [-1e-9, 0.0, 0.5, 1.0 - 1e-9, 1.0, _NAN]  # [0, 1)
 _SPEC = [
-    (("pretrain", "learning_rate"), float, lambda v: v > 0),
-    (("pretrain", "batch_size"), int, lambda v: v > 0),
-    (("pretrain", "epochs"), int, lambda v: v >= 0),
-    (("pretrain", "momentum"), float, lambda v: 0 <= v < 1),
-    (("dec", "learning_rate"), float, lambda v: v > 0),
-    (("dec", "update_interval"), int, lambda v: v > 0),
-    (("dec", "maxiter"), int, lambda v: v >= 0),
-    (("dec", "tol"), float, lambda v: 0 <= v < 1),
-    (("dec", "alpha"), float, lambda v: v > 0),
-    (("dec", "batch_size"), int, lambda v: v > 0),
-    (("kmeans", "n_init"), int, lambda v: v > 0),
-    (("chunk_size",), int, lambda v: v > 0),
-    (("collapse_fraction",), float, lambda v: 0 <= v < 1),
+    (("pretrain", "learning_rate"), float, lambda v: v > 0, _POSITIVE_FLOAT),
+    (("pretrain", "batch_size"), int, lambda v: v > 0, _POSITIVE_INT),
+    (("pretrain", "epochs"), int, lambda v: v >= 0, _NON_NEGATIVE_INT),
+    (("pretrain", "momentum"), float, lambda v: 0 <= v < 1, _UNIT),
+    (("dec", "learning_rate"), float, lambda v: v > 0, _POSITIVE_FLOAT),
+    (("dec", "update_interval"), int, lambda v: v > 0, [-1, 0, 1, 2]),
+    (("dec", "maxiter"), int, lambda v: v >= 0, [-1, 0, 1, 29, 30]),
+    (("dec", "tol"), float, lambda v: 0 <= v < 1, _UNIT),
+    (("dec", "alpha"), float, lambda v: v > 0, _POSITIVE_FLOAT),
+    (("dec", "batch_size"), int, lambda v: v > 0, _POSITIVE_INT),
+    (("kmeans", "n_init"), int, lambda v: v > 0, _POSITIVE_INT),
+    (("chunk_size",), int, lambda v: v > 0, _POSITIVE_INT),
+    (("collapse_fraction",), float, lambda v: 0 <= v < 1, _UNIT),
     # An int >= 2, or 0 (= the number of classes); a float never.
-    (("n_clusters",), object, lambda v: _is_int(v) and (v == 0 or v >= 2)),
+    (("n_clusters",), object, lambda v: _is_int(v) and (v == 0 or v >= 2),
+     [-3, 0, 1, 2, 3, 2.0, _NAN]),
     # auto_k: 2 <= min (2) <= max < sample_size (5000).
-    (("auto_k", "max"), int, lambda v: 2 <= v < 5000),
+    (("auto_k", "max"), int, lambda v: 2 <= v < 5000, [1, 2, 3, 4999, 5000]),
 ]
-_NAMES = {path: ".".join(path) for path, _, _ in _SPEC}
+_NAMES = {path: ".".join(path) for path, *_ in _SPEC}
 # How a message names a field: its dotted name, except auto_k's bounds,
 # which are reported together ("auto_k needs ... got min=2, max=0, ...").
 _NAMED = {**{name: re.escape(name) for name in _NAMES.values()},
@@ -117,15 +124,16 @@ _NAMED = {**{name: re.escape(name) for name in _NAMES.values()},
 _FINITE = st.floats(allow_nan=True, allow_infinity=False)
 
 
-def _values(kind):
-  """Values a user could type for a field holding `kind`."""
+def _values(kind, edges):
+  """Values a user could type for a field holding `kind`, its rule's edges
+  among them."""
   ints = st.integers(-10, 10**6)
   if kind is int:
-    return ints
+    return st.one_of(st.sampled_from(edges), ints)
   if kind is float:
-    return st.one_of(ints.map(float), _FINITE,
+    return st.one_of(st.sampled_from(edges), ints.map(float), _FINITE,
                      st.floats(-0.5, 1.5))  # around the [0, 1) bounds
-  return st.one_of(ints, _FINITE)
+  return st.one_of(st.sampled_from(edges), ints, _FINITE)
 
 
 def _with(changes):
@@ -144,7 +152,7 @@ def _faults(fields, changes, config):
   update_interval and maxiter break their joint rule (update_interval <=
   max(maxiter, 1)), dec.maxiter (the message names both); [] for a valid
   config."""
-  bad = [_NAMES[path] for (path, _, valid), (_, value)
+  bad = [_NAMES[path] for (path, _, valid, _), (_, value)
          in zip(fields, changes) if not valid(value)]
   if not bad and config.dec.update_interval > max(config.dec.maxiter, 1):
     bad = ["dec.maxiter"]
@@ -158,8 +166,8 @@ def _faults(fields, changes, config):
 def test_numeric_config_values_are_accepted_or_refused_by_name(data, fields):
   """Up to 4 fields changed: the config passes validate_config exactly when
   every value is valid; otherwise the DecJaxError names a field at fault."""
-  changes = [(path, data.draw(_values(kind), label=_NAMES[path]))
-             for path, kind, _ in fields]
+  changes = [(path, data.draw(_values(kind, edges), label=_NAMES[path]))
+             for path, kind, _, edges in fields]
   config = _with(changes)
   bad = _faults(fields, changes, config)
   if not bad:
@@ -169,6 +177,24 @@ def test_numeric_config_values_are_accepted_or_refused_by_name(data, fields):
     validate_config(config)
   assert any(re.search(_NAMED[name], str(error.value)) for name in bad), (
       bad, error.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    (field, value) for field in _SPEC for value in field[3]],
+    ids=lambda v: _NAMES[v[0]] if isinstance(v, tuple) else repr(v))
+def test_each_numeric_config_value_at_its_edges(field, value):
+  """Each field alone, at the edges of its rule: accepted exactly when
+  valid; refused with a DecJaxError naming the field otherwise."""
+  path, _, valid, _ = field
+  config = _with([(path, value)])
+  bad = _faults([field], [(path, value)], config)
+  assert bool(bad) == (not valid(value)
+                       or path == ("dec", "maxiter") and value < 30)
+  if not bad:
+    validate_config(config)
+    return
+  with pytest.raises(DecJaxError, match=_NAMED[bad[0]]):
+    validate_config(config)
 
 
 @pytest.mark.parametrize("path", [("pretrain", "learning_rate"),

@@ -28,11 +28,15 @@ def silhouette_curve(features: np.ndarray, ks: range,
   rng = np.random.default_rng(seed)
   sample = rng.choice(features.shape[0], min(sample_size, features.shape[0]),
                       replace=False)
+  # sklearn's distances expand |a|^2 - 2 a.b + |b|^2, which a large common
+  # offset ruins even in float64; the silhouette is translation invariant.
+  points = np.asarray(features[sample], np.float64)
+  points -= points.mean(axis=0)
   curve = {}
   for k in ks:
     labels = np.asarray(cluster(k))[sample]
     # The silhouette needs 2 <= #labels <= #points - 1; else it is undefined.
-    curve[k] = (float(silhouette_score(features[sample], labels))
+    curve[k] = (float(silhouette_score(points, labels))
                 if 1 < np.unique(labels).size < sample.size else -1.0)
   return curve
 

@@ -7,9 +7,29 @@ import jax.numpy as jnp
 
 
 def squared_distances(z: jax.Array, centres: jax.Array) -> jax.Array:
-  """||z_i - mu_j||^2 for z [N, d] and centres [K, d] -> [N, K], clipped at 0."""
-  d2 = (jnp.sum(z * z, axis=1, keepdims=True) - 2.0 * z @ centres.T
-        + jnp.sum(centres * centres, axis=1)[None, :])
+  """||z_i - mu_j||^2 for z [N, d] and centres [K, d] -> [N, K], clipped at 0.
+
+  Both sides are first shifted by the centres' mean, which leaves distances
+  unchanged but keeps the expansion of `expanded_squared_distances` from
+  cancelling catastrophically in float32 when the data share a large offset
+  (embeddings around 1e4 lose every digit otherwise). The shift is a
+  constant for autodiff: the distances do not depend on it.
+  """
+  shift = jax.lax.stop_gradient(jnp.mean(centres, axis=0))
+  return expanded_squared_distances(z - shift, centres - shift)
+
+
+def expanded_squared_distances(z: jax.Array, centres: jax.Array,
+                               z_sq: jax.Array | None = None) -> jax.Array:
+  """|z_i|^2 - 2 z_i.mu_j + |mu_j|^2 [N, K], clipped at 0: one matmul.
+
+  Accurate only when z [N, d] and centres [K, d] lie near the origin (the
+  rounding error is eps * (|z|^2 + |mu|^2)); centre them first.
+  `z_sq` [N, 1] is |z|^2 when the caller has it already (k-means' loop).
+  """
+  if z_sq is None:
+    z_sq = jnp.sum(z * z, axis=1, keepdims=True)
+  d2 = z_sq - 2.0 * z @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
   return jnp.maximum(d2, 0.0)
 
 
@@ -40,9 +60,12 @@ def target_distribution(q: jax.Array) -> jax.Array:
   p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j'),   f_j = sum_i q_ij.
 
   Must be computed on the whole data set (f_j is a sum over all points), then
-  held fixed between updates. q [N, K] -> p [N, K], rows summing to 1.
+  held fixed between updates. q [N, K] -> p [N, K], rows summing to 1; a
+  column with f_j = 0 (q underflowed to 0 everywhere: a far centre, a large
+  alpha) gets p = 0 rather than 0/0.
   """
-  weight = q ** 2 / jnp.sum(q, axis=0)
+  f = jnp.maximum(jnp.sum(q, axis=0), jnp.finfo(q.dtype).tiny)
+  weight = q ** 2 / f
   return weight / jnp.sum(weight, axis=1, keepdims=True)
 
 

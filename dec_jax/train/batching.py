@@ -29,20 +29,23 @@ def epoch_indices(key: jax.Array, num_samples: int, num_steps: int,
 def map_in_chunks(fn, x: jax.Array, chunk_size: int) -> jax.Array:
   """fn applied to x [N, ...] in chunks of `chunk_size` rows (bounded memory).
 
-  The last chunk is zero-padded and the padding dropped, so any N works.
+  Each chunk's rows are split over the current mesh's devices. The rows are
+  zero-padded to whole chunks, and chunks to a multiple of the device count
+  (JAX splits only such rows outside `jit`), the padding dropped after: any
+  N works on any number of devices. fn must treat rows independently.
   """
   sharded_fn = lambda chunk: fn(parallel.shard_rows(chunk))
   n = x.shape[0]
+  devices = parallel.data_axis_size()
+  chunk_size = -(-chunk_size // devices) * devices
   if n <= chunk_size:
-    return parallel.gather(sharded_fn(x))
+    return parallel.gather(sharded_fn(parallel.pad_rows(x))[:n])
   num_chunks = -(-n // chunk_size)
-  pad = num_chunks * chunk_size - n
-  chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+  chunks = parallel.pad_rows(x, chunk_size).reshape(
       (num_chunks, chunk_size) + x.shape[1:])
   out = jax.lax.map(sharded_fn, chunks)
   return parallel.gather(
       out.reshape((num_chunks * chunk_size,) + out.shape[2:])[:n])
-
 
 
 def as_features(x: jax.Array, divisor: float) -> jax.Array:

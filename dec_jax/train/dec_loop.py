@@ -90,16 +90,17 @@ def _encode(encoder: MLP, encoder_params: Params, xb: jax.Array,
                            jnp.float32)
 
 
-_encode_compiled = jax.jit(_encode, static_argnums=(0, 3))  # embed_streamed
+_embed_compiled = jax.jit(embed, static_argnums=(0, 3, 4))  # embed_streamed
 
 
 def embed_streamed(encoder: MLP, encoder_params: Params, x: np.ndarray,
                    chunk_size: int, input_divisor: float = 1.0) -> jax.Array:
   """`embed` for x [N, D] in host memory: chunks go to the device one at a
-  time (transfers overlap compute), only the embeddings [N, d] stay there."""
-  parts = [_encode_compiled(encoder, encoder_params,
-                            jax.device_put(x[start:start + chunk_size]),
-                            input_divisor)
+  time (transfers overlap compute), each split over the mesh's devices;
+  only the embeddings [N, d] stay there."""
+  parts = [_embed_compiled(encoder, encoder_params,
+                           jax.device_put(x[start:start + chunk_size]),
+                           chunk_size, input_divisor)
            for start in range(0, x.shape[0], chunk_size)]
   return jnp.concatenate(parts)
 

@@ -1,0 +1,154 @@
+"""Any number of samples on any number of devices gives the one-device result.
+
+Row counts (1,797, 1,796, 1,001), batch sizes (101, 256) and chunk sizes
+(499) that the device counts 2, 3, 4 do not divide: every stage that splits
+rows over devices (tests/device_stages.py) and a whole `experiments.main` run
+on 3 devices end where one device ends.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from dec_jax.runner.run import run
+from experiments.configs import default
+from tests.test_end_to_end import REPO
+
+TOLERANCE = 1e-5  # sums of per-device partial sums add in another order
+MULTI = (2, 3, 4)
+# A digits run with tiny epochs; 256-row batches on 3 devices do not divide.
+TINY_DIGITS = {"n_clusters": 10, "model.dims": (32, 8), "pretrain.epochs": 3,
+               "kmeans.n_init": 2, "dec.update_interval": 10,
+               "dec.maxiter": 30, "dec.tol": 0.0, "report": False,
+               "tensorboard": False}
+
+
+def _python(args, devices, log):
+  """A subprocess with `devices` emulated CPU devices (set before jax loads),
+  its output in the file `log` (a pipe could fill up and stall it)."""
+  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
+         # Codegen unoptimised: compiles 3x faster; the partitioning of rows
+         # over devices (an HLO pass) is the same.
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} "
+                      "--xla_backend_optimization_level=0"}
+  with open(log, "w") as out:
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait(started, name):
+  """Waits for subprocess `name`; fails with the end of its output."""
+  started[name].wait(timeout=900)
+  assert started[name].returncode == 0, open(
+      started["dir"] / f"{name}.log").read()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory):
+  """Both subprocesses, started at once to run side by side: the stages on
+  1-4 devices, and the digits run on 3 devices."""
+  tmp = tmp_path_factory.mktemp("devices")
+  digits = load_digits()
+  data = str(tmp / "digits1796.npz")  # 1,796 = 3 x 598 + 2
+  np.savez(data, x=(digits.data[:-1] / 16.0).astype(np.float32),
+           y=digits.target[:-1])
+  procs = {
+      "stages": _python(["-m", "tests.device_stages",
+                         str(tmp / "stages.npz")], 4, tmp / "stages.log"),
+      "cli": _python(["-m", "experiments.main", f"--workdir={tmp / 'three'}",
+                      f"--config.dataset={data}",
+                      *(f"--config.{k}={v}" for k, v in TINY_DIGITS.items())],
+                     3, tmp / "cli.log")}
+  yield {"dir": tmp, "data": data, **procs}
+  for proc in procs.values():
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stages(started):
+  """{'{n}/{stage}/{leaf}': result} of tests/device_stages.py."""
+  _wait(started, "stages")
+  return dict(np.load(started["dir"] / "stages.npz"))
+
+
+@pytest.fixture(scope="module")
+def digits_runs(started):
+  """The workdir holding the digits run on 3 devices ('three') and, run
+  here meanwhile, on one ('one')."""
+  config = default.get_config()
+  config.update_from_flattened_dict({**TINY_DIGITS, "num_devices": 1,
+                                     "dataset": started["data"]})
+  run(config, str(started["dir"] / "one"))
+  _wait(started, "cli")
+  return started["dir"]
+
+
+# The digits run first: its one-device half runs here while the stages do.
+def test_digits_run_on_three_devices_matches_one_device(digits_runs):
+  one, three = (np.load(digits_runs / d / "assignments.npz")
+                for d in ("one", "three"))
+  np.testing.assert_array_equal(three["labels"], one["labels"])
+  np.testing.assert_allclose(three["q"], one["q"], rtol=0, atol=TOLERANCE)
+  log = [json.loads(line) for line in open(digits_runs / "three" /
+                                           "metrics.jsonl")]
+  assert log[0]["devices"] == 3 and log[0]["n_samples"] == 1796
+
+
+def _stage(stages, name):
+  """{leaf: {n: array}} of stage `name` on every device count."""
+  out = {}
+  for key, value in stages.items():
+    n, stage, leaf = key.split("/", 2)
+    if stage == name:
+      assert leaf != "error", f"{name} on {n} devices failed:\n{value}"
+      out.setdefault(leaf, {})[int(n)] = value
+  assert out, f"no results for stage {name}"
+  return out
+
+
+def _assert_matches_one_device(stages, name, exact=()):
+  """Every leaf of stage `name` on 2, 3, 4 devices is the one on 1 device:
+  within TOLERANCE, or equal for the leaves named in `exact`."""
+  for leaf, by_n in _stage(stages, name).items():
+    for n in MULTI:
+      message = f"{name}{leaf} on {n} devices"
+      if any(e in leaf for e in exact):
+        np.testing.assert_array_equal(by_n[n], by_n[1], err_msg=message)
+      else:
+        np.testing.assert_allclose(by_n[n], by_n[1], rtol=0, atol=TOLERANCE,
+                                   err_msg=message)
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "pretrain_streamed", "greedy"])
+def test_pretrained_params_on_any_device_count_match_one_device(stages, stage):
+  _assert_matches_one_device(stages, stage)
+
+
+@pytest.mark.parametrize("stage", ["embed_one_chunk", "embed_chunks",
+                                   "embed_streamed", "predict_q"])
+def test_embeddings_on_any_device_count_match_one_device(stages, stage):
+  _assert_matches_one_device(stages, stage)
+
+
+def test_target_update_on_any_device_count_matches_one_device(stages):
+  _assert_matches_one_device(stages, "target_update_reseed",
+                             exact=("labels", "cluster_sizes", "reseeded"))
+
+
+@pytest.mark.parametrize("stage", ["dec", "dec_streamed"])
+def test_dec_steps_on_any_device_count_match_one_device(stages, stage):
+  _assert_matches_one_device(stages, stage, exact=("labels",))
+
+
+def test_uneven_minibatches_are_split_over_devices(stages):
+  """Rows that do not divide are still split (XLA pads them internally),
+  not computed whole on every device: the per-device shapes say so."""
+  split = _stage(stages, "split_rows")[""]
+  assert all(split[n] for n in MULTI), split
