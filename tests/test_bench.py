@@ -32,7 +32,7 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
       [sys.executable, "-m", "experiments.bench", "--n_samples=600",
        "--dim=64", "--dims=16,4", "--conv_samples=128", "--batch_size=64",
        "--update_interval=5", "--repeats=2", "--matmul_size=128",
-       "--n_init=2", "--n_clusters=3", "--seeds=2", "--seeds_samples=256",
+       "--n_init=2", "--n_clusters=3", "--stack_sizes=1,2", "--seeds_samples=256",
        f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
       check=False, env={**os.environ, "PYTHONPATH": REPO})
   wall_s = time.perf_counter() - start
@@ -41,10 +41,11 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
   assert r["environment"]["backend"] == "cpu"
 
   timings = dict(_timings(r))
-  assert {"/matmul", "/pretrain", "/seeds", "/conv_pretrain/matmul",
+  assert {"/matmul", "/pretrain", "/conv_pretrain/matmul",
           "/conv_pretrain/xla", "/embed", "/kmeans/jax", "/kmeans/sklearn",
           "/dec/train_interval", "/dec/target_update",
-          "/dec_seeds"} <= set(timings)
+          "/stack/pretrain/1", "/stack/pretrain/2", "/stack/dec/1",
+          "/stack/dec/2"} <= set(timings)
   for path, t in timings.items():
     assert len(t["times_s"]) == 2 and min(t["times_s"]) > 0, path
     assert t["median_s"] == pytest.approx(statistics.median(t["times_s"]))
@@ -70,17 +71,20 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
   # matmul / XLA throughput on the same samples = XLA's time / matmul's.
   assert conv["speedup"] == pytest.approx(conv["xla"]["median_s"]
                                           / conv["matmul"]["median_s"])
-  seeds, dec_seeds = r["seeds"], r["dec_seeds"]
-  assert seeds["num_seeds"] == dec_seeds["num_seeds"] == 2
-  assert seeds["step_ms"] == pytest.approx(
-      1e3 * seeds["median_s"] / -(-256 // 64))
-  assert seeds["single_step_ms"] == pytest.approx(
-      1e3 * pt["median_s"] / steps)
-  assert dec_seeds["step_ms"] == pytest.approx(1e3 * dec_seeds["median_s"] / 5)
-  assert dec_seeds["single_step_ms"] == pytest.approx(1e3 * ti["median_s"] / 5)
-  for sd in (seeds, dec_seeds):
-    assert sd["ratio_to_separate"] == pytest.approx(
-        sd["step_ms"] / (2 * sd["single_step_ms"]))
+  for size in ("1", "2"):  # stacks of 1 and 2 members vs separate steps
+    seeds, dec_seeds = r["stack"]["pretrain"][size], r["stack"]["dec"][size]
+    assert seeds["num_seeds"] == dec_seeds["num_seeds"] == int(size)
+    assert seeds["step_ms"] == pytest.approx(
+        1e3 * seeds["median_s"] / -(-256 // 64))
+    assert seeds["single_step_ms"] == pytest.approx(
+        1e3 * pt["median_s"] / steps)
+    assert dec_seeds["step_ms"] == pytest.approx(
+        1e3 * dec_seeds["median_s"] / 5)
+    assert dec_seeds["single_step_ms"] == pytest.approx(
+        1e3 * ti["median_s"] / 5)
+    for sd in (seeds, dec_seeds):
+      assert sd["ratio_to_separate"] == pytest.approx(
+          sd["step_ms"] / (int(size) * sd["single_step_ms"]))
   km = r["kmeans"]
   assert km["inertia_ratio_jax_over_sklearn"] == pytest.approx(
       km["jax"]["inertia"] / km["sklearn"]["inertia"])
@@ -89,14 +93,14 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
   table = {(line[:10].strip(), line[10:38].strip()): float(line[38:52])
            for line in proc.stdout.splitlines()
            if len(line) > 52 and line[:10].strip() in (
-               "matmul", "pretrain", "conv", "dec", "seeds", "dec_seeds")}
+               "matmul", "pretrain", "conv", "dec", "stack")}
   for key, value in [(("pretrain", "throughput"), pt["samples_per_s"]),
                      (("conv", "matmul / XLA"), conv["speedup"]),
                      (("dec", "effective iterations"),
                       dec["effective_it_per_s"]),
                      (("dec", "train_interval steps"), ti["steps_per_s"]),
-                     (("seeds", "vs 2 separate steps"),
-                      seeds["ratio_to_separate"])]:
+                     (("stack", "pretrain S=2 vs 2 separate"),
+                      r["stack"]["pretrain"]["2"]["ratio_to_separate"])]:
     assert table[key] == pytest.approx(value, rel=1e-3), key
 
 

@@ -325,9 +325,9 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
   }
   run_.log({"stage": "final", **scores, "cluster_sizes": sizes})
   workdir.write_results(results)
-  run_.close()
   if config.get("report", False) and workdir.primary:
     _report(workdir.path, dataset, run_.tensorboard)
+  run_.close()
   return results
 
 
