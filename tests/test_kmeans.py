@@ -64,3 +64,59 @@ def test_batched_and_sequential_restarts_agree():
   np.testing.assert_array_equal(batched.labels, sequential.labels)
   assert float(batched.inertia) == pytest.approx(float(sequential.inertia),
                                                  rel=1e-5)
+
+
+def _lloyd_pair(x, init, **kwargs):
+  """kmeans_jax and sklearn's KMeans from the same initial centres."""
+  import jax
+  from sklearn.cluster import KMeans
+  ours = kmeans.kmeans_jax(jax.random.key(0), x, len(init), 1,
+                           vmap_restarts=False, init=init, **kwargs)
+  theirs = KMeans(len(init), init=np.float64(init), n_init=1,
+                  **kwargs).fit(np.float64(x))
+  return ours, theirs
+
+
+def _assert_same_run(ours, theirs):
+  np.testing.assert_array_equal(ours.labels, theirs.labels_)
+  np.testing.assert_allclose(ours.centres, theirs.cluster_centers_,
+                             rtol=1e-5, atol=1e-5)
+  assert int(ours.n_iter) == theirs.n_iter_
+
+
+def test_n_iter_counts_lloyd_iterations_like_sklearn():
+  # From centres (0, 1): {0} {1, 10, 11}, then {0, 1} {10, 11}, then the same
+  # partition again, which converges: 3 iterations, as sklearn counts them.
+  x = np.array([[0.0], [1.0], [10.0], [11.0]], np.float32)
+  ours, theirs = _lloyd_pair(x, np.array([[0.0], [1.0]], np.float32), tol=0.0)
+  _assert_same_run(ours, theirs)
+  assert int(ours.n_iter) == 3
+  np.testing.assert_allclose(ours.centres[:, 0], [0.5, 10.5])
+
+
+@pytest.mark.parametrize("max_iter,tol,n_iter", [
+    (300, 0.0, 16), (300, 0.03, 14), (300, 0.1, 12), (300, 1.0, 10),
+    (3, 0.0, 3)])
+def test_tol_and_max_iter_stop_where_sklearn_stops(max_iter, tol, n_iter):
+  # tol is relative to the mean feature variance (digits: ~19, not 1), the
+  # stopping test is total squared centre shift <= tol, and max_iter caps
+  # the count: each changes n_iter if it differs from sklearn's (which
+  # gives the n_iter listed).
+  x = load_digits().data.astype(np.float32)
+  init = x[np.random.default_rng(0).choice(len(x), 10, replace=False)]
+  ours, theirs = _lloyd_pair(x, init, max_iter=max_iter, tol=tol)
+  _assert_same_run(ours, theirs)
+  assert theirs.n_iter_ == n_iter
+
+
+def test_empty_clusters_take_the_farthest_points_as_in_sklearn():
+  # Centres 2 and 3 start far from every point, so both clusters are empty
+  # after the first assignment: like sklearn, the first takes the point
+  # farthest from its centre, the second the next farthest.
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(0, 1, (30, 2)),
+                      rng.normal(8, 1, (30, 2))]).astype(np.float32)
+  init = np.array([[0, 0], [8, 8], [500, 0], [0, 900]], np.float32)
+  ours, theirs = _lloyd_pair(x, init, tol=0.0)
+  _assert_same_run(ours, theirs)
+  assert len(np.unique(ours.labels)) == 4
