@@ -156,21 +156,40 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
   _attempt("cluster sizes", lambda: plots.save(
       plots.cluster_sizes(labels, k), path("cluster_sizes.png")), written)
 
+  dataset = _report_data(dataset, config, labels.size)
+  if dataset is not None:
+    _data_figures(workdir, dataset, labels, q, path, written,
+                  sample_size=sample_size, seed=seed, map_method=map_method,
+                  tb_writer=tb_writer)
+  return written
+
+
+def _report_data(dataset: Optional[data_lib.Dataset], config: dict,
+                 n_labels: int) -> Optional[data_lib.Dataset]:
+  """The run's data as float32 features (loaded when not given), or None
+  (logged) when it cannot be loaded or does not fit the assignments."""
   if dataset is None:
     try:
       dataset = checks.load_data(ml_collections.ConfigDict(config))
     except Exception as e:  # pylint: disable=broad-except
       logging.warning("report: the run's data cannot be loaded (%s); no "
                       "confusion matrix, map or montage.", e)
-      return written
+      return None
   if dataset.divisor != 1.0:  # raw uint8 inputs (keep_uint8): the features
     dataset = dataclasses.replace(
         dataset, x=dataset.x.astype(np.float32) / dataset.divisor)
-  if dataset.num_samples != labels.size:
+  if dataset.num_samples != n_labels:
     logging.warning("report: the data has %d points, the assignments %d; no "
                     "confusion matrix, map or montage.", dataset.num_samples,
-                    labels.size)
-    return written
+                    n_labels)
+    return None
+  return dataset
+
+
+def _data_figures(workdir: str, dataset: data_lib.Dataset, labels, q, path,
+                  written: list[str], *, sample_size: int, seed: int,
+                  map_method: str, tb_writer) -> None:
+  """The figures that need the data: confusion matrix, map, montage."""
   y = dataset.y
   if y is not None:
     _attempt("confusion matrix", lambda: plots.save(
@@ -203,7 +222,6 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
       return file
 
     _attempt("montage", draw_montage, written)
-  return written
 
 
 def _summary_report(folder: str, out: str) -> list[str]:

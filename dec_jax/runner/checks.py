@@ -39,15 +39,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects unknown names and impossible sizes before any compute."""
   method = methods.get(config.method)
   check_seed(config.seed)
+  _check_run_fields(config)
+  _check_stages(config)
+  _check_model(config)
+  require(not (config.pretrained_workdir and not method.needs_autoencoder),
+          f"pretrained_workdir has no effect with method={method.name} (no "
+          "autoencoder); drop it or choose ae_kmeans / dec.")
+  method.check(config)
+
+
+def _check_run_fields(config: ml_collections.ConfigDict) -> None:
+  """The top-level fields, k and k-means."""
   require(config.split in data.SPLITS,
           f"Unknown split {config.split!r}; expected one of {data.SPLITS}.")
-  require(config.model.dtype in models.DTYPES,
-          f"Unknown model.dtype {config.model.dtype!r}; expected one of "
-          f"{sorted(models.DTYPES)}.")
-  require(len(config.model.dims) >= 1
-          and all(isinstance(d, int) and d > 0 for d in config.model.dims),
-          f"model.dims must be positive layer widths, got "
-          f"{tuple(config.model.dims)}.")
   require(config.kmeans.backend in kmeans.BACKENDS,
           f"Unknown kmeans.backend {config.kmeans.backend!r}; expected one of "
           f"{kmeans.BACKENDS}.")
@@ -67,6 +71,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
           "collapse_fraction must be in [0, 1).")
   for name in ("n_init", "max_iter"):
     require(config.kmeans[name] > 0, f"kmeans.{name} must be positive.")
+
+
+def _check_stages(config: ml_collections.ConfigDict) -> None:
+  """The training stages' sections: pretrain, dec, idec."""
   for stage in ("pretrain", "dec"):
     cfg = config[stage]
     require(cfg.optimizer in optim.OPTIMIZERS,
@@ -97,6 +105,20 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(config.idec.gamma > 0, "idec.gamma must be positive.")
   require(0 <= config.dec.reseed_fraction < 1,
           "dec.reseed_fraction must be in [0, 1).")
+  require(isinstance(config.pretrain.greedy_epochs, int)
+          and config.pretrain.greedy_epochs >= 0,
+          "pretrain.greedy_epochs must be an integer >= 0 (0: off).")
+
+
+def _check_model(config: ml_collections.ConfigDict) -> None:
+  """The autoencoder's section and what depends on it (greedy, augment)."""
+  require(config.model.dtype in models.DTYPES,
+          f"Unknown model.dtype {config.model.dtype!r}; expected one of "
+          f"{sorted(models.DTYPES)}.")
+  require(len(config.model.dims) >= 1
+          and all(isinstance(d, int) and d > 0 for d in config.model.dims),
+          f"model.dims must be positive layer widths, got "
+          f"{tuple(config.model.dims)}.")
   require(config.model.kind in models.KINDS,
           f"Unknown model.kind {config.model.kind!r}; expected one of "
           f"{models.KINDS}.")
@@ -108,18 +130,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                   for f in config.model.conv_features),
           f"model.conv_features must be positive channel counts, got "
           f"{tuple(config.model.conv_features)}.")
-  require(isinstance(config.pretrain.greedy_epochs, int)
-          and config.pretrain.greedy_epochs >= 0,
-          "pretrain.greedy_epochs must be an integer >= 0 (0: off).")
   require(not (config.pretrain.greedy_epochs and config.model.kind != "mlp"),
           "pretrain.greedy_epochs (greedy layer-wise pretraining) is defined "
           "for model.kind=mlp only; set it to 0 for model.kind=conv.")
   require(isinstance(config.augment, bool),
           f"augment must be True or False, got {config.augment!r}.")
-  require(not (config.pretrained_workdir and not method.needs_autoencoder),
-          f"pretrained_workdir has no effect with method={method.name} (no "
-          "autoencoder); drop it or choose ae_kmeans / dec.")
-  method.check(config)
 
 
 def parse_label_column(value) -> Optional[int]:

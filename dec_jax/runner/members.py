@@ -20,7 +20,7 @@ import json
 import os
 import re
 import statistics
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import ml_collections
 import numpy as np

@@ -19,7 +19,7 @@ import os
 import platform
 import subprocess
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional
 
 import jax
 from jax.experimental import multihost_utils
