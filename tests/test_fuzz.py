@@ -120,7 +120,7 @@ _NAMES = {path: ".".join(path) for path, *_ in _SPEC}
 # which are reported together ("auto_k needs ... got min=2, max=0, ...").
 _NAMED = {**{name: re.escape(name) for name in _NAMES.values()},
           "auto_k.max": r"auto_k needs .* max="}
-# inf passes "> 0" (see test_infinite_rates_and_alpha_are_refused).
+# inf is refused where it must be (test_infinite_rates_and_alpha_are_refused).
 _FINITE = st.floats(allow_nan=True, allow_infinity=False)
 
 
@@ -199,8 +199,6 @@ def test_each_numeric_config_value_at_its_edges(field, value):
 
 @pytest.mark.parametrize("path", [("pretrain", "learning_rate"),
                                   ("dec", "learning_rate"), ("dec", "alpha")])
-@pytest.mark.xfail(strict=True, reason="checks.validate_config tests only "
-                   "> 0, which inf passes; training then diverges (NaN).")
 def test_infinite_rates_and_alpha_are_refused(path):
   with pytest.raises(DecJaxError, match=re.escape(".".join(path))):
     validate_config(_with([(path, float("inf"))]))

@@ -83,8 +83,9 @@ def _check_stages(config: ml_collections.ConfigDict) -> None:
     require(cfg.schedule in optim.SCHEDULES,
             f"Unknown {stage}.schedule {cfg.schedule!r}; expected one of "
             f"{optim.SCHEDULES}.")
-    require(cfg.learning_rate > 0,
-            f"{stage}.learning_rate must be positive, got {cfg.learning_rate}.")
+    require(0 < cfg.learning_rate < float("inf"),
+            f"{stage}.learning_rate must be positive and finite, got "
+            f"{cfg.learning_rate}.")
     require(cfg.batch_size > 0,
             f"{stage}.batch_size must be positive, got {cfg.batch_size}.")
     require(0 <= cfg.momentum < 1,
@@ -101,7 +102,8 @@ def _check_stages(config: ml_collections.ConfigDict) -> None:
           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
           f"dec.maxiter ({config.dec.maxiter}).")
   require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
-  require(config.dec.alpha > 0, "dec.alpha must be positive.")
+  require(0 < config.dec.alpha < float("inf"),
+          "dec.alpha must be positive and finite.")
   require(config.idec.gamma > 0, "idec.gamma must be positive.")
   require(0 <= config.dec.reseed_fraction < 1,
           "dec.reseed_fraction must be in [0, 1).")
