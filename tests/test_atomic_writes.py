@@ -115,7 +115,7 @@ def test_benchmark_json_that_fails_leaves_the_old_file(tmp_path):
 def test_benchmark_out_in_a_missing_folder_is_refused_first(tmp_path):
   tiny = ["--n_samples=600", "--dim=64", "--dims=16,4", "--conv_samples=128",
           "--batch_size=64", "--update_interval=5", "--repeats=1",
-          "--matmul_size=128", "--n_init=2", "--n_clusters=3", "--seeds=1"]
+          "--matmul_size=128", "--n_init=2", "--n_clusters=3", "--stack_sizes=1"]
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.bench", *tiny,
        f"--out={tmp_path / 'no' / 'b.json'}"], cwd=REPO, capture_output=True,

@@ -129,7 +129,7 @@ def test_ae_kmeans_reuses_a_pretrained_autoencoder(tmp_path, blobs_npz):
         tmp_path / "a"), model={"dims": (16, 4)}), str(tmp_path / "c"))
   other_data = str(tmp_path / "other.npz")
   np.savez(other_data, x=np.random.rand(240, 8).astype(np.float32))
-  with pytest.raises(DecJaxError, match="pretrained with other data"):
+  with pytest.raises(DecJaxError, match="cannot be reused: the data changed"):
     run(tiny_config(other_data, method="ae_kmeans",
                     pretrained_workdir=str(tmp_path / "a")), str(tmp_path / "d"))
 

@@ -166,7 +166,7 @@ def test_conv_ae_kmeans_runs_end_to_end(conv_ae_kmeans, digit_images):
   mlp_dims = (64,) + tuple(mlp.model.dims)
   params, why = pretrained.find(mlp, types.SimpleNamespace(path=workdir),
                                 mlp_dims, dataset)
-  assert params is None and "model_kind" in why["not_reused"]
+  assert params is None and "model_kind" in why["reason"]
   mlp.pretrained_workdir = workdir
   with pytest.raises(DecJaxError, match="other model_kind"):
     pretrained.find(mlp, types.SimpleNamespace(path=workdir), mlp_dims,

@@ -9,19 +9,21 @@ import os
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 from dec_jax import methods
 from dec_jax.runner import run as run_lib
 from dec_jax.runner.workdir import Workdir, read_json
 from tests.test_end_to_end import tiny_config
 
-MIN_LABEL_AGREEMENT = 0.99  # stacked vs separate (float summation order)
+# Stacked vs separate runs: the same partition up to float summation order
+# (ARI, as N2D's mixture may number the same clusters differently).
+MIN_ARI_TO_OWN_RUN = 0.95
 
 
 def _config(path, method, **overrides):
   config = tiny_config(path, method=method, **overrides)
-  config.model.dims = (16, 3)
-  config.pretrain.epochs, config.pretrain.checkpoint_every = 4, 2
+  config.pretrain.epochs, config.pretrain.checkpoint_every = 10, 5
   config.dec.maxiter, config.dec.update_interval = 20, 5
   config.dec.checkpoint_every = 10
   config.kmeans.n_init = 2
@@ -50,9 +52,9 @@ def test_method_conformance(tmp_path, blobs_npz, name, monkeypatch):
                         str(tmp_path / "stack"))
   assert stacked["groups"] == [["seed 0", "seed 1"]]
   for seed in (0, 1):
-    agree = np.mean(_labels(tmp_path / "stack" / f"seed{seed}")
-                    == _labels(tmp_path / f"seed{seed}"))
-    assert agree >= MIN_LABEL_AGREEMENT, (seed, agree)
+    agree = adjusted_rand_score(_labels(tmp_path / "stack" / f"seed{seed}"),
+                                _labels(tmp_path / f"seed{seed}"))
+    assert agree >= MIN_ARI_TO_OWN_RUN, (seed, agree)
 
   saved = []
   save_params = Workdir.save_params
