@@ -70,10 +70,7 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
       return _by_k(stack, model, params, extra, tx, hp, inits, init_scores,
                    k_infos, pretrain_infos, idec)
     k = ks[0]
-    start = dec_loop.DECStart(
-        {**extra, "encoder": params["encoder"],
-         "centres": jnp.stack([init.centres for init in inits])},
-        jnp.stack([init.labels for init in inits]))
+    start = _start(params, extra, inits, range(stack.size))
   else:
     start, init_scores, k_infos = None, meta["init_metrics"], meta["k_infos"]
     k = meta["n_clusters"]
@@ -126,17 +123,23 @@ def _by_k(stack, model, params, extra, tx, hp, inits, init_scores, k_infos,
   results: list[Any] = [None] * stack.size
   for k in sorted({int(init.centres.shape[0]) for init in inits}):
     index = [i for i, init in enumerate(inits) if init.centres.shape[0] == k]
-    rows = np.asarray(index)
-    start = dec_loop.DECStart(
-        {**jax.tree.map(lambda a: a[rows], extra),
-         "encoder": jax.tree.map(lambda a: a[rows], params["encoder"]),
-         "centres": jnp.stack([inits[i].centres for i in index])},
-        jnp.stack([inits[i].labels for i in index]))
+    start = _start(params, extra, inits, index)
     for i, result in zip(index, _loop(stack, model, start, tx, hp, idec,
                                       index=index)):
       results[i] = result
   return _outputs(stack, model, results, init_scores, k_infos,
                   pretrain_infos)
+
+
+def _start(params, extra: dict, inits, index) -> dec_loop.DECStart:
+  """The loop's start for members `index`: their encoders (and what else
+  the loss trains), k-means centres and labels, stacked."""
+  rows = np.asarray(list(index))
+  take = lambda tree: jax.tree.map(lambda a: a[rows], tree)
+  return dec_loop.DECStart(
+      {**take(extra), "encoder": take(params["encoder"]),
+       "centres": jnp.stack([inits[i].centres for i in rows])},
+      jnp.stack([inits[i].labels for i in rows]))
 
 
 def _saved_arrays(loop: dict) -> dict:

@@ -143,10 +143,6 @@ class Stack:
                                                   for i in index]
     return members_lib.hyper(configs, section, fields)
 
-  def log_all(self, record: dict) -> None:
-    for run in self.runs:
-      run.log(dict(record))
-
   def model(self) -> models.AnyAutoencoder:
     return pretrained.build_model(self.config, self.dims,
                                   self.dataset.image_shape)
@@ -291,15 +287,16 @@ class Stack:
     loop: its layer-by-layer programs differ in shape); not checkpointed."""
     cfg = self.config.pretrain
     steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
-    out = []
+    hp = self.hyper("pretrain", ("learning_rate", "momentum"), todo)
+    x, out = self.features(), []  # one float32 copy for every member
     with self.stage("pretrain_greedy"):
-      for j, i in enumerate(todo):
-        hp = {k: v[j] for k, v in self.hyper(
-            "pretrain", ("learning_rate", "momentum"), todo).items()}
+      for j, (i, member_params) in enumerate(zip(todo,
+                                                 dec_loop.unstack(params))):
         out.append(pretrain.greedy_pretrain(
-            model, jax.tree.map(lambda a: a[j], params), self.features(),
+            model, member_params, x,
             member_key(self.members[i].seed, "greedy"),
-            optim.from_hyper(cfg, steps)(hp), epochs=cfg.greedy_epochs,
+            optim.from_hyper(cfg, steps)({k: v[j] for k, v in hp.items()}),
+            epochs=cfg.greedy_epochs,
             batch_size=cfg.batch_size, log_every=cfg.log_every,
             log_fn=self.runs[i].log, chunk_size=self.config.chunk_size))
       jax.block_until_ready(out)
