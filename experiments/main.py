@@ -8,6 +8,7 @@ the members train as one stack into WORKDIR/seed<s>/ (WORKDIR/<point>/seed<s>/)
 and WORKDIR/results.json holds their mean ± sd (dec_jax/runner/members.py).
 """
 
+import json
 import sys
 
 from absl import app
@@ -49,6 +50,10 @@ def main(argv):
     results = run(_CONFIG.value, _WORKDIR.value)
     if members.is_stack_layout(_CONFIG.value):
       print(members.describe(results) + f" -> {_WORKDIR.value}")
+      if "consensus" in results:
+        print("consensus: " + json.dumps(
+            {k: results["consensus"].get(k) for k in
+             ("acc", "nmi", "ari", "reference", "mean_pairwise_ari")}))
       return
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -39,6 +39,10 @@ def get_config() -> ml_collections.ConfigDict:
   # How members are grouped into stacks: auto (as many as fit in memory) |
   # vmap (all in one) | sequential (one at a time).
   config.seeds_mode = "auto"
+  # none | consensus: after the members, one label-free clustering from all
+  # of them (vote aligned to the medoid member; WORKDIR/consensus.npz and
+  # results.json's `consensus`). Needs 2+ members and an integer k.
+  config.ensemble = "none"
   config.overwrite = False         # allow a workdir that holds a finished run
   config.resume = True             # continue from an interrupted run's
                                    # checkpoints in the workdir (same config)

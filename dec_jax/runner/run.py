@@ -30,6 +30,7 @@ from absl import logging
 
 from dec_jax.runner import checks
 from dec_jax.runner import data
+from dec_jax.runner import ensemble
 from dec_jax.core import diagnostics
 from dec_jax.runner import members as members_lib
 from dec_jax import methods
@@ -164,10 +165,26 @@ def validate(config) -> tuple[list, list]:
                  f"Unknown seeds_mode {config.seeds_mode!r}; expected one of "
                  f"{MODES}.")
   members = members_lib.from_config(config)
+  _check_ensemble(config, len(members))
   configs = [members_lib.member_config(config, m) for m in members]
   for member_config in configs:
     checks.validate_config(member_config)
   return members, configs
+
+
+def _check_ensemble(config, size: int) -> None:
+  """`ensemble` is a known choice; a consensus needs several members of one k."""
+  choice = config.get("ensemble", "none")
+  checks.require(choice in ensemble.CHOICES,
+                 f"Unknown ensemble {choice!r}; expected one of "
+                 f"{ensemble.CHOICES}.")
+  if choice == "none":
+    return
+  checks.require(size >= 2, "ensemble=consensus needs a stack of 2 or more "
+                 "members: pass --config.seeds=0,1,2,3,4 (or a grid).")
+  checks.require(config.n_clusters != "auto", "ensemble=consensus needs one "
+                 "number of clusters for every member; n_clusters=auto may "
+                 "choose a different k per member: pass an integer.")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -356,6 +373,10 @@ def _summary(config, members, folders, top: Workdir, dataset, memory,
       "groups": [[members[i].name for i in g] for g in groups],
       "memory": memory, "times_s": {"total": elapsed},
       "config": config.to_dict()}
+  if config.get("ensemble", "none") == "consensus":
+    summary["consensus"] = ensemble.build(
+        folders, [m.name for m in members], results[0]["n_clusters"],
+        dataset.y, top.path if top.primary else None)
   if top.primary:
     write_json_atomic(top.file(RESULTS), summary)
   return summary

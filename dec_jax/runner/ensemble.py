@@ -1,0 +1,80 @@
+"""`ensemble=consensus`: one clustering from a finished stack's members.
+
+Reads each member's assignments.npz (labels, and q where the method has
+one), forms their label-free consensus (`core.consensus`), scores it and
+writes WORKDIR/consensus.npz. The labels of the data are used for scoring
+only, after the consensus is fixed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import ml_collections
+import numpy as np
+
+from dec_jax.core import consensus as consensus_lib
+from dec_jax.core import metrics
+from dec_jax.runner import checks
+from dec_jax.runner.workdir import (ASSIGNMENTS, RESULTS, read_json,
+                                    write_bytes_atomic, write_json_atomic)
+
+CHOICES = ("none", "consensus")
+FILE = "consensus.npz"
+
+
+def _load(folders: Sequence[str]) -> tuple[np.ndarray, Optional[list]]:
+  """Members' labels [S, N] and their q (None unless every member has one)."""
+  labels, soft = [], []
+  for folder in folders:
+    with np.load(os.path.join(folder, ASSIGNMENTS)) as arrays:
+      labels.append(arrays["labels"])
+      soft.append(arrays["q"] if "q" in arrays else None)
+  return np.stack(labels), (None if any(q is None for q in soft) else soft)
+
+
+def build(folders: Sequence[str], names: Sequence[str], k: int,
+          y: Optional[np.ndarray], out_dir: Optional[str]) -> dict:
+  """The consensus of the members in `folders`: results.json's `consensus`
+  (its scores, the reference member, the members' mean pairwise ARI);
+  its labels go to out_dir/consensus.npz (None: not written)."""
+  labels, soft = _load(folders)
+  result = consensus_lib.consensus(labels, k, soft)
+  pairs = result.agreement[np.triu_indices(len(labels), 1)]
+  summary = {
+      "method": "vote of members aligned to the medoid member"
+                + (", summed soft assignments" if soft else ", hard labels"),
+      "members": list(names), "reference": names[result.reference],
+      "mean_pairwise_ari": float(pairs.mean()),
+      "changed_from_reference": float(np.mean(
+          result.labels != labels[result.reference])),
+      "cluster_sizes": np.bincount(result.labels, minlength=k).tolist(),
+      **metrics.evaluate(y, result.labels)}
+  if out_dir is not None:
+    write_bytes_atomic(os.path.join(out_dir, FILE), lambda f: np.savez_compressed(
+        f, labels=result.labels, agreement=result.agreement))
+  return summary
+
+
+def add_to_workdir(workdir: str) -> dict:
+  """Adds `consensus` to a finished stack's results.json (one run with
+  ensemble=none, or made before ensembles existed); returns it."""
+  path = os.path.join(workdir, RESULTS)
+  checks.require(os.path.exists(path), f"{path} does not exist: the stack "
+                 "has not finished (rerun its command to complete it).")
+  summary = read_json(path)
+  checks.require(summary.get("kind") == "stack", f"{path} is one run, not a "
+                 "stack of members: a consensus needs --config.seeds (or a "
+                 "grid).")
+  rows = summary["members"]
+  ks = {row["n_clusters"] for row in rows}
+  checks.require(len(ks) == 1, f"the members chose different k {sorted(ks)}:"
+                 " a consensus needs one number of clusters.")
+  config = ml_collections.ConfigDict(summary["config"])
+  labels = checks.load_data(config, keep_uint8=True).y  # scoring only
+  summary["consensus"] = build(
+      [os.path.join(workdir, row["workdir"]) for row in rows],
+      [row["member"] for row in rows], ks.pop(), labels, workdir)
+  write_json_atomic(path, summary)
+  return summary["consensus"]

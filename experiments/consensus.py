@@ -1,0 +1,34 @@
+r"""Adds the label-free consensus of its members to a finished stack.
+
+  python -m experiments.consensus --workdir=runs/mnist_seeds
+
+For a stack run without `--config.ensemble=consensus` (or before it
+existed): reads the members' assignments, writes WORKDIR/consensus.npz and
+`consensus` in WORKDIR/results.json, exactly as that flag would have.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from dec_jax.errors import DecJaxError
+from dec_jax.runner import ensemble
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A finished stack's workdir.")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  try:
+    result = ensemble.add_to_workdir(_WORKDIR.value)
+  except DecJaxError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,143 @@
+"""The label-free consensus over a stack's members (core.consensus) and
+`--config.ensemble=consensus` on the runner."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from sklearn import datasets
+from sklearn.metrics import adjusted_rand_score
+
+from dec_jax.core import consensus
+from dec_jax.errors import DecJaxError
+from dec_jax.runner import config as config_lib
+from dec_jax.runner import data
+from dec_jax.runner import ensemble
+from dec_jax.runner.run import run
+
+RNG = np.random.default_rng(0)
+TRUTH = np.repeat(np.arange(10), 50)  # 10 clusters of 50 points
+
+
+def _renumbered(labels, seed):
+  return np.random.default_rng(seed).permutation(10)[labels]
+
+
+def _merges_4_and_9_splits_1(labels):
+  """DEC's typical failure: two classes merged, another split in two."""
+  out = labels.copy()
+  out[labels == 9] = 4
+  ones = np.flatnonzero(labels == 1)
+  out[ones[: len(ones) // 2]] = 9
+  return out
+
+
+def test_renumbered_copies_give_the_partition_back():
+  members = np.stack([_renumbered(TRUTH, s) for s in range(4)])
+  result = consensus.consensus(members, 10)
+  assert adjusted_rand_score(TRUTH, result.labels) == 1.0
+  np.testing.assert_allclose(result.agreement, 1.0)
+
+
+def test_a_structured_error_of_a_minority_is_outvoted():
+  good = [_renumbered(TRUTH, s) for s in range(3)]
+  bad = [_renumbered(_merges_4_and_9_splits_1(TRUTH), s) for s in (7, 8)]
+  members = np.stack([bad[0], good[0], bad[1], good[1], good[2]])
+  result = consensus.consensus(members, 10)
+  assert result.reference in (1, 3, 4)  # a good member is the medoid
+  assert adjusted_rand_score(TRUTH, result.labels) == 1.0
+
+
+def test_alignment_is_the_maximum_overlap_renumbering():
+  perm = RNG.permutation(10)
+  noisy = perm[TRUTH].copy()
+  noisy[::7] = RNG.integers(0, 10, size=noisy[::7].shape)
+  mapping = consensus.align(TRUTH, noisy, 10)
+  np.testing.assert_array_equal(mapping[perm], np.arange(10))
+
+
+def test_soft_assignments_weigh_the_votes():
+  # Two members vote cluster 0 with little confidence, one votes 1 surely.
+  labels = np.array([[0, 0, 1], [0, 0, 1], [1, 0, 1]])
+  weak = np.array([[0.51, 0.49], [0.9, 0.1], [0.1, 0.9]])
+  sure = np.array([[0.01, 0.99], [0.9, 0.1], [0.1, 0.9]])
+  hard = consensus.consensus(labels, 2)
+  soft = consensus.consensus(labels, 2, soft=[weak, weak, sure])
+  assert hard.labels[0] == 0 and soft.labels[0] == 1
+
+
+@pytest.mark.parametrize("labels, k, message", [
+    (np.zeros((1, 5), int), 2, "S >= 2"),
+    (np.array([[0, 1, 2], [0, 1, 1]]), 2, r"\[0, 2\)"),
+])
+def test_bad_member_labels_are_refused(labels, k, message):
+  with pytest.raises(ValueError, match=message):
+    consensus.consensus(labels, k)
+
+
+# ------------------------------------------------------------------ runner
+
+
+def _digits_config(**overrides):
+  config = config_lib.get_config()
+  config.method = "kmeans"
+  config.kmeans.n_init = 1  # members that disagree
+  config.report = False
+  config.tensorboard = False
+  config.seeds = "0,1,2,3,4"
+  config.ensemble = "consensus"
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+def _digits(labels_seed=None):
+  x, y = datasets.load_digits(return_X_y=True)
+  if labels_seed is not None:
+    y = np.random.default_rng(labels_seed).permutation(y)
+  return data.from_arrays(x.astype(np.float32) / 16.0, y, scale=1.0)
+
+
+def test_consensus_is_scored_and_saved_and_never_reads_labels(tmp_path):
+  results = run(_digits_config(), str(tmp_path / "a"), dataset=_digits())
+  shuffled = run(_digits_config(), str(tmp_path / "b"),
+                 dataset=_digits(labels_seed=1))
+  got = results["consensus"]
+  assert {"acc", "nmi", "ari", "reference", "mean_pairwise_ari"} <= set(got)
+  with np.load(tmp_path / "a" / ensemble.FILE) as a, \
+       np.load(tmp_path / "b" / ensemble.FILE) as b:
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    labels = a["labels"]
+  assert got["acc"] == pytest.approx(
+      float(_score_acc(_digits().y, labels)))
+  assert shuffled["consensus"]["acc"] < got["acc"] - 0.3  # scored, after
+  with open(tmp_path / "a" / "results.json") as f:
+    assert json.load(f)["consensus"] == got
+
+
+def _score_acc(y, labels):
+  from dec_jax.core import metrics  # pylint: disable=g-import-not-at-top
+  return metrics.cluster_accuracy(y, labels)
+
+
+def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path):
+  config = _digits_config(dataset="digits", ensemble="none")
+  run(config, str(tmp_path / "plain"))
+  added = ensemble.add_to_workdir(str(tmp_path / "plain"))
+  flagged = run(_digits_config(dataset="digits"), str(tmp_path / "flag"))
+  assert added == flagged["consensus"]
+  assert os.path.exists(tmp_path / "plain" / ensemble.FILE)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"seeds": ""}, "2 or more members"),
+    ({"n_clusters": "auto"}, "n_clusters=auto"),
+    ({"ensemble": "majority"}, "Unknown ensemble"),
+])
+def test_bad_ensembles_are_refused_before_anything_runs(tmp_path, overrides,
+                                                        message):
+  workdir = tmp_path / "run"
+  with pytest.raises(DecJaxError, match=message):
+    run(_digits_config(dataset="digits", **overrides), str(workdir))
+  assert not workdir.exists()
