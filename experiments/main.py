@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dec_jax.apps import report
 from dec_jax.runner import members
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
@@ -47,7 +48,8 @@ def main(argv):
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value)
   try:
-    results = run(_CONFIG.value, _WORKDIR.value)
+    results = run(_CONFIG.value, _WORKDIR.value,
+                  after_member=report.hook(_CONFIG.value))
     if members.is_stack_layout(_CONFIG.value):
       print(members.describe(results) + f" -> {_WORKDIR.value}")
       if "consensus" in results:

@@ -80,3 +80,27 @@ def test_no_import_cycle():
   for node in graph:
     if node not in state:
       visit(node, [node])
+
+
+def test_no_import_inside_a_function_points_up():
+  """Lazy imports (inside functions) also point down: the runner does not
+  reach up to the applications (plots come through `after_member`).
+  Imports for type annotations only (`if TYPE_CHECKING:`) are not run."""
+  for path in LIBRARY.rglob("*.py"):
+    name = ".".join(path.relative_to(LIBRARY.parent).with_suffix("").parts)
+    if path.name == "__init__.py" or _layer(name) not in ORDER:
+      continue
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree)
+                   if isinstance(block, ast.If)
+                   and getattr(block.test, "id", "") == "TYPE_CHECKING"
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+      if id(node) in typing_only:
+        continue
+      if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+          "dec_jax."):
+        dep = node.module
+        if dep.split(".")[1] in ORDER:
+          assert ORDER.index(_layer(dep)) <= ORDER.index(_layer(name)), (
+              f"{name} imports {dep}, a layer above it")

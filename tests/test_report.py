@@ -57,7 +57,7 @@ def image_run(tmp_path_factory):
   config = tiny_config("mnist", data_dir=folder, report=True,
                        tensorboard=True)
   config.pretrain.epochs = 10
-  results = run(config, workdir)
+  results = run(config, workdir, after_member=report.hook(config))
   return workdir, results
 
 
@@ -91,14 +91,23 @@ def test_tensorboard_scalars_and_montage(image_run):
   assert "final/nmi" in scalars and "montage" in images
 
 
+def test_no_plots_without_report(blobs_npz, tmp_path):
+  config = tiny_config(blobs_npz, method="kmeans", report=False,
+                       tensorboard=False)
+  assert report.hook(config) is None
+  run(config, str(tmp_path / "run"), after_member=report.hook(config))
+  assert not os.path.exists(tmp_path / "run" / "plots")
+
+
 def test_a_failing_report_never_fails_the_run(blobs_npz, tmp_path,
                                               monkeypatch):
   def broken(*args, **kwargs):
     raise RuntimeError("no plots today")
   monkeypatch.setattr(report, "build_report", broken)
   workdir = str(tmp_path / "run")
-  results = run(tiny_config(blobs_npz, method="kmeans", report=True,
-                            tensorboard=False), workdir)
+  config = tiny_config(blobs_npz, method="kmeans", report=True,
+                       tensorboard=False)
+  results = run(config, workdir, after_member=report.hook(config))
   assert results["acc"] > 0
   saved = json.load(open(os.path.join(workdir, "results.json")))
   assert saved["acc"] == results["acc"]

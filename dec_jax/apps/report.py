@@ -116,6 +116,17 @@ def _embed(workdir: str, dataset: data_lib.Dataset,
   return sample.x / sample.divisor, "inputs"
 
 
+def after_member(workdir: str, dataset: data_lib.Dataset, tb_writer) -> None:
+  """The runner's end-of-member hook (`run(..., after_member=...)`): the
+  member's plots, from the data the run already holds."""
+  build_report(workdir, dataset=dataset, tb_writer=tb_writer)
+
+
+def hook(config) -> Optional[Callable]:
+  """`after_member` if the config asks for plots (config.report), else None."""
+  return after_member if config.get("report", False) else None
+
+
 def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
                  sample_size: int = EMBEDDING_SAMPLE, seed: int = 0,
                  map_method: str = "tsne", tb_writer=None) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 
 import ml_collections
 
+from dec_jax.apps import report
 from dec_jax.runner import members as members_lib
 from dec_jax.runner import pretrained
 from dec_jax.runner import run as run_lib
@@ -219,7 +220,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
         _share_autoencoders(cell_config, cell_dir, earlier)
       log({"stage": "sweep", "cell": name, "overrides": overrides,
            "stacked": stackable})
-      result = run_lib.run(cell_config, cell_dir)
+      result = run_lib.run(cell_config, cell_dir,
+                           after_member=report.hook(cell_config))
       log({"stage": "sweep", "cell": name,
            "done": members_lib.describe(result)})
     earlier.append((cell_config, cell_dir))

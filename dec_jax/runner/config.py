@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
                                    # (0: all visible, on every host)
   config.collapse_fraction = 0.1   # flag clusters under 0.1 x N / k points
   config.report = True             # draw WORKDIR/plots/*.png at the end
+                                   # (experiments.main, sweep: apps.report)
   config.tensorboard = True        # TensorBoard files in WORKDIR/tensorboard
   config.model = _model()
   # DEC-DA: random shifts (+-3 px at 28x28, scaled) and rotations (+-10 deg)

@@ -19,7 +19,7 @@ import os
 import platform
 import subprocess
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 from jax.experimental import multihost_utils
@@ -87,14 +87,19 @@ def environment() -> dict:
           "git_dirty": dirty}
 
 
-def _report(workdir: str, dataset: data.Dataset, tb_writer) -> None:
-  """WORKDIR/plots, after results.json: a failure here is a warning,
-  never a failed run."""
+# after_member(workdir, dataset, tensorboard_writer): what an application
+# adds to each finished member's folder (apps.report draws its plots).
+AfterMember = Callable[[str, data.Dataset, Optional[object]], None]
+
+
+def _after(after_member: AfterMember, workdir: str, dataset: data.Dataset,
+           tb_writer) -> None:
+  """Runs the hook after results.json: a failure is a warning, never a
+  failed run."""
   try:
-    from dec_jax.apps import report  # pylint: disable=g-import-not-at-top
-    report.build_report(workdir, dataset=dataset, tb_writer=tb_writer)
+    after_member(workdir, dataset, tb_writer)
   except Exception as e:  # pylint: disable=broad-except
-    logging.warning("The run's plots were not drawn (%s: %s).",
+    logging.warning("after_member on %s failed (%s: %s).", workdir,
                     type(e).__name__, e)
 
 
@@ -188,11 +193,13 @@ def _check_ensemble(config, size: int) -> None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        dataset: Optional[data.Dataset] = None) -> dict:
+        dataset: Optional[data.Dataset] = None, *,
+        after_member: Optional[AfterMember] = None) -> dict:
   """Runs `config.method` for every member of the config on
   `config.dataset` (or on `dataset`, e.g. arrays from `data.from_arrays`,
   whose name is then recorded as config.dataset); returns what the
-  workdir's results.json holds."""
+  workdir's results.json holds. `after_member` is called on each member's
+  finished folder (e.g. `apps.report.after_member` draws its plots)."""
   start = time.perf_counter()
   config = _with_dataset(config, dataset)
   members, configs = validate(config)
@@ -231,7 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       results.update(_run_group(
           config, [members[i] for i in group], [configs[i] for i in group],
           [member_dirs[i] for i in group], group, home, dataset, x, dims,
-          n_clusters, env, log))
+          n_clusters, env, log, after_member))
     summary = results[0] if not layout else _summary(
         config, members, folders, top, dataset, memory, groups,
         time.perf_counter() - start)
@@ -272,7 +279,7 @@ def _resident(dataset: data.Dataset, config, mesh):
 
 
 def _run_group(config, members, configs, workdirs, index, home, dataset, x,
-               dims, n_clusters, env, log) -> dict[int, dict]:
+               dims, n_clusters, env, log, after_member) -> dict[int, dict]:
   """Runs the method on one stack of members; writes their workdirs."""
   start = time.perf_counter()
   runs = []
@@ -298,14 +305,15 @@ def _run_group(config, members, configs, workdirs, index, home, dataset, x,
   results = {}
   for j, (run_, out) in enumerate(zip(runs, outputs)):
     results[index[j]] = _finish_member(run_, out, stack, dataset, env,
-                                       elapsed)
+                                       elapsed, after_member)
     log({"stage": "member_done", "member": run_.member.name,
          **{k: results[index[j]].get(k) for k in members_lib.SCORES}})
   return results
 
 
 def _finish_member(run_: MemberRun, out: dict, stack: Stack,
-                   dataset: data.Dataset, env: dict, elapsed: float) -> dict:
+                   dataset: data.Dataset, env: dict, elapsed: float,
+                   after_member: Optional[AfterMember]) -> dict:
   """Scores a member's output and writes its assignments and results.json.
 
   Its times_s are its share (1 / S) of the stack's stages and wall time."""
@@ -342,8 +350,8 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
   }
   run_.log({"stage": "final", **scores, "cluster_sizes": sizes})
   workdir.write_results(results)
-  if config.get("report", False) and workdir.primary:
-    _report(workdir.path, dataset, run_.tensorboard)
+  if after_member is not None and workdir.primary:
+    _after(after_member, workdir.path, dataset, run_.tensorboard)
   run_.close()
   return results
 
