@@ -104,3 +104,14 @@ def test_no_import_inside_a_function_points_up():
         if dep.split(".")[1] in ORDER:
           assert ORDER.index(_layer(dep)) <= ORDER.index(_layer(name)), (
               f"{name} imports {dep}, a layer above it")
+
+
+def test_no_library_function_is_longer_than_a_screen():
+  """Functions of at most 60 lines (docstring included): the brief's rule."""
+  long = []
+  for path in LIBRARY.rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if node.end_lineno - node.lineno + 1 > 60:
+          long.append(f"{path.name}:{node.lineno} {node.name}")
+  assert not long, long
