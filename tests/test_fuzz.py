@@ -148,14 +148,14 @@ def _with(changes):
 
 
 def _faults(fields, changes, config):
-  """Names of the fields whose new values are invalid; else, when
+  """Names of the fields whose new values are invalid, plus dec.maxiter when
   update_interval and maxiter break their joint rule (update_interval <=
-  max(maxiter, 1)), dec.maxiter (the message names both); [] for a valid
-  config."""
+  max(maxiter, 1); the message names both, and may come first); [] for a
+  valid config."""
   bad = [_NAMES[path] for (path, _, valid, _), (_, value)
          in zip(fields, changes) if not valid(value)]
-  if not bad and config.dec.update_interval > max(config.dec.maxiter, 1):
-    bad = ["dec.maxiter"]
+  if config.dec.update_interval > max(config.dec.maxiter, 1):
+    bad.append("dec.maxiter")
   return bad
 
 
