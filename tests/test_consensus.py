@@ -121,11 +121,13 @@ def _score_acc(y, labels):
   return metrics.cluster_accuracy(y, labels)
 
 
-def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path):
-  config = _digits_config(dataset="digits", ensemble="none")
+@pytest.mark.parametrize("grid", ["", {"dec.alpha": [1.0, 2.0]}])  # as the CLI parses it
+def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path, grid):
+  config = _digits_config(dataset="digits", ensemble="none", grid=grid)
   run(config, str(tmp_path / "plain"))
   added = ensemble.add_to_workdir(str(tmp_path / "plain"))
-  flagged = run(_digits_config(dataset="digits"), str(tmp_path / "flag"))
+  flagged = run(_digits_config(dataset="digits", grid=grid),
+                str(tmp_path / "flag"))
   assert added == flagged["consensus"]
   assert os.path.exists(tmp_path / "plain" / ensemble.FILE)
 

@@ -71,7 +71,9 @@ def add_to_workdir(workdir: str) -> dict:
   ks = {row["n_clusters"] for row in rows}
   checks.require(len(ks) == 1, f"the members chose different k {sorted(ks)}:"
                  " a consensus needs one number of clusters.")
-  config = ml_collections.ConfigDict(summary["config"])
+  # Only the fields naming the data (a grid's dotted keys are no ConfigDict's).
+  config = ml_collections.ConfigDict({k: summary["config"][k] for k in (
+      "dataset", "split", "data_dir", "scale", "label_column")})
   labels = checks.load_data(config, keep_uint8=True).y  # scoring only
   summary["consensus"] = build(
       [os.path.join(workdir, row["workdir"]) for row in rows],
