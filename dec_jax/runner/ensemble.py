@@ -24,6 +24,21 @@ CHOICES = ("none", "consensus")
 FILE = "consensus.npz"
 
 
+def check(config: ml_collections.ConfigDict, size: int) -> None:
+  """`ensemble` is a known choice; a consensus needs several members of one k."""
+  choice = config.get("ensemble", "none")
+  checks.require(choice in CHOICES,
+                 f"Unknown ensemble {choice!r}; expected one of "
+                 f"{CHOICES}.")
+  if choice == "none":
+    return
+  checks.require(size >= 2, "ensemble=consensus needs a stack of 2 or more "
+                 "members: pass --config.seeds=0,1,2,3,4 (or a grid).")
+  checks.require(config.n_clusters != "auto", "ensemble=consensus needs one "
+                 "number of clusters for every member; n_clusters=auto may "
+                 "choose a different k per member: pass an integer.")
+
+
 def _load(folders: Sequence[str]) -> tuple[np.ndarray, Optional[list]]:
   """Members' labels [S, N] and their q (None unless every member has one)."""
   labels, soft = [], []

@@ -170,26 +170,11 @@ def validate(config) -> tuple[list, list]:
                  f"Unknown seeds_mode {config.seeds_mode!r}; expected one of "
                  f"{MODES}.")
   members = members_lib.from_config(config)
-  _check_ensemble(config, len(members))
+  ensemble.check(config, len(members))
   configs = [members_lib.member_config(config, m) for m in members]
   for member_config in configs:
     checks.validate_config(member_config)
   return members, configs
-
-
-def _check_ensemble(config, size: int) -> None:
-  """`ensemble` is a known choice; a consensus needs several members of one k."""
-  choice = config.get("ensemble", "none")
-  checks.require(choice in ensemble.CHOICES,
-                 f"Unknown ensemble {choice!r}; expected one of "
-                 f"{ensemble.CHOICES}.")
-  if choice == "none":
-    return
-  checks.require(size >= 2, "ensemble=consensus needs a stack of 2 or more "
-                 "members: pass --config.seeds=0,1,2,3,4 (or a grid).")
-  checks.require(config.n_clusters != "auto", "ensemble=consensus needs one "
-                 "number of clusters for every member; n_clusters=auto may "
-                 "choose a different k per member: pass an integer.")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
