@@ -180,18 +180,23 @@ class Conv2x(nn.Module):
     return y + bias
 
 
-class ConvEncoder(nn.Module):
+class _ConvNet(nn.Module):
+  """The settings DCEC's encoder, decoder and autoencoder share."""
+
+  image_shape: tuple[int, ...]
+  features: tuple[int, ...] = DCEC_FEATURES
+  embedding: int = 10
+  dtype: Any = jnp.float32
+  conv_as_matmul: bool = True  # how, not what: see _conv_as_matmul
+
+
+class ConvEncoder(_ConvNet):
   """Flat rows [B, H*W*C] -> images -> stride-2 convs (ReLU) -> dense embedding.
 
   'SAME' padding: each conv halves the spatial size, rounding up
   (28 -> 14 -> 7 -> 4, 8 -> 4 -> 2 -> 1). The embedding is linear.
   """
 
-  image_shape: tuple[int, ...]
-  features: tuple[int, ...] = DCEC_FEATURES
-  embedding: int = 10
-  dtype: Any = jnp.float32
-  conv_as_matmul: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -205,7 +210,7 @@ class ConvEncoder(nn.Module):
                     name="embedding")(x.reshape((x.shape[0], -1)))
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(_ConvNet):
   """The mirror of ConvEncoder: dense (ReLU) -> stride-2 transposed convs.
 
   Each transposed conv doubles the spatial size and is cropped to the size
@@ -213,11 +218,6 @@ class ConvDecoder(nn.Module):
   last layer outputs the image's channels, linear; returns flat rows [B, D].
   """
 
-  image_shape: tuple[int, ...]
-  features: tuple[int, ...] = DCEC_FEATURES
-  embedding: int = 10
-  dtype: Any = jnp.float32
-  conv_as_matmul: bool = True
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -240,7 +240,7 @@ class ConvDecoder(nn.Module):
     return x.reshape((z.shape[0], -1))
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(_ConvNet):
   """DCEC's convolutional autoencoder on flat rows of `image_shape` images.
 
   Encoder: conv 32-64-128 (5x5, 5x5, 3x3, stride 2, ReLU), flatten, dense to
@@ -251,11 +251,6 @@ class ConvAutoencoder(nn.Module):
   exactly.
   """
 
-  image_shape: tuple[int, ...]
-  features: tuple[int, ...] = DCEC_FEATURES
-  embedding: int = 10
-  dtype: Any = jnp.float32
-  conv_as_matmul: bool = True  # how, not what: see _conv_as_matmul
 
   @property
   def dims(self) -> tuple[int, int]:
@@ -336,18 +331,20 @@ def init_autoencoder(model: AnyAutoencoder, key: jax.Array) -> Params:
   return model.init(key, x)["params"]
 
 
+def _conv_settings(model: "ConvAutoencoder") -> tuple:
+  return (model.image_shape, model.features, model.embedding, model.dtype,
+          model.conv_as_matmul)
+
+
 def encoder_module(model: AnyAutoencoder) -> nn.Module:
   """The encoder as a stand-alone module: apply it to params['encoder']."""
   if isinstance(model, ConvAutoencoder):
-    return ConvEncoder(model.image_shape, model.features, model.embedding,
-                       dtype=model.dtype, conv_as_matmul=model.conv_as_matmul)
+    return ConvEncoder(*_conv_settings(model))
   return MLP(tuple(model.dims[1:]), dtype=model.dtype)
 
 
 def decoder_module(model: AnyAutoencoder) -> nn.Module:
   """The decoder as a stand-alone module: apply it to params['decoder']."""
   if isinstance(model, ConvAutoencoder):
-    return ConvDecoder(model.image_shape, model.features, model.embedding,
-                       dtype=model.dtype,
-                       conv_as_matmul=model.conv_as_matmul)
+    return ConvDecoder(*_conv_settings(model))
   return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype)

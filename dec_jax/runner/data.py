@@ -423,26 +423,24 @@ def _load_user_file(path: str, label_column: Optional[int], split: str):
 
 # How each binary format starts; a file that does not is not of that format
 # (NumPy would try to unpickle it and blame "pickled (object) data").
-_NPZ_MAGIC = b"PK"  # a zip archive
-_NPY_MAGIC = b"\x93NUMPY"
+_MAGIC = {".npz": b"PK", ".npy": b"\x93NUMPY"}
+_WHAT = {".npz": "an .npz is a zip archive, and this file does not start "
+                 "like one", ".npy": "it does not start with the NumPy header"}
+_WRITE = {".npz": "numpy.savez(path, x=..., y=...)",
+          ".npy": "numpy.save(path, x)"}
 
 
 def check_signature(path: str, suffix: str) -> None:
   """Refuses a file whose first bytes are not those of its suffix's format."""
   with open(path, "rb") as f:
     head = f.read(8)
-  if suffix == ".npz" and not head.startswith(_NPZ_MAGIC):
-    hint = (" It starts like a .npy file: rename it to .npy."
-            if head.startswith(_NPY_MAGIC) else
-            " Write it with numpy.savez(path, x=..., y=...).")
-    raise DecJaxError(f"{path}: not a valid .npz file (an .npz is a zip "
-                      f"archive, and this file does not start like one).{hint}")
-  if suffix == ".npy" and not head.startswith(_NPY_MAGIC):
-    hint = (" It starts like a zip archive: rename it to .npz."
-            if head.startswith(_NPZ_MAGIC) else
-            " Write it with numpy.save(path, x).")
-    raise DecJaxError(f"{path}: not a valid .npy file (it does not start with "
-                      f"the NumPy header).{hint}")
+  if suffix in _MAGIC and not head.startswith(_MAGIC[suffix]):
+    other = ".npy" if suffix == ".npz" else ".npz"
+    hint = (f"It starts like a {other} file: rename it to {other}."
+            if head.startswith(_MAGIC[other]) else
+            f"Write it with {_WRITE[suffix]}.")
+    raise DecJaxError(f"{path}: not a valid {suffix} file ({_WHAT[suffix]}). "
+                      f"{hint}")
   if suffix in (".h5", ".hdf5"):
     import h5py  # pylint: disable=g-import-not-at-top
     if not h5py.is_hdf5(path):
