@@ -49,6 +49,16 @@ def test_a_structured_error_of_a_minority_is_outvoted():
   assert adjusted_rand_score(TRUTH, result.labels) == 1.0
 
 
+def test_two_hard_label_members_give_the_reference_back():
+  """Documented limit: with 2 members, every disagreement is a 1-1 tie,
+  which the reference wins (in its own cluster numbers)."""
+  a = _merges_4_and_9_splits_1(TRUTH)
+  b = _renumbered(TRUTH, 3)
+  result = consensus.consensus(np.stack([a, b]), 10)
+  reference = (a, b)[result.reference]
+  np.testing.assert_array_equal(result.labels, reference)
+
+
 def test_alignment_is_the_maximum_overlap_renumbering():
   perm = RNG.permutation(10)
   noisy = perm[TRUTH].copy()
