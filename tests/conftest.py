@@ -28,6 +28,25 @@ def make_idx_folder(folder) -> str:
   return str(folder)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+  """Compiled programs cached on disk for the session, one folder per xdist
+  worker (no two processes share one). Each run builds fresh closures, which
+  jit's in-memory cache cannot match, yet the tests' tiny runs compile the
+  same programs again and again; the disk cache keys on the program itself.
+  Subprocesses (CLI tests) are left uncached."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental.compilation_cache import compilation_cache  # pylint: disable=g-import-not-at-top
+  settings = {"jax_compilation_cache_dir": str(
+                  tmp_path_factory.mktemp("jax_cache")),
+              "jax_persistent_cache_min_compile_time_secs": 0.0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  compilation_cache.reset_cache()
+  for name, value in settings.items():
+    jax.config.update(name, value)
+  yield
+
+
 @pytest.fixture
 def idx_folder(tmp_path):
   """make_idx_folder in the test's temporary folder."""

@@ -4,8 +4,6 @@ checks."""
 
 import tempfile
 
-import jax
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import pytest
 from sklearn import base
@@ -143,24 +141,12 @@ def _expected_failed_checks(estimator):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fast_and_tidy_fits(tmp_path_factory):
-  """The estimator's own temporary workdirs go under pytest's tmp folder,
-  and compiled programs are cached across fits (the checks fit dozens of
-  times on a few shapes); both undone afterwards."""
+def _tidy_fits(tmp_path_factory):
+  """The estimator's own temporary workdirs go under pytest's tmp folder
+  (undone afterwards); conftest caches the compiled programs."""
   saved_tempdir = tempfile.tempdir
   tempfile.tempdir = str(tmp_path_factory.mktemp("estimator_workdirs"))
-  settings = {"jax_compilation_cache_dir": str(
-                  tmp_path_factory.mktemp("jax_cache")),
-              "jax_persistent_cache_min_compile_time_secs": 0.0,
-              "jax_persistent_cache_min_entry_size_bytes": 0}
-  saved = {name: getattr(jax.config, name) for name in settings}
-  compilation_cache.reset_cache()
-  for name, value in settings.items():
-    jax.config.update(name, value)
   yield
-  for name, value in saved.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
   tempfile.tempdir = saved_tempdir
 
 
