@@ -15,6 +15,7 @@ from dec_jax.runner import config as config_lib
 from dec_jax.runner import data
 from dec_jax.runner import ensemble
 from dec_jax.runner.run import run
+from tests.test_end_to_end import tiny_config
 
 RNG = np.random.default_rng(0)
 TRUTH = np.repeat(np.arange(10), 50)  # 10 clusters of 50 points
@@ -57,6 +58,17 @@ def test_two_hard_label_members_give_the_reference_back():
   result = consensus.consensus(np.stack([a, b]), 10)
   reference = (a, b)[result.reference]
   np.testing.assert_array_equal(result.labels, reference)
+
+
+def test_cluster_means_fall_back_where_a_cluster_is_empty():
+  z = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0]])
+  fallback = np.full((3, 2), -1.0)
+  means = consensus.cluster_means(z, np.array([0, 0, 2]), fallback)
+  np.testing.assert_allclose(means, [[1.0, 0.0], [-1.0, -1.0], [10.0, 10.0]])
+  # a member's rows renumbered: its cluster c is the consensus's alignment[c]
+  np.testing.assert_array_equal(
+      consensus.aligned(np.array([10, 11, 12]), np.array([2, 0, 1])),
+      [11, 12, 10])
 
 
 def test_alignment_is_the_maximum_overlap_renumbering():
@@ -146,6 +158,9 @@ def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path, grid):
     ({"seeds": ""}, "2 or more members"),
     ({"n_clusters": "auto"}, "n_clusters=auto"),
     ({"ensemble": "majority"}, "Unknown ensemble"),
+    ({"ensemble": "consensus_refine"}, r"method=kmeans does not.*'dec'"),
+    ({"ensemble": "consensus_refine", "method": "dec",
+      "seeds_mode": "sequential"}, "needs all members in one stack"),
 ])
 def test_bad_ensembles_are_refused_before_anything_runs(tmp_path, overrides,
                                                         message):
@@ -153,3 +168,27 @@ def test_bad_ensembles_are_refused_before_anything_runs(tmp_path, overrides,
   with pytest.raises(DecJaxError, match=message):
     run(_digits_config(dataset="digits", **overrides), str(workdir))
   assert not workdir.exists()
+
+
+def test_consensus_refine_restarts_every_member_from_the_consensus(
+    tmp_path, blobs_npz):
+  """Each member's second DEC stage starts at the consensus: at its first
+  target update (centres: the member's means over the consensus clusters,
+  in the consensus's numbering) the labels are the consensus's, though
+  each seed numbers its own clusters differently; the first stage's scores
+  are kept beside."""
+  config = tiny_config(blobs_npz, method="dec", seeds="0,1,2",
+                       ensemble="consensus_refine")
+  results = run(config, str(tmp_path))
+  assert {"acc", "reference"} <= set(results["consensus"])
+  for row in results["members"]:
+    folder = tmp_path / row["workdir"]
+    with open(folder / "results.json") as f:
+      refine = json.load(f)["refine"]
+    assert refine["start"]["ari"] > 0.9
+    assert refine["first_stage"]["iterations"] > 0
+    with open(folder / "metrics.jsonl") as f:
+      records = [json.loads(line) for line in f]
+    second = [r for r in records if r["stage"] == "dec_refine"]
+    assert second and second[0]["iteration"] == 0
+    assert second[0]["label_change"] < 0.02, second[0]["label_change"]

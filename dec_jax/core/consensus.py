@@ -30,7 +30,8 @@ class Consensus(NamedTuple):
   labels: np.ndarray      # [N] the consensus partition
   reference: int          # index of the medoid member
   agreement: np.ndarray   # [S, S] pairwise ARI between members
-  alignments: np.ndarray  # [S, k] member s's cluster c is consensus cluster alignments[s, c]
+  # [S, k]: member s's cluster c is the consensus's cluster alignments[s, c]
+  alignments: np.ndarray
 
 
 def agreement(labels: np.ndarray) -> np.ndarray:
@@ -88,3 +89,22 @@ def consensus(labels: np.ndarray, k: int,
   # The reference breaks ties: a tiny bonus below any vote difference.
   votes[np.arange(n), labels[ref]] += 1e-6
   return Consensus(np.argmax(votes, axis=1), ref, agree, mappings)
+
+
+def cluster_means(z: np.ndarray, labels: np.ndarray,
+                  fallback: np.ndarray) -> np.ndarray:
+  """[k, d] the mean of z [N, d] over each cluster of labels [N] in [0, k);
+  fallback [k, d]'s row where a cluster is empty."""
+  k = len(fallback)
+  sums = np.zeros(fallback.shape, np.float64)
+  np.add.at(sums, labels, z)
+  counts = np.bincount(labels, minlength=k)[:, None]
+  return np.where(counts > 0, sums / np.maximum(counts, 1),
+                  fallback).astype(fallback.dtype)
+
+
+def aligned(values: np.ndarray, alignment: np.ndarray) -> np.ndarray:
+  """A member's per-cluster rows [k, ...] renumbered as the consensus's."""
+  out = np.empty_like(values)
+  out[alignment] = values
+  return out

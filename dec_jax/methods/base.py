@@ -32,6 +32,8 @@ class Method:
     stages: the training stages it runs (config sections whose batch
       size must fit the data).
     streams: it runs with data_on_device=False (data streamed from host).
+    refines_from_consensus: ensemble=consensus_refine reruns its clustering
+      stage from the members' consensus.
     check: check(config) raises a DecJaxError for a bad config section.
     check_size: check_size(config, n) does so against the data size.
     config_sections: the config sections it reads, each a function that
@@ -44,6 +46,7 @@ class Method:
   predicts: bool = False
   stages: tuple[str, ...] = ("pretrain",)
   streams: bool = True
+  refines_from_consensus: bool = False
   check: Callable[[ml_collections.ConfigDict], None] = _no_checks
   check_size: Callable[[ml_collections.ConfigDict, int], None] = _no_checks
   config_sections: dict[str, Callable[[], ml_collections.ConfigDict]] = (

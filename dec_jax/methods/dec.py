@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dec_jax.core import consensus
 from dec_jax.train import dec_loop
 from dec_jax.nn import models
 from dec_jax.train import optim
@@ -27,6 +28,7 @@ from dec_jax.methods.base import Method, register
 
 DEC_PARTIAL = "dec_partial"  # the loop's state, saved as it goes
 DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
+REFINE = "consensus_refine"  # the `ensemble` choice that adds _refine
 
 
 def settings(config, input_divisor: float) -> dec_loop.DECConfig:
@@ -93,23 +95,54 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
   if meta is not None:
     pretrain_infos = [{**p, "dec_resumed_from_iteration": meta["iteration"]}
                       for p in pretrain_infos]
+  if stack.config.get("ensemble") == REFINE:
+    results, refine_infos = _refine(stack, model, results, tx, hp, idec)
+    pretrain_infos = [{**p, **r} for p, r in zip(pretrain_infos, refine_infos)]
   return _outputs(stack, model, results, init_scores, k_infos,
                   pretrain_infos)
 
 
+def _refine(stack, model, results, tx, hp, idec: bool):
+  """ensemble=consensus_refine: every member's DEC stage once more, from the
+  label-free consensus of all members' results (core.consensus): each
+  member's centres become the means of its own embeddings over the
+  consensus clusters. Not checkpointed: a rerun repeats the (deterministic)
+  DEC stage. Returns the new results and what each member's results.json
+  adds: the scores of the consensus start and of the first stage."""
+  k = int(results[0].params["centres"].shape[0])
+  agreed = consensus.consensus(np.stack([r.labels for r in results]), k,
+                               [r.q for r in results])
+  params = dec_loop.stack([r.params for r in results])
+  z = np.asarray(stack.embed(model, params["encoder"]))
+  centres = [consensus.cluster_means(z[s], agreed.labels, consensus.aligned(
+      np.asarray(r.params["centres"]), agreed.alignments[s]))
+             for s, r in enumerate(results)]
+  labels = jnp.asarray(agreed.labels, jnp.int32)
+  start = dec_loop.DECStart({**params, "centres": jnp.asarray(np.stack(
+      centres))}, jnp.tile(labels, (stack.size, 1)))
+  refined = _loop(stack, model, start, tx, hp, idec, stage="dec_refine")
+  infos = [{"refine": {"start": run.score(agreed.labels), "first_stage": {
+      **run.score(r.labels), "iterations": r.iterations,
+      "stop_reason": r.stop_reason}}} for run, r in zip(stack.runs, results)]
+  return refined, infos
+
+
 def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
-          resume: Optional[dict] = None, checkpoint_fn=None):
-  """dec_loop.run_dec for the members `index` (default: all)."""
+          resume: Optional[dict] = None, checkpoint_fn=None,
+          stage: str = "dec"):
+  """dec_loop.run_dec for the members `index` (default: all); `stage` names
+  its keys and log records (dec, or dec_refine)."""
   index = list(range(stack.size)) if index is None else index
   sub = jnp.asarray(index)
-  with stack.stage(stack.config.method):
+  log = lambda j, record: stack.runs[index[j]].log_assignment(
+      {**record, "stage": stage})
+  with stack.stage(stack.config.method if stage == "dec" else stage):
     return dec_loop.run_dec(
         models.encoder_module(model), start,
-        stack.x, stack.keys("dec")[sub], tx,
+        stack.x, stack.keys(stage)[sub], tx,
         settings(stack.config, stack.dataset.divisor),
         jax.tree.map(lambda a: a[np.asarray(index)], hp),
-        [stack.configs[i].dec.tol for i in index],
-        lambda j, record: stack.runs[index[j]].log_assignment(record),
+        [stack.configs[i].dec.tol for i in index], log,
         loss_fn=_idec_loss(model) if idec else None, resume=resume,
         checkpoint_every=stack.config.dec.checkpoint_every,
         checkpoint_fn=checkpoint_fn, augment_fn=stack.augment_fn(),
@@ -229,9 +262,11 @@ def idec_section() -> ml_collections.ConfigDict:
 
 register(Method("dec", functools.partial(_fine_tune, idec=False),
                 "Deep Embedded Clustering: KL(P || Q) fine-tuning of the "
-                "encoder and the centres", stages=("pretrain", "dec"), predicts=True,
+                "encoder and the centres", stages=("pretrain", "dec"),
+                predicts=True, refines_from_consensus=True,
                 config_sections={"dec": dec_section}))
 register(Method("idec", functools.partial(_fine_tune, idec=True),
                 "Improved DEC: the decoder kept, L_rec + gamma * KL",
                 stages=("pretrain", "dec"), predicts=True,
+                refines_from_consensus=True,
                 config_sections={"dec": dec_section, "idec": idec_section}))

@@ -42,6 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
   # none | consensus: after the members, one label-free clustering from all
   # of them (vote aligned to the medoid member; WORKDIR/consensus.npz and
   # results.json's `consensus`). Needs 2+ members and an integer k.
+  # consensus_refine (dec, idec): each member's DEC stage once more from the
+  # consensus first, then the consensus of the refined members.
   config.ensemble = "none"
   config.overwrite = False         # allow a workdir that holds a finished run
   config.resume = True             # continue from an interrupted run's

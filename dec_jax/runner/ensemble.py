@@ -1,5 +1,9 @@
 """`ensemble=consensus`: one clustering from a finished stack's members.
 
+`ensemble=consensus_refine` (DEC, IDEC): the method reruns its clustering
+stage from the members' consensus first (methods/dec.py), and the consensus
+reported is that of the refined members.
+
 Reads each member's assignments.npz (labels, and q where the method has
 one), forms their label-free consensus (`core.consensus`), scores it and
 writes WORKDIR/consensus.npz. The labels of the data are used for scoring
@@ -14,13 +18,14 @@ from typing import Optional, Sequence
 import ml_collections
 import numpy as np
 
+from dec_jax import methods
 from dec_jax.core import consensus as consensus_lib
 from dec_jax.core import metrics
 from dec_jax.runner import checks
 from dec_jax.runner.workdir import (ASSIGNMENTS, RESULTS, read_json,
                                     write_bytes_atomic, write_json_atomic)
 
-CHOICES = ("none", "consensus")
+CHOICES = ("none", "consensus", "consensus_refine")
 FILE = "consensus.npz"
 
 
@@ -32,11 +37,33 @@ def check(config: ml_collections.ConfigDict, size: int) -> None:
                  f"{CHOICES}.")
   if choice == "none":
     return
-  checks.require(size >= 2, "ensemble=consensus needs a stack of 2 or more "
+  checks.require(size >= 2, f"ensemble={choice} needs a stack of 2 or more "
                  "members: pass --config.seeds=0,1,2,3,4 (or a grid).")
-  checks.require(config.n_clusters != "auto", "ensemble=consensus needs one "
+  checks.require(config.n_clusters != "auto", f"ensemble={choice} needs one "
                  "number of clusters for every member; n_clusters=auto may "
                  "choose a different k per member: pass an integer.")
+  if choice == "consensus_refine":
+    able = sorted(m.name for m in methods.METHODS.values()
+                  if m.refines_from_consensus)
+    checks.require(methods.get(config.method).refines_from_consensus,
+                   f"ensemble=consensus_refine reruns a clustering stage from "
+                   f"the consensus, which method={config.method} does not "
+                   f"have; use it with {able}, or ensemble=consensus.")
+
+
+def check_groups(config: ml_collections.ConfigDict, groups: list,
+                 finished_before: int) -> None:
+  """consensus_refine needs all members in one stack (one program), none of
+  them finished by an earlier run while others still have to run."""
+  if config.get("ensemble", "none") != "consensus_refine" or not groups:
+    return
+  checks.require(len(groups) == 1 and not finished_before,
+                 f"ensemble=consensus_refine needs all members in one stack, "
+                 f"but {finished_before} finished in an earlier run and the "
+                 f"rest run as {len(groups)} group(s) (seeds_mode="
+                 f"{config.seeds_mode}, or too little memory for all at once):"
+                 " use seeds_mode=vmap and a new workdir (or overwrite=True),"
+                 " fewer members, or ensemble=consensus.")
 
 
 def _load(folders: Sequence[str]) -> tuple[np.ndarray, Optional[list]]:

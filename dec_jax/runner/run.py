@@ -207,11 +207,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   env = environment()  # the code that runs, read before it can change
   mesh = checks.data_mesh(config)
   with contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh):
-    log = _stack_log(top, config, layout)
     needed = member_bytes(config, dims, dataset, n_clusters or
                           config.auto_k.max)
     size, memory = group_size(config, len(todo), needed, dataset.x.nbytes)
     groups = [todo[g:g + size] for g in range(0, len(todo), size)]
+    ensemble.check_groups(config, groups, len(members) - len(todo))
+    log = _stack_log(top, config, layout)
     log({"stage": "stack", "members": [members[i].name for i in todo],
          "finished_before": [members[i].name for i in range(len(members))
                              if i not in todo],
@@ -366,7 +367,7 @@ def _summary(config, members, folders, top: Workdir, dataset, memory,
       "groups": [[members[i].name for i in g] for g in groups],
       "memory": memory, "times_s": {"total": elapsed},
       "config": config.to_dict()}
-  if config.get("ensemble", "none") == "consensus":
+  if config.get("ensemble", "none") != "none":
     summary["consensus"] = ensemble.build(
         folders, [m.name for m in members], results[0]["n_clusters"],
         dataset.y, top.path if top.primary else None)

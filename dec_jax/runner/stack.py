@@ -44,7 +44,7 @@ AUTOENCODER = pretrained.AUTOENCODER
 PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
 
 # The stream of each stage's key, fold_in(key(seed), stream).
-STREAMS = {"pretrain": 1, "dec": 2, "greedy": 3}
+STREAMS = {"pretrain": 1, "dec": 2, "greedy": 3, "dec_refine": 4}
 
 
 def member_key(seed: int, stage: str) -> jax.Array:
