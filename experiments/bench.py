@@ -164,6 +164,24 @@ def measure(call: Callable[[int], Any], repeats: int,
   return Timing(first, compile_s, times)
 
 
+def measure_side_by_side(one: Callable[[int], Any], many: Callable[[int], Any],
+                         repeats: int, clock: CompileClock
+                         ) -> tuple[Timing, Timing]:
+  """measure() of a single model's call and of the stack's, their timed
+  repeats alternating (one, many, one, many, ...) so that a machine whose
+  speed drifts slows both alike."""
+  calls, firsts, times = (one, many), [], ([], [])
+  for call in calls:
+    before = clock.total_s
+    firsts.append((wall_time(lambda: call(0)), clock.total_s - before))
+  for i in range(1, max(repeats, 1) + 1):
+    for j, call in enumerate(calls):
+      times[j].append(wall_time(functools.partial(call, i)))
+  return tuple(Timing(first, compile_s if clock.seen_events else max(
+      first - statistics.median(t), 0.0), t)
+               for (first, compile_s), t in zip(firsts, times))
+
+
 def peak_memory() -> dict[str, float]:
   """Process max RSS, and the device's peak bytes in use where it says."""
   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -242,11 +260,11 @@ def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
 
 
 def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
-                num_seeds: int, single_step_s: float, repeats: int,
-                clock: CompileClock, key: jax.Array) -> dict[str, Any]:
+                num_seeds: int, repeats: int, clock: CompileClock,
+                key: jax.Array) -> dict[str, Any]:
   """Pretraining epochs of `num_seeds` models at once (parameters stacked,
   the epoch vmapped, as `pretrain.pretrain` runs every stack) on x, against
-  `num_seeds` separate single-model steps.
+  one model's plain (not vmapped) epoch on the same x, timed alternately.
 
   Where the accelerator is not saturated by one model, the stacked program
   runs the seeds for less than their separate cost.
@@ -254,23 +272,38 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
   tx = optax.adam(1e-3)
   steps = -(-x.shape[0] // batch_size)
   epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
+  one = jax.jit(epoch_fn, donate_argnums=0)
   many = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0)), donate_argnums=0)
   params = jax.vmap(lambda k: models.init_autoencoder(model, k))(
       jax.random.split(key, num_seeds))
-  state = {"params": params, "opt": jax.vmap(tx.init)(params)}
+  states = [{"params": p, "opt": init(p)} for p, init in (
+      (jax.tree.map(lambda a: a[0], params), tx.init),
+      (params, jax.vmap(tx.init)))]
 
   def one_epoch(i: int):
-    nonlocal state
-    state, loss = many(state, x, jax.random.split(jax.random.fold_in(key, i),
-                                                  num_seeds))
+    states[0], loss = one(states[0], x, jax.random.fold_in(key, i))
     return loss
 
-  timing = measure(one_epoch, repeats, clock)
-  step_s = timing.median_s / steps
-  return {"num_seeds": num_seeds, "n_samples": int(x.shape[0]),
-          "step_ms": 1e3 * step_s, "single_step_ms": 1e3 * single_step_s,
+  def many_epochs(i: int):
+    states[1], loss = many(states[1], x, jax.random.split(
+        jax.random.fold_in(key, i), num_seeds))
+    return loss
+
+  single, timing = measure_side_by_side(one_epoch, many_epochs, repeats,
+                                        clock)
+  return _stack_row(num_seeds, timing, single, steps,
+                    n_samples=int(x.shape[0]))
+
+
+def _stack_row(num_seeds: int, timing: Timing, single: Timing, steps: int,
+               **extra) -> dict[str, Any]:
+  """A stack row: per-step times of the stack and of one model, their ratio
+  to num_seeds separate steps, and both timings."""
+  step_s, single_step_s = timing.median_s / steps, single.median_s / steps
+  return {"num_seeds": num_seeds, **extra, "step_ms": 1e3 * step_s,
+          "single_step_ms": 1e3 * single_step_s,
           "ratio_to_separate": step_s / (num_seeds * single_step_s),
-          **timing.to_dict()}
+          "single": single.to_dict(), **timing.to_dict()}
 
 
 def bench_conv_pretrain(x: jax.Array, image_shape: tuple[int, ...],
@@ -406,35 +439,36 @@ def bench_dec(encoder: models.MLP, encoder_params: Any, centres: jax.Array,
 def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
                     centres: jax.Array, z: jax.Array, x: jax.Array,
                     batch_size: int, update_interval: int, num_seeds: int,
-                    single_step_s: float, repeats: int, clock: CompileClock,
+                    repeats: int, clock: CompileClock,
                     key: jax.Array) -> dict[str, Any]:
   """DEC train intervals of `num_seeds` states at once (stacked, vmapped as
-  `dec_loop.run_dec` runs every stack), against as many single-model steps."""
+  `dec_loop.run_dec` runs every stack), against one state's plain interval,
+  timed alternately."""
   cfg = dec_loop.DECConfig(batch_size=batch_size,
                           update_interval=update_interval)
   tx = optax.sgd(0.01, momentum=0.9)
   _, train_interval = dec_loop.make_dec_fns(encoder, tx, x.shape[0], cfg)
   many = jax.jit(jax.vmap(train_interval, in_axes=(0, None, 0, 0, None)),
                  donate_argnums=0)
+  params = {"encoder": encoder_params, "centres": jnp.asarray(centres)}
   stack = lambda a: jnp.stack([a] * num_seeds)
-  params = jax.tree.map(stack, {"encoder": encoder_params,
-                                "centres": jnp.asarray(centres)})
-  state = {"params": params, "opt": jax.vmap(tx.init)(params)}
-  p = stack(clustering.target_distribution(clustering.soft_assign(z,
-                                                                  centres)))
+  states = [{"params": p, "opt": tx.init(p)} for p in (
+      jax.tree.map(jnp.copy, params), jax.tree.map(stack, params))]
+  p = clustering.target_distribution(clustering.soft_assign(z, centres))
 
-  def interval(i: int):
-    nonlocal state
-    keys = jax.random.split(jax.random.fold_in(key, i), num_seeds)
-    state, loss = many(state, x, p, keys, update_interval)
+  def one(i: int):
+    states[0], loss = train_interval(states[0], x, p,
+                                     jax.random.fold_in(key, i),
+                                     update_interval)
     return loss
 
-  timing = measure(interval, repeats, clock)
-  step_s = timing.median_s / update_interval
-  return {"num_seeds": num_seeds, "step_ms": 1e3 * step_s,
-          "single_step_ms": 1e3 * single_step_s,
-          "ratio_to_separate": step_s / (num_seeds * single_step_s),
-          **timing.to_dict()}
+  def intervals(i: int):
+    keys = jax.random.split(jax.random.fold_in(key, i), num_seeds)
+    states[1], loss = many(states[1], x, stack(p), keys, update_interval)
+    return loss
+
+  single, timing = measure_side_by_side(one, intervals, repeats, clock)
+  return _stack_row(num_seeds, timing, single, update_interval)
 
 
 # ------------------------------------------------------------------ report
@@ -478,6 +512,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, float, str]]:
   for stage, by_size in r.get("stack", {}).items():
     for size, sd in by_size.items():
       rows += [
+          ("stack", f"{stage} S={size}: 1 model step", sd["single_step_ms"],
+           "ms"),
           ("stack", f"{stage} S={size}: step", sd["step_ms"], "ms"),
           ("stack", f"{stage} S={size} vs {size} separate",
            sd["ratio_to_separate"], "x"),
@@ -578,11 +614,9 @@ def run_benchmarks() -> dict[str, Any]:
   sizes = [int(s) for s in _STACK_SIZES.value if int(s) >= 1]
   stack = {"pretrain": {}, "dec": {}}
   for size in sizes:
-    steps = -(-n // _BATCH_SIZE.value)
     stack["pretrain"][size] = bench_seeds(
-        model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, size,
-        r["pretrain"]["median_s"] / steps, repeats, clock,
-        jax.random.fold_in(key, 5))
+        model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, size, repeats,
+        clock, jax.random.fold_in(key, 5))
   memory["stack_pretrain"] = peak_memory()
 
   if _CONV_SAMPLES.value:
@@ -608,8 +642,7 @@ def run_benchmarks() -> dict[str, Any]:
   for size in sizes:
     stack["dec"][size] = bench_dec_seeds(
         encoder, encoder_params, centres, z, x, _BATCH_SIZE.value,
-        _UPDATE_INTERVAL.value, size,
-        1 / r["dec"]["train_interval"]["steps_per_s"], repeats, clock,
+        _UPDATE_INTERVAL.value, size, repeats, clock,
         jax.random.fold_in(key, 6))
   memory["stack_dec"] = peak_memory()
   if sizes:
