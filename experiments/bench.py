@@ -154,32 +154,24 @@ def measure(call: Callable[[int], Any], repeats: int,
   during the first call; without those events (an older JAX), it is
   estimated as the first call minus the median of the others.
   """
-  before = clock.total_s
-  first = wall_time(lambda: call(0))
-  compile_s = clock.total_s - before
-  times = [wall_time(functools.partial(call, i))
-           for i in range(1, max(repeats, 1) + 1)]
-  if not clock.seen_events:
-    compile_s = max(first - statistics.median(times), 0.0)
-  return Timing(first, compile_s, times)
+  return measure_side_by_side([call], repeats, clock)[0]
 
 
-def measure_side_by_side(one: Callable[[int], Any], many: Callable[[int], Any],
-                         repeats: int, clock: CompileClock
-                         ) -> tuple[Timing, Timing]:
-  """measure() of a single model's call and of the stack's, their timed
-  repeats alternating (one, many, one, many, ...) so that a machine whose
-  speed drifts slows both alike."""
-  calls, firsts, times = (one, many), [], ([], [])
+def measure_side_by_side(calls: Sequence[Callable[[int], Any]], repeats: int,
+                         clock: CompileClock) -> list[Timing]:
+  """measure() of each call, their timed repeats alternating (a(1), b(1),
+  a(2), b(2), ...) so that a machine whose speed drifts slows all alike (a
+  single model's call beside a stack's)."""
+  firsts, times = [], [[] for _ in calls]
   for call in calls:
     before = clock.total_s
     firsts.append((wall_time(lambda: call(0)), clock.total_s - before))
   for i in range(1, max(repeats, 1) + 1):
     for j, call in enumerate(calls):
       times[j].append(wall_time(functools.partial(call, i)))
-  return tuple(Timing(first, compile_s if clock.seen_events else max(
+  return [Timing(first, compile_s if clock.seen_events else max(
       first - statistics.median(t), 0.0), t)
-               for (first, compile_s), t in zip(firsts, times))
+          for (first, compile_s), t in zip(firsts, times)]
 
 
 def peak_memory() -> dict[str, float]:
@@ -289,7 +281,7 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
         jax.random.fold_in(key, i), num_seeds))
     return loss
 
-  single, timing = measure_side_by_side(one_epoch, many_epochs, repeats,
+  single, timing = measure_side_by_side([one_epoch, many_epochs], repeats,
                                         clock)
   return _stack_row(num_seeds, timing, single, steps,
                     n_samples=int(x.shape[0]))
@@ -455,6 +447,7 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
   states = [{"params": p, "opt": tx.init(p)} for p in (
       jax.tree.map(jnp.copy, params), jax.tree.map(stack, params))]
   p = clustering.target_distribution(clustering.soft_assign(z, centres))
+  stacked_p = stack(p)  # built once, outside the timed calls
 
   def one(i: int):
     states[0], loss = train_interval(states[0], x, p,
@@ -464,10 +457,10 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
 
   def intervals(i: int):
     keys = jax.random.split(jax.random.fold_in(key, i), num_seeds)
-    states[1], loss = many(states[1], x, stack(p), keys, update_interval)
+    states[1], loss = many(states[1], x, stacked_p, keys, update_interval)
     return loss
 
-  single, timing = measure_side_by_side(one, intervals, repeats, clock)
+  single, timing = measure_side_by_side([one, intervals], repeats, clock)
   return _stack_row(num_seeds, timing, single, update_interval)
 
 
