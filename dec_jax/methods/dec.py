@@ -12,9 +12,11 @@ its checkpoints/dec, which `dec_jax.predict` loads.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -41,12 +43,16 @@ def settings(config, input_divisor: float) -> dec_loop.DECConfig:
       input_divisor=input_divisor)
 
 
-def _idec_loss(model: models.AnyAutoencoder):
-  """IDEC's minibatch loss (params, xb, pb, hp), gamma from the member's hp."""
-  loss = functools.partial(dec_loop.idec_loss, models.encoder_module(model),
-                           models.decoder_module(model))
-  return lambda params, xb, pb, hp: loss(params, xb, pb, gamma=hp["gamma"],
-                                         alpha=hp["alpha"])
+@dataclasses.dataclass(frozen=True)
+class _IDECLoss:
+  """IDEC's minibatch loss (params, xb, pb, hp), gamma from the member's hp.
+  A value, so equal models share their compiled programs."""
+  encoder: nn.Module
+  decoder: nn.Module
+
+  def __call__(self, params, xb, pb, hp):
+    return dec_loop.idec_loss(self.encoder, self.decoder, params, xb, pb,
+                              gamma=hp["gamma"], alpha=hp["alpha"])
 
 
 def _fine_tune(stack, idec: bool) -> list[dict]:
@@ -136,6 +142,8 @@ def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
   sub = jnp.asarray(index)
   log = lambda j, record: stack.runs[index[j]].log_assignment(
       {**record, "stage": stage})
+  loss_fn = _IDECLoss(models.encoder_module(model),
+                      models.decoder_module(model)) if idec else None
   with stack.stage(stack.config.method if stage == "dec" else stage):
     return dec_loop.run_dec(
         models.encoder_module(model), start,
@@ -143,7 +151,7 @@ def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
         settings(stack.config, stack.dataset.divisor),
         jax.tree.map(lambda a: a[np.asarray(index)], hp),
         [stack.configs[i].dec.tol for i in index], log,
-        loss_fn=_idec_loss(model) if idec else None, resume=resume,
+        loss_fn=loss_fn, resume=resume,
         checkpoint_every=stack.config.dec.checkpoint_every,
         checkpoint_fn=checkpoint_fn, augment_fn=stack.augment_fn(),
         names=[stack.names[i] for i in index])

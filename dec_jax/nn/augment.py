@@ -15,6 +15,7 @@ All functions are pure and jit-able.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Sequence
 
@@ -74,16 +75,26 @@ def random_affine(key: jax.Array, x: jax.Array, image_shape: Sequence[int], *,
   return out.reshape(x.shape).astype(x.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class Augment:
+  """augment(key, x [B, D]) -> x' [B, D]: DEC-DA's random shifts and
+  rotations of `image_shape` images, per sample. A value (hashable, equal
+  for equal settings), so programs built around it are reused."""
+  image_shape: tuple[int, ...]
+  shift: float
+  rotation_deg: float
+
+  def __call__(self, key: jax.Array, x: jax.Array) -> jax.Array:
+    return random_affine(key, x, self.image_shape, shift=self.shift,
+                         rotation_deg=self.rotation_deg)
+
+
 def make_augment_fn(image_shape: Sequence[int], *,
                     shift: float | None = None,
-                    rotation_deg: float = MAX_ROTATION_DEG) -> AugmentFn:
-  """augment(key, x [B, D]) -> x' [B, D]: DEC-DA's random shifts (default
-  `max_shift(image_shape)`) and rotations, per sample."""
+                    rotation_deg: float = MAX_ROTATION_DEG) -> Augment:
+  """DEC-DA's augmentation of `image_shape` images: shifts up to `shift`
+  pixels (default `max_shift(image_shape)`), rotations up to
+  `rotation_deg` degrees."""
   image_shape = tuple(int(s) for s in image_shape)
   shift = max_shift(image_shape) if shift is None else float(shift)
-
-  def augment(key: jax.Array, x: jax.Array) -> jax.Array:
-    return random_affine(key, x, image_shape, shift=shift,
-                         rotation_deg=rotation_deg)
-
-  return augment
+  return Augment(image_shape, shift, float(rotation_deg))

@@ -300,11 +300,11 @@ def _take(tree: Any, index: Any) -> Any:
 
 
 class _StackFns:
-  """The vmapped, jitted pieces; x resident on the device or streamed."""
+  """The vmapped, jitted pieces, for x resident on the device or streamed
+  (a NumPy x)."""
 
-  def __init__(self, pieces: DECPieces, x):
-    self.pieces, self.x = pieces, x
-    self.streamed = isinstance(x, np.ndarray)
+  def __init__(self, pieces: DECPieces):
+    self.pieces = pieces
     self.init = jax.jit(jax.vmap(pieces.init_state))
     self.update = jax.jit(jax.vmap(pieces.target_update,
                                    in_axes=(0, None, 0, 0)))
@@ -317,20 +317,32 @@ class _StackFns:
         pieces.train_interval_on, in_axes=(0, 0, 0, 0, 0, None, 0)),
                                donate_argnums=0)
 
-  def target_update(self, params, prev_labels, hp, encoder, cfg):
-    if not self.streamed:
-      return self.update(params, self.x, prev_labels, hp)
-    z = jnp.stack([embed_streamed(encoder, e, self.x, cfg.chunk_size,
+  def target_update(self, x, params, prev_labels, hp, encoder, cfg):
+    if not isinstance(x, np.ndarray):
+      return self.update(params, x, prev_labels, hp)
+    z = jnp.stack([embed_streamed(encoder, e, x, cfg.chunk_size,
                                   cfg.input_divisor)
                    for e in unstack(params["encoder"])])
     return self.assign(params, z, prev_labels, hp)
 
-  def train_interval(self, state, p, keys, num_steps, hp):
-    if not self.streamed:
-      return self.interval(state, self.x, p, keys, num_steps, hp)
+  def train_interval(self, x, state, p, keys, num_steps, hp):
+    if not isinstance(x, np.ndarray):
+      return self.interval(state, x, p, keys, num_steps, hp)
     idx = self.plan(keys)
-    batches = jax.device_put(self.x[np.asarray(idx)])
+    batches = jax.device_put(x[np.asarray(idx)])
     return self.interval_on(state, batches, p, idx, keys, num_steps, hp)
+
+
+@functools.lru_cache(maxsize=16)
+def _stack_fns(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
+               loss_fn: Optional[LossFn],
+               augment_fn: Optional[Callable]) -> _StackFns:
+  """The stack's programs, cached on their settings: the next run of equal
+  settings in this process (a test suite, a sweep, an estimator's refit)
+  reuses them and traces nothing again. Equal settings need values, not
+  fresh closures: optim.HyperOptimizer, augment.Augment, modules."""
+  return _StackFns(dec_pieces(encoder, tx, num_samples, cfg, loss_fn,
+                              augment_fn))
 
 
 def unstack(tree: Any) -> list[Any]:
@@ -391,15 +403,14 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
   """
   size = keys.shape[0]
   hp = _stack_hp(cfg.hyper() if hp is None else hp, size)
-  fns = _StackFns(dec_pieces(encoder, tx, x.shape[0], cfg, loss_fn,
-                             augment_fn), x if isinstance(x, np.ndarray)
-                  else jnp.asarray(x))
+  x = x if isinstance(x, np.ndarray) else jnp.asarray(x)
+  fns = _stack_fns(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
   if resume is None:
     params = jax.tree.map(jnp.array, start.params)  # donated: copied
     resume = {"state": fns.init(params, hp), "iteration": 0,
               "prev_labels": start.init_labels, "loss": [math.nan] * size,
               "alive": list(range(size)), "finished": {}}
-  loop = _Loop(resume, keys, hp, fns, encoder, cfg,
+  loop = _Loop(resume, keys, hp, fns, x, encoder, cfg,
                list(tols or [cfg.tol] * size), list(names or [""] * size),
                log_fn)
   last_saved = loop.iteration
@@ -416,14 +427,15 @@ class _Loop:
   """The host side of `run_dec`: the stack's state between target updates,
   the members still in it (`alive`, in stack order) and those that stopped."""
 
-  def __init__(self, resume: dict, keys, hp: Hyper, fns: _StackFns, encoder,
-               cfg: DECConfig, tols: list[float], names: list[str], log_fn):
+  def __init__(self, resume: dict, keys, hp: Hyper, fns: _StackFns, x,
+               encoder, cfg: DECConfig, tols: list[float], names: list[str],
+               log_fn):
     self.alive = list(resume["alive"])
     self.state, self.iteration = resume["state"], int(resume["iteration"])
     self.prev_labels = jnp.asarray(resume["prev_labels"], jnp.int32)
     self.loss, self.finished = list(resume["loss"]), dict(resume["finished"])
     self.keys, self.hp = _take((keys, hp), jnp.asarray(self.alive))
-    self.fns, self.encoder, self.cfg = fns, encoder, cfg
+    self.fns, self.x, self.encoder, self.cfg = fns, x, encoder, cfg
     self.tols, self.names, self.log_fn = tols, names, log_fn
     self.start_time = time.perf_counter()
 
@@ -437,8 +449,9 @@ class _Loop:
     """One target update, then (if any member goes on) the next interval
     dispatched before the host reads the update; False once all stopped."""
     cfg = self.cfg
-    update = self.fns.target_update(self.state["params"], self.prev_labels,
-                                    self.hp, self.encoder, cfg)
+    update = self.fns.target_update(self.x, self.state["params"],
+                                    self.prev_labels, self.hp, self.encoder,
+                                    cfg)
     if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
       self.state = {"params": {**self.state["params"],
                                "centres": update["centres"]},
@@ -482,7 +495,7 @@ class _Loop:
                     self.cfg.maxiter - self.iteration)
     keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.keys,
                                                            self.iteration)
-    self.state, loss = self.fns.train_interval(self.state, p, keys,
+    self.state, loss = self.fns.train_interval(self.x, self.state, p, keys,
                                                num_steps, self.hp)
     return loss, num_steps
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Union
 
 import optax
@@ -58,11 +59,23 @@ def as_tx_fn(tx: TxFn) -> Callable[[Any], optax.GradientTransformation]:
   return tx
 
 
-def from_hyper(cfg, total_steps: int) -> Callable[[dict],
-                                                  optax.GradientTransformation]:
-  """The optimizer of config section `cfg` (pretrain or dec) as a function
-  of a member's hp: its `learning_rate` and `momentum` come from hp (so a
-  stack's members may differ in them), the rest from cfg."""
-  return lambda hp: make_optimizer(
-      cfg.optimizer, hp["learning_rate"], momentum=hp["momentum"],
-      schedule=cfg.schedule, total_steps=total_steps)
+@dataclasses.dataclass(frozen=True)
+class HyperOptimizer:
+  """The optimizer of a config section (pretrain or dec) as a function of a
+  member's hp: `learning_rate` and `momentum` come from hp (so a stack's
+  members may differ in them), the rest from here. Equal settings give
+  equal (hashable) values, so the compiled programs built from one are
+  reused by the next run in the same process (dec_loop._stack_fns)."""
+  optimizer: str
+  schedule: str
+  total_steps: int
+
+  def __call__(self, hp: dict) -> optax.GradientTransformation:
+    return make_optimizer(self.optimizer, hp["learning_rate"],
+                          momentum=hp["momentum"], schedule=self.schedule,
+                          total_steps=self.total_steps)
+
+
+def from_hyper(cfg, total_steps: int) -> HyperOptimizer:
+  """The HyperOptimizer of config section `cfg` over `total_steps`."""
+  return HyperOptimizer(cfg.optimizer, cfg.schedule, int(total_steps))

@@ -168,6 +168,21 @@ def make_epoch_fn(model: AnyAutoencoder, tx: TxFn,
               stochastic=augment_fn is not None, input_divisor=input_divisor)
 
 
+@functools.lru_cache(maxsize=16)
+def _stack_epoch(model: AnyAutoencoder, tx: TxFn, num_samples: int,
+                 batch_size: int, augment_fn: Optional[AugmentFn],
+                 input_divisor: float, streamed: bool):
+  """The stacked epoch(states, x, keys, hps) of make_epoch_fn, cached on its
+  settings: the next run of equal settings in this process reuses the
+  compiled program (see dec_loop._stack_fns)."""
+  epoch_fn = make_epoch_fn(model, tx, num_samples, batch_size, augment_fn,
+                           input_divisor=input_divisor, streamed=streamed)
+  if streamed:
+    return epoch_fn
+  return jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0, 0)),
+                 donate_argnums=0)
+
+
 def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
              jax.Array, tx: TxFn, *, epochs: int, batch_size: int,
              hp: Optional[dict] = None, log_every: int = 10,
@@ -193,11 +208,8 @@ def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
   """
   streamed = isinstance(x, np.ndarray)
   x = x if streamed else jnp.asarray(x)
-  epoch_fn = make_epoch_fn(model, tx, x.shape[0], batch_size, augment_fn,
-                           input_divisor=input_divisor, streamed=streamed)
-  if not streamed:
-    epoch_fn = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0, 0)),
-                       donate_argnums=0)
+  epoch_fn = _stack_epoch(model, tx, x.shape[0], batch_size, augment_fn,
+                          input_divisor, streamed)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
     state = jax.vmap(lambda p, h: {"params": p,
