@@ -104,19 +104,23 @@ def test_conv_autoencoder_encodes_to_10d_and_reconstructs_input_shape(
 def test_conv2x_is_flax_conv(size, kernel, transpose):
   """Both computations give nn.Conv's / nn.ConvTranspose's output from their
   parameters (so checkpoints do not depend on the computation)."""
-  x = jax.random.normal(jax.random.key(0), (2, *size, 3))
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, *size, 3)), jnp.float32)
   flax_conv = (flax.linen.ConvTranspose if transpose else flax.linen.Conv)(
       4, kernel, strides=(2, 2), padding="SAME")
-  variables = flax_conv.init(jax.random.key(1), x)
-  variables = jax.tree.map(  # a non-zero bias, so that it is checked too
-      lambda a: a + 0.1 * jax.random.normal(jax.random.key(2), a.shape),
-      variables)
-  expected = flax_conv.apply(variables, x)
+  # Random parameters (a non-zero bias, so that it is checked too) drawn by
+  # NumPy: flax's initialisers compile for seconds per shape, and their
+  # distribution does not matter here.
+  variables = jax.tree.map(
+      lambda a: jnp.asarray(rng.normal(size=a.shape), jnp.float32),
+      jax.eval_shape(flax_conv.init, jax.random.key(1), x))
+  expected = jax.jit(flax_conv.apply)(variables, x)
   for as_matmul in (True, False):
     ours = models.Conv2x(4, kernel, transpose=transpose, as_matmul=as_matmul)
-    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == (
-        jax.tree.map(jnp.shape, variables))
-    np.testing.assert_allclose(ours.apply(variables, x), expected,
+    assert jax.tree.map(jnp.shape, jax.eval_shape(
+        ours.init, jax.random.key(1), x)) == jax.tree.map(jnp.shape,
+                                                          variables)
+    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), expected,
                                rtol=1e-5, atol=1e-5)
 
 
