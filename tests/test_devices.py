@@ -32,10 +32,9 @@ def _python(args, devices, log):
   """A subprocess with `devices` emulated CPU devices (set before jax loads),
   its output in the file `log` (a pipe could fill up and stall it)."""
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
-         # Codegen unoptimised: compiles 3x faster; the partitioning of rows
-         # over devices (an HLO pass) is the same.
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} "
-                      "--xla_backend_optimization_level=0"}
+         # conftest's flags (unoptimised codegen) and the device count
+         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                      f"--xla_force_host_platform_device_count={devices}"}
   with open(log, "w") as out:
     return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
                             stdout=out, stderr=subprocess.STDOUT)

@@ -52,7 +52,8 @@ print(json.dumps(out))
 
 def _python(code_or_module, *args, devices=4, extra_env=None):
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                      f"--xla_force_host_platform_device_count={devices}",
          **(extra_env or {})}
   return subprocess.Popen([sys.executable, *code_or_module, *args], cwd=REPO,
                           env=env, stdout=subprocess.PIPE,
