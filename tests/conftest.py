@@ -1,6 +1,7 @@
 """Shared fixtures: small generated data sets in the formats users bring,
 and scores computed independently of dec_jax.metrics."""
 
+import contextlib
 import gzip
 import itertools
 import os
@@ -57,6 +58,26 @@ def _compilation_cache(tmp_path_factory):
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)
   yield
+
+
+@contextlib.contextmanager
+def lowerings():
+  """Counts the programs JAX lowers to XLA inside the block (a program
+  reused from jit's in-memory cache is not lowered; one fetched from the
+  disk cache is): yields a list whose length is that count."""
+  import jax  # pylint: disable=g-import-not-at-top
+  seen = []
+
+  def listen(event, seconds, **kwargs):
+    del seconds, kwargs
+    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+      seen.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    yield seen
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
 
 
 @pytest.fixture
