@@ -32,9 +32,13 @@ def test_epoch_indices_visit_every_sample_once_per_pass():
 
 
 def test_map_in_chunks_equals_direct_application():
-  x = jnp.arange(23 * 3, dtype=jnp.float32).reshape(23, 3)
+  """Every row, in order, through fn (chunks of 5 over 23 rows: the last one
+  padded). To a few float32 ulps: the chunks are one compiled program, the
+  direct call runs op by op, and XLA may compute tanh differently in each."""
+  x = jnp.arange(23 * 3, dtype=jnp.float32).reshape(23, 3) / 10
   fn = lambda a: jnp.tanh(a) * 2
-  np.testing.assert_allclose(batching.map_in_chunks(fn, x, 5), fn(x))
+  np.testing.assert_allclose(batching.map_in_chunks(fn, x, 5), fn(x),
+                             rtol=1e-6)
 
 
 def test_pretraining_epoch_lowers_reconstruction_loss(digits):
