@@ -131,3 +131,13 @@ def run_dec_one(encoder, encoder_params, centres, init_labels, x, key, tx,
       log_fn=None if log_fn is None else lambda member, r: log_fn(r),
       **kwargs)
   return result
+
+
+def pytest_configure(config):
+  """With `-n N`, a test file's tests run on one xdist worker (loadfile),
+  so its module-scoped fixtures (the device subprocesses, the trained runs
+  of a module) are built once, not once per worker. (xdist_group would
+  group finer, but xdist 3.8 marks a node id field pytest 9 ignores.)"""
+  if config.pluginmanager.hasplugin("xdist") and (
+      config.getoption("dist", "no") == "load"):
+    config.option.dist = "loadfile"
