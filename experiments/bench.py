@@ -266,8 +266,7 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
   epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
   one = jax.jit(epoch_fn, donate_argnums=0)
   many = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0)), donate_argnums=0)
-  params = jax.vmap(lambda k: models.init_autoencoder(model, k))(
-      jax.random.split(key, num_seeds))
+  params = models.init_autoencoders(model, jax.random.split(key, num_seeds))
   states = [{"params": p, "opt": init(p)} for p, init in (
       (jax.tree.map(lambda a: a[0], params), tx.init),
       (params, jax.vmap(tx.init)))]

@@ -7,6 +7,7 @@ and return flat rows [B, D]; the conv model reshapes them to images inside.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional, Sequence, Union
 
@@ -329,6 +330,14 @@ def init_autoencoder(model: AnyAutoencoder, key: jax.Array) -> Params:
   """Returns the parameter pytree {'encoder': ..., 'decoder': ...}."""
   x = jnp.zeros((1, model.dims[0]), jnp.float32)
   return model.init(key, x)["params"]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_autoencoders(model: AnyAutoencoder, keys: jax.Array) -> Params:
+  """init_autoencoder for each key of keys [S]: the parameters stacked on a
+  leading member axis, as one compiled program (eagerly, each initialiser's
+  small operations would compile one by one)."""
+  return jax.vmap(lambda k: init_autoencoder(model, k))(keys)
 
 
 def _conv_settings(model: "ConvAutoencoder") -> tuple:

@@ -246,7 +246,7 @@ class Stack:
     hp = self.hyper("pretrain", ("learning_rate", "momentum"), todo)
     tx = optim.from_hyper(cfg, cfg.epochs * -(-n // cfg.batch_size))
     prints = [self._fingerprint(i) for i in todo]
-    params = _init_stack(model, init_keys)
+    params = models.init_autoencoders(model, init_keys)
     state, meta = self.resume_point(
         PARTIAL, prints, lambda meta: jax.vmap(
             lambda p, h: {"params": p, "opt": tx(h).init(p)})(params, hp))
@@ -348,13 +348,6 @@ class Stack:
     chosen = choose_k.best_k(curve)
     return chosen, {"n_clusters_auto": {"criterion": choose_k.CRITERION,
                                         "curve": curve, "chosen": chosen}}
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _init_stack(model: models.AnyAutoencoder, keys: jax.Array):
-  """Each member's initial autoencoder, one compiled program (eagerly, each
-  initialiser's small operations would compile one by one)."""
-  return jax.vmap(lambda k: models.init_autoencoder(model, k))(keys)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
