@@ -201,9 +201,7 @@ def _loop_shapes(stack, params, extra, tx, hp, meta: dict) -> dict:
   alive = len(meta["alive"])
   stacked = dec_loop.stack([member] * alive)
   hp_alive = {name: v[:alive] for name, v in hp.items()}
-  state = jax.vmap(lambda p, h: {"params": p, "opt": tx(h).init(p)})(
-      stacked, hp_alive)
-  return {"state": state,
+  return {"state": optim.init_states(tx, stacked, hp_alive),
           "prev_labels": jnp.zeros((alive, n), jnp.int32),
           "finished": {i: {"params": member,
                            "labels": jnp.zeros(n, jnp.int32),

@@ -248,8 +248,7 @@ class Stack:
     prints = [self._fingerprint(i) for i in todo]
     params = models.init_autoencoders(model, init_keys)
     state, meta = self.resume_point(
-        PARTIAL, prints, lambda meta: jax.vmap(
-            lambda p, h: {"params": p, "opt": tx(h).init(p)})(params, hp))
+        PARTIAL, prints, lambda meta: optim.init_states(tx, params, hp))
     info = {"pretrain_epochs": cfg.epochs}
     if meta is not None:
       info["pretrain_resumed_from_epoch"] = meta["epoch"]

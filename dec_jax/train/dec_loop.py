@@ -33,7 +33,7 @@ from dec_jax.core import clustering
 from dec_jax import parallel
 from dec_jax.errors import TrainingDiverged
 from dec_jax.nn.models import MLP, Params
-from dec_jax.train.optim import TxFn, as_tx_fn
+from dec_jax.train.optim import TxFn, as_tx_fn, init_states
 
 # hp: a member's numeric hyperparameters by name (scalars, or [S] arrays for
 # a stack): alpha, reseed_fraction, and whatever the loss and the optimizer
@@ -155,7 +155,6 @@ def reseed_small_clusters(z: jax.Array, centres: jax.Array,
 
 class DECPieces(NamedTuple):
   """One member's pure functions; `run_dec` vmaps them over the stack."""
-  init_state: Callable  # (params, hp) -> {'params', 'opt'}
   target_update: Callable  # (params, x, prev_labels, hp) -> update dict
   train_interval: Callable  # (state, x, p, key, num_steps, hp) -> (state, loss)
   # For x in host memory (streamed): the update from embeddings z computed
@@ -188,9 +187,6 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
                                                   hp["alpha"])
   grad_fn = jax.value_and_grad(loss_fn)
 
-  def init_state(params, hp):
-    return {"params": params, "opt": tx_fn(hp).init(params)}
-
   assign = functools.partial(_assign, reseed=cfg.reseed_fraction > 0)
 
   def target_update(params, x, prev_labels, hp):
@@ -219,7 +215,7 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
     return run_steps(state, lambda i: batches[i], p, idx,
                      interval_keys(key)[1], num_steps, hp)
 
-  return DECPieces(init_state, target_update, train_interval, assign,
+  return DECPieces(target_update, train_interval, assign,
                    interval_plan, train_interval_on)
 
 
@@ -305,7 +301,6 @@ class _StackFns:
 
   def __init__(self, pieces: DECPieces):
     self.pieces = pieces
-    self.init = jax.jit(jax.vmap(pieces.init_state))
     self.update = jax.jit(jax.vmap(pieces.target_update,
                                    in_axes=(0, None, 0, 0)))
     self.assign = jax.jit(jax.vmap(pieces.assign))
@@ -407,7 +402,7 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
   fns = _stack_fns(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
   if resume is None:
     params = jax.tree.map(jnp.array, start.params)  # donated: copied
-    resume = {"state": fns.init(params, hp), "iteration": 0,
+    resume = {"state": init_states(tx, params, hp), "iteration": 0,
               "prev_labels": start.init_labels, "loss": [math.nan] * size,
               "alive": list(range(size)), "finished": {}}
   loop = _Loop(resume, keys, hp, fns, x, encoder, cfg,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Union
 
+import jax
 import optax
 
 from dec_jax.errors import DecJaxError
@@ -57,6 +59,15 @@ def as_tx_fn(tx: TxFn) -> Callable[[Any], optax.GradientTransformation]:
   if isinstance(tx, optax.GradientTransformation):
     return lambda hp: tx
   return tx
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_states(tx: TxFn, params: Any, hp: dict) -> dict:
+  """The train states {'params', 'opt'} of a stack: stacked params [S, ...]
+  and each member's optimizer state, built from its own hp ([S] arrays).
+  One compiled program (an eager vmap would compile op by op)."""
+  return jax.vmap(lambda p, h: {"params": p, "opt": as_tx_fn(tx)(h).init(p)})(
+      params, hp)
 
 
 @dataclasses.dataclass(frozen=True)

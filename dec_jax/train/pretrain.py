@@ -22,7 +22,7 @@ from dec_jax.train import batching
 from dec_jax import parallel
 from dec_jax.nn.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
-from dec_jax.train.optim import TxFn, as_tx_fn
+from dec_jax.train.optim import TxFn, as_tx_fn, init_states
 from dec_jax.nn.models import (MLP, AnyAutoencoder, Autoencoder, Params,
                             dense_init)
 
@@ -212,8 +212,7 @@ def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
                           input_divisor, streamed)
   if state is None:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
-    state = jax.vmap(lambda p, h: {"params": p,
-                                   "opt": as_tx_fn(tx)(h).init(p)})(params, hp)
+    state = init_states(tx, params, hp)
   names = list(names or [""] * keys.shape[0])
   start = time.perf_counter()
   for epoch in range(start_epoch + 1, epochs + 1):
