@@ -568,12 +568,11 @@ def check_sizes(n: int, batch_size: int, k: int, repeats: int,
     raise DecJaxError("repeats and update_interval must be positive.")
 
 
-def run_benchmarks() -> dict[str, Any]:
-  """Runs every piece in pipeline order; returns the results."""
-  clock = CompileClock()
-  key = jax.random.key(_SEED.value)
-  dtype = DTYPES[_DTYPE.value]
-  repeats = _REPEATS.value
+def setup(key: jax.Array, repeats: int
+          ) -> tuple[jax.Array, tuple, Optional[tuple], dict]:
+  """The benchmark's inputs x on the device, the autoencoder dims, the conv
+  rows' image shape (checked before anything is timed) and the results'
+  environment and setup records."""
   x = jax.block_until_ready(load_inputs(
       _DATASET.value, _N_SAMPLES.value, _DIM.value, _DATA_DIR.value,
       jax.random.fold_in(key, 0)))
@@ -581,18 +580,26 @@ def run_benchmarks() -> dict[str, Any]:
   check_sizes(n, _BATCH_SIZE.value, _N_CLUSTERS.value, repeats,
               _UPDATE_INTERVAL.value)
   dims = (dim,) + parse_dims(_DIMS.value)
-  if _CONV_SAMPLES.value:
-    image_shape = image_shape_of(_DATASET.value, dim, _DATA_DIR.value)
+  image_shape = (image_shape_of(_DATASET.value, dim, _DATA_DIR.value)
+                 if _CONV_SAMPLES.value else None)
+  record = {"environment": environment(),
+            "setup": {"dataset": _DATASET.value, "n_samples": n,
+                      "dims": list(dims), "dtype": _DTYPE.value,
+                      "batch_size": _BATCH_SIZE.value, "repeats": repeats,
+                      "n_clusters": _N_CLUSTERS.value}}
+  return x, dims, image_shape, record
+
+
+def run_benchmarks() -> dict[str, Any]:
+  """Runs every piece in pipeline order; returns the results."""
+  clock = CompileClock()
+  key = jax.random.key(_SEED.value)
+  dtype = DTYPES[_DTYPE.value]
+  repeats = _REPEATS.value
+  x, dims, image_shape, r = setup(key, repeats)
   model = models.Autoencoder(dims, dtype=dtype)
   encoder = models.encoder_module(model)
   memory = {"data": peak_memory()}
-  r: dict[str, Any] = {"environment": environment(),
-                       "setup": {"dataset": _DATASET.value, "n_samples": n,
-                                 "dims": list(dims), "dtype": _DTYPE.value,
-                                 "batch_size": _BATCH_SIZE.value,
-                                 "repeats": repeats,
-                                 "n_clusters": _N_CLUSTERS.value}}
-
   r["matmul"] = bench_matmul(_MATMUL_SIZE.value, dtype, repeats, clock,
                              jax.random.fold_in(key, 1))
   memory["matmul"] = peak_memory()
@@ -613,8 +620,9 @@ def run_benchmarks() -> dict[str, Any]:
 
   if _CONV_SAMPLES.value:
     r["conv_pretrain"] = bench_conv_pretrain(
-        x[:_CONV_SAMPLES.value], image_shape, min(_BATCH_SIZE.value, n),
-        repeats, clock, jax.random.fold_in(key, 7))
+        x[:_CONV_SAMPLES.value], image_shape,
+        min(_BATCH_SIZE.value, x.shape[0]), repeats, clock,
+        jax.random.fold_in(key, 7))
     memory["conv_pretrain"] = peak_memory()
 
   r["embed"], z = bench_embed(encoder, params["encoder"], x,
@@ -639,8 +647,7 @@ def run_benchmarks() -> dict[str, Any]:
   memory["stack_dec"] = peak_memory()
   if sizes:
     r["stack"] = stack
-  memory["final"] = peak_memory()
-  r["memory"] = memory
+  r["memory"] = {**memory, "final": peak_memory()}
   return r
 
 

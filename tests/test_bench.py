@@ -30,7 +30,7 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
   start = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.bench", "--n_samples=600",
-       "--dim=64", "--dims=16,4", "--conv_samples=128", "--batch_size=64",
+       "--dim=64", "--dims=16,4", "--conv_samples=64", "--batch_size=64",
        "--update_interval=5", "--repeats=2", "--matmul_size=128",
        "--n_init=2", "--n_clusters=3", "--stack_sizes=1,2", "--seeds_samples=256",
        f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
@@ -67,7 +67,7 @@ def test_bench_reports_consistent_timings_and_rates(tmp_path):
   assert dec["effective_it_per_s"] == pytest.approx(
       5 / (ti["median_s"] + tu["median_s"]))
   conv = r["conv_pretrain"]
-  assert conv["image_shape"] == [8, 8] and conv["samples"] == 128
+  assert conv["image_shape"] == [8, 8] and conv["samples"] == 64
   # matmul / XLA throughput on the same samples = XLA's time / matmul's.
   assert conv["speedup"] == pytest.approx(conv["xla"]["median_s"]
                                           / conv["matmul"]["median_s"])
