@@ -1,6 +1,7 @@
-"""Data parallelism: a run over 4 (emulated CPU) devices, and over 2
-processes x 2 devices joined by jax.distributed, ends where the one-device
-run ends (same labels, soft assignments within 1e-4)."""
+"""Data parallelism: the compiled step sums gradients over the devices, and a
+run over 2 processes x 2 devices joined by jax.distributed ends where the
+one-device run ends (same labels, soft assignments within 1e-4). A whole run
+on 3 devices against 1 is tests/test_devices.py's."""
 
 import json
 import os
@@ -17,26 +18,13 @@ from tests.test_end_to_end import REPO, tiny_config
 
 TOLERANCE = 1e-4  # on q: sums of per-device gradients add in another order
 
-_FOUR_DEVICES = r"""
-import json, sys
+_ALL_REDUCE = r"""
 import jax
-from jax.sharding import PartitionSpec
 from dec_jax.nn import models
 from dec_jax.train import optim
 from dec_jax import parallel
 from dec_jax.train import pretrain
-from dec_jax.runner.run import run
-from tests.test_end_to_end import tiny_config
-data, workdir = sys.argv[1:]
 assert jax.device_count() == 4
-out = {}
-for n in (1, 4):
-  config = tiny_config(data, num_devices=n)
-  config.pretrain.epochs, config.kmeans.n_init = 5, 2
-  config.dec.maxiter, config.dec.tol = 20, 0.0
-  out[n] = run(config, f"{workdir}/devices{n}")["acc"]
-# The compiled pretraining step really is data parallel: its gradients are
-# summed over the devices.
 model = models.Autoencoder((8, 32, 4))
 params = models.init_autoencoder(model, jax.random.key(0))
 tx = optim.make_optimizer("adam", 1e-3)
@@ -45,8 +33,7 @@ with jax.set_mesh(parallel.data_mesh(4)):
   state = {"params": params, "opt": tx.init(params)}
   hlo = epoch.lower(state, jax.numpy.zeros((240, 8)),
                     jax.random.key(0)).compile().as_text()
-out["all_reduce"] = "all-reduce" in hlo
-print(json.dumps(out))
+print("all-reduce" in hlo)
 """
 
 
@@ -64,19 +51,11 @@ def _assignments(workdir):
   return np.load(os.path.join(workdir, "assignments.npz"))
 
 
-def test_four_devices_match_one(tmp_path, blobs_npz):
-  proc = _python(["-c", _FOUR_DEVICES], blobs_npz, str(tmp_path))
+def test_compiled_pretraining_step_sums_gradients_over_devices():
+  proc = _python(["-c", _ALL_REDUCE])
   stdout, stderr = proc.communicate(timeout=600)
   assert proc.returncode == 0, stderr[-3000:]
-  out = json.loads(stdout.strip().splitlines()[-1])
-  assert out["all_reduce"]
-  one, four = (_assignments(tmp_path / f"devices{n}") for n in (1, 4))
-  np.testing.assert_array_equal(one["labels"], four["labels"])
-  np.testing.assert_allclose(one["q"], four["q"], atol=TOLERANCE)
-  assert out["1"] == pytest.approx(out["4"])
-  log = [json.loads(line) for line in open(tmp_path / "devices4" /
-                                           "metrics.jsonl")]
-  assert log[0]["devices"] == 4
+  assert stdout.strip().splitlines()[-1] == "True"
 
 
 def _free_port():
