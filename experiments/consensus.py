@@ -1,10 +1,13 @@
 r"""Adds the label-free consensus of its members to a finished stack.
 
-  python -m experiments.consensus --workdir=runs/mnist_seeds
+  python -m experiments.consensus --workdir=runs/mnist_seeds [--combine=kmeans]
 
 For a stack run without `--config.ensemble=consensus` (or before it
 existed): reads the members' assignments, writes WORKDIR/consensus.npz and
-`consensus` in WORKDIR/results.json, exactly as that flag would have.
+`consensus` in WORKDIR/results.json, exactly as that flag would have
+(with --config.consensus_combine=--combine). Rerun with the other --combine
+to compare: the new consensus replaces the old, unless --nowrite (then it
+is only printed).
 """
 
 import json
@@ -17,13 +20,19 @@ from dec_jax.errors import DecJaxError
 from dec_jax.runner import ensemble
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished stack's workdir.")
+_COMBINE = flags.DEFINE_enum("combine", "vote", ["vote", "kmeans"],
+                             "How the members are combined "
+                             "(core.consensus.COMBINE).")
+_WRITE = flags.DEFINE_bool("write", True, "Write consensus.npz and "
+                           "results.json's `consensus` (else print only).")
 flags.mark_flag_as_required("workdir")
 
 
 def main(argv):
   del argv
   try:
-    result = ensemble.add_to_workdir(_WORKDIR.value)
+    result = ensemble.add_to_workdir(_WORKDIR.value, _COMBINE.value,
+                                     _WRITE.value)
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -50,6 +50,42 @@ def test_a_structured_error_of_a_minority_is_outvoted():
   assert adjusted_rand_score(TRUTH, result.labels) == 1.0
 
 
+def test_kmeans_combine_recovers_the_partition_in_the_references_numbers():
+  """k-means on the concatenated one-hot labels (and on soft assignments)
+  finds the majority's partition despite a minority's structured error,
+  numbered as the medoid member numbers its clusters."""
+  good = [_renumbered(TRUTH, s) for s in range(3)]
+  bad = [_renumbered(_merges_4_and_9_splits_1(TRUTH), s) for s in (7, 8)]
+  members = np.stack([bad[0], good[0], bad[1], good[1], good[2]])
+  soft = [np.eye(10)[m] * 0.9 + 0.01 for m in members]
+  for given in (None, soft):
+    result = consensus.consensus(members, 10, given, combine="kmeans")
+    assert adjusted_rand_score(TRUTH, result.labels) == 1.0
+    np.testing.assert_array_equal(result.labels, members[result.reference])
+
+
+def test_kmeans_combine_is_kmeans_of_the_concatenated_assignments():
+  """On noisy members (30 % of each one's labels redrawn) the k-means
+  combination is the partition scikit-learn's k-means finds on the
+  concatenated one-hot labels, which here is not the vote's."""
+  from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(12)
+  truth = np.repeat(np.arange(3), 20)
+  members = []
+  for _ in range(3):
+    noisy = truth.copy()
+    flip = rng.random(60) < 0.3
+    noisy[flip] = rng.integers(0, 3, flip.sum())
+    members.append(rng.permutation(3)[noisy])
+  members = np.stack(members)
+  combined = consensus.consensus(members, 3, combine="kmeans").labels
+  x = np.concatenate([np.eye(3)[m] for m in members], axis=1)
+  expected = KMeans(3, n_init=10, random_state=0).fit(x).labels_
+  assert adjusted_rand_score(expected, combined) == 1.0
+  assert adjusted_rand_score(consensus.consensus(members, 3).labels,
+                             combined) < 0.9
+
+
 def test_two_hard_label_members_give_the_reference_back():
   """Documented limit: with 2 members, every disagreement is a 1-1 tie,
   which the reference wins (in its own cluster numbers)."""
@@ -89,13 +125,14 @@ def test_soft_assignments_weigh_the_votes():
   assert hard.labels[0] == 0 and soft.labels[0] == 1
 
 
-@pytest.mark.parametrize("labels, k, message", [
-    (np.zeros((1, 5), int), 2, "S >= 2"),
-    (np.array([[0, 1, 2], [0, 1, 1]]), 2, r"\[0, 2\)"),
+@pytest.mark.parametrize("labels, k, combine, message", [
+    (np.zeros((1, 5), int), 2, "vote", "S >= 2"),
+    (np.array([[0, 1, 2], [0, 1, 1]]), 2, "vote", r"\[0, 2\)"),
+    (np.array([[0, 1, 1], [0, 1, 1]]), 2, "mean", "combine must be one of"),
 ])
-def test_bad_member_labels_are_refused(labels, k, message):
+def test_bad_member_labels_are_refused(labels, k, combine, message):
   with pytest.raises(ValueError, match=message):
-    consensus.consensus(labels, k)
+    consensus.consensus(labels, k, combine=combine)
 
 
 # ------------------------------------------------------------------ runner
@@ -121,12 +158,15 @@ def _digits(labels_seed=None):
   return data.from_arrays(x.astype(np.float32) / 16.0, y, scale=1.0)
 
 
-def test_consensus_is_scored_and_saved_and_never_reads_labels(tmp_path):
-  results = run(_digits_config(), str(tmp_path / "a"), dataset=_digits())
-  shuffled = run(_digits_config(), str(tmp_path / "b"),
-                 dataset=_digits(labels_seed=1))
+@pytest.mark.parametrize("combine", ["vote", "kmeans"])
+def test_consensus_is_scored_and_saved_and_never_reads_labels(tmp_path,
+                                                              combine):
+  config = _digits_config(consensus_combine=combine)
+  results = run(config, str(tmp_path / "a"), dataset=_digits())
+  shuffled = run(config, str(tmp_path / "b"), dataset=_digits(labels_seed=1))
   got = results["consensus"]
   assert {"acc", "nmi", "ari", "reference", "mean_pairwise_ari"} <= set(got)
+  assert got["combine"] == combine
   with np.load(tmp_path / "a" / ensemble.FILE) as a, \
        np.load(tmp_path / "b" / ensemble.FILE) as b:
     np.testing.assert_array_equal(a["labels"], b["labels"])
@@ -147,7 +187,12 @@ def _score_acc(y, labels):
 def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path, grid):
   config = _digits_config(dataset="digits", ensemble="none", grid=grid)
   run(config, str(tmp_path / "plain"))
+  printed = ensemble.add_to_workdir(str(tmp_path / "plain"), write=False)
+  assert not os.path.exists(tmp_path / "plain" / ensemble.FILE)
+  with open(tmp_path / "plain" / "results.json") as f:
+    assert "consensus" not in json.load(f)
   added = ensemble.add_to_workdir(str(tmp_path / "plain"))
+  assert added == printed
   flagged = run(_digits_config(dataset="digits", grid=grid),
                 str(tmp_path / "flag"))
   assert added == flagged["consensus"]
@@ -158,6 +203,7 @@ def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path, grid):
     ({"seeds": ""}, "2 or more members"),
     ({"n_clusters": "auto"}, "n_clusters=auto"),
     ({"ensemble": "majority"}, "Unknown ensemble"),
+    ({"consensus_combine": "mean"}, "Unknown consensus_combine"),
     ({"ensemble": "consensus_refine"}, r"method=kmeans does not.*'dec'"),
     ({"ensemble": "consensus_refine", "method": "dec",
       "seeds_mode": "sequential"}, "needs all members in one stack"),

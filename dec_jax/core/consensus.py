@@ -8,9 +8,13 @@ into k clusters, with arbitrary cluster numbers. The consensus:
    others (a member that merged two classes agrees less with the rest);
 3. alignment: each member's clusters renumbered to the reference's by the
    Hungarian match of their contingency table (maximum overlap);
-4. vote: each point takes the cluster of highest summed (aligned) soft
-   assignment over the members, or of most votes where only hard labels
-   exist; ties go to the reference's cluster.
+4. combine, by `combine`:
+   - `vote`: each point takes the cluster of highest summed (aligned) soft
+     assignment over the members, or of most votes where only hard labels
+     exist; ties go to the reference's cluster;
+   - `kmeans`: k-means on the members' concatenated soft assignments [N, S k]
+     (one-hot labels where there are none), its clusters renumbered to the
+     reference's. No alignment enters the clustering itself.
 
 A structured error that only some members make (DEC merging 4 and 9 in two
 seeds of five) is outvoted point by point. Nothing here reads the true
@@ -24,6 +28,10 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
+
+from dec_jax.core import kmeans as kmeans_lib
+
+COMBINE = ("vote", "kmeans")
 
 
 class Consensus(NamedTuple):
@@ -63,11 +71,13 @@ def align(reference: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def consensus(labels: np.ndarray, k: int,
-              soft: Optional[Sequence[np.ndarray]] = None) -> Consensus:
+              soft: Optional[Sequence[np.ndarray]] = None, *,
+              combine: str = "vote", seed: int = 0) -> Consensus:
   """The consensus of members' labels [S, N] in [0, k) (see the module doc).
 
   soft: each member's soft assignment [N, k] (DEC's q), summed after
   alignment instead of counting votes; None where only labels exist.
+  combine: `vote` or `kmeans`; seed: the k-means restarts' seed.
   """
   labels = np.asarray(labels, np.int64)
   if labels.ndim != 2 or len(labels) < 2:
@@ -76,9 +86,22 @@ def consensus(labels: np.ndarray, k: int,
   if labels.min() < 0 or labels.max() >= k:
     raise ValueError(f"member labels must lie in [0, {k}); got "
                      f"[{labels.min()}, {labels.max()}].")
+  if combine not in COMBINE:
+    raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}.")
   agree = agreement(labels)
   ref = medoid(agree)
   mappings = np.stack([align(labels[ref], member, k) for member in labels])
+  if combine == "kmeans":
+    agreed = _kmeans_combined(labels, k, soft, seed)
+    agreed = align(labels[ref], agreed, k)[agreed]
+  else:
+    agreed = _vote(labels, k, soft, mappings, ref)
+  return Consensus(agreed, ref, agree, mappings)
+
+
+def _vote(labels: np.ndarray, k: int, soft, mappings: np.ndarray,
+          ref: int) -> np.ndarray:
+  """[N] each point's cluster of highest aligned summed q (or vote count)."""
   n = labels.shape[1]
   votes = np.zeros((n, k))
   for s, member in enumerate(labels):
@@ -88,7 +111,16 @@ def consensus(labels: np.ndarray, k: int,
       votes[:, mappings[s]] += np.asarray(soft[s], np.float64)
   # The reference breaks ties: a tiny bonus below any vote difference.
   votes[np.arange(n), labels[ref]] += 1e-6
-  return Consensus(np.argmax(votes, axis=1), ref, agree, mappings)
+  return np.argmax(votes, axis=1)
+
+
+def _kmeans_combined(labels: np.ndarray, k: int, soft, seed: int,
+                     n_init: int = 10) -> np.ndarray:
+  """[N] k-means labels of the members' concatenated soft assignments."""
+  parts = soft if soft is not None else [np.eye(k)[member] for member in labels]
+  x = np.concatenate([np.asarray(p, np.float32) for p in parts], axis=1)
+  result = kmeans_lib.fit_kmeans(x, k, seed=seed, n_init=n_init)
+  return np.asarray(result.labels, np.int64)
 
 
 def cluster_means(z: np.ndarray, labels: np.ndarray,

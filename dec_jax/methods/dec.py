@@ -116,8 +116,9 @@ def _refine(stack, model, results, tx, hp, idec: bool):
   DEC stage. Returns the new results and what each member's results.json
   adds: the scores of the consensus start and of the first stage."""
   k = int(results[0].params["centres"].shape[0])
-  agreed = consensus.consensus(np.stack([r.labels for r in results]), k,
-                               [r.q for r in results])
+  agreed = consensus.consensus(
+      np.stack([r.labels for r in results]), k, [r.q for r in results],
+      combine=stack.config.get("consensus_combine", "vote"))
   params = dec_loop.stack([r.params for r in results])
   z = np.asarray(stack.embed(model, params["encoder"]))
   centres = [consensus.cluster_means(z[s], agreed.labels, consensus.aligned(

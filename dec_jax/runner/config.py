@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   # consensus_refine (dec, idec): each member's DEC stage once more from the
   # consensus first, then the consensus of the refined members.
   config.ensemble = "none"
+  # How the consensus combines the members: vote (aligned to the medoid) |
+  # kmeans (k-means on their concatenated soft assignments).
+  config.consensus_combine = "vote"
   config.overwrite = False         # allow a workdir that holds a finished run
   config.resume = True             # continue from an interrupted run's
                                    # checkpoints in the workdir (same config)

@@ -35,6 +35,10 @@ def check(config: ml_collections.ConfigDict, size: int) -> None:
   checks.require(choice in CHOICES,
                  f"Unknown ensemble {choice!r}; expected one of "
                  f"{CHOICES}.")
+  combine = config.get("consensus_combine", "vote")
+  checks.require(combine in consensus_lib.COMBINE,
+                 f"Unknown consensus_combine {combine!r}; expected one of "
+                 f"{consensus_lib.COMBINE}.")
   if choice == "none":
     return
   checks.require(size >= 2, f"ensemble={choice} needs a stack of 2 or more "
@@ -76,17 +80,26 @@ def _load(folders: Sequence[str]) -> tuple[np.ndarray, Optional[list]]:
   return np.stack(labels), (None if any(q is None for q in soft) else soft)
 
 
+def describe(combine: str, soft: bool) -> str:
+  """How results.json names a consensus."""
+  what = ("soft assignments" if soft else "one-hot labels")
+  if combine == "kmeans":
+    return f"k-means on the members' concatenated {what}"
+  return ("vote of members aligned to the medoid member, "
+          + ("summed soft assignments" if soft else "hard labels"))
+
+
 def build(folders: Sequence[str], names: Sequence[str], k: int,
-          y: Optional[np.ndarray], out_dir: Optional[str]) -> dict:
+          y: Optional[np.ndarray], out_dir: Optional[str],
+          combine: str = "vote") -> dict:
   """The consensus of the members in `folders`: results.json's `consensus`
   (its scores, the reference member, the members' mean pairwise ARI);
   its labels go to out_dir/consensus.npz (None: not written)."""
   labels, soft = _load(folders)
-  result = consensus_lib.consensus(labels, k, soft)
+  result = consensus_lib.consensus(labels, k, soft, combine=combine)
   pairs = result.agreement[np.triu_indices(len(labels), 1)]
   summary = {
-      "method": "vote of members aligned to the medoid member"
-                + (", summed soft assignments" if soft else ", hard labels"),
+      "method": describe(combine, soft is not None), "combine": combine,
       "members": list(names), "reference": names[result.reference],
       "mean_pairwise_ari": float(pairs.mean()),
       "changed_from_reference": float(np.mean(
@@ -99,9 +112,12 @@ def build(folders: Sequence[str], names: Sequence[str], k: int,
   return summary
 
 
-def add_to_workdir(workdir: str) -> dict:
+def add_to_workdir(workdir: str, combine: str = "vote",
+                   write: bool = True) -> dict:
   """Adds `consensus` to a finished stack's results.json (one run with
-  ensemble=none, or made before ensembles existed); returns it."""
+  ensemble=none, or made before ensembles existed, or with another
+  `combine`: the consensus is replaced); returns it. With write=False
+  only returns it (nothing in the workdir changes)."""
   path = os.path.join(workdir, RESULTS)
   checks.require(os.path.exists(path), f"{path} does not exist: the stack "
                  "has not finished (rerun its command to complete it).")
@@ -119,6 +135,8 @@ def add_to_workdir(workdir: str) -> dict:
   labels = checks.load_data(config, keep_uint8=True).y  # scoring only
   summary["consensus"] = build(
       [os.path.join(workdir, row["workdir"]) for row in rows],
-      [row["member"] for row in rows], ks.pop(), labels, workdir)
-  write_json_atomic(path, summary)
+      [row["member"] for row in rows], ks.pop(), labels,
+      workdir if write else None, combine)
+  if write:
+    write_json_atomic(path, summary)
   return summary["consensus"]

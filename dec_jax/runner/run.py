@@ -370,7 +370,8 @@ def _summary(config, members, folders, top: Workdir, dataset, memory,
   if config.get("ensemble", "none") != "none":
     summary["consensus"] = ensemble.build(
         folders, [m.name for m in members], results[0]["n_clusters"],
-        dataset.y, top.path if top.primary else None)
+        dataset.y, top.path if top.primary else None,
+        config.get("consensus_combine", "vote"))
   if top.primary:
     write_json_atomic(top.file(RESULTS), summary)
   return summary
