@@ -29,25 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.auto_k.min = 2
   config.auto_k.max = 15
   config.auto_k.sample_size = 5000  # points the silhouette is computed on
-  config.seed = 0
-  # Several seeds in one workdir (seed0/, seed1/, ... + results.json with
-  # mean ± sd): "0,1,2,3,4" or a tuple; empty = one run with `seed`.
-  config.seeds = ml_collections.FieldReference("", field_type=object)
-  # Numeric hyperparameters as lists, crossed with the seeds, all members
-  # of one stack: '{"idec.gamma": [0.01, 0.1, 1.0]}' (members.STACKABLE).
-  config.grid = ml_collections.FieldReference("", field_type=object)
-  # How members are grouped into stacks: auto (as many as fit in memory) |
-  # vmap (all in one) | sequential (one at a time).
-  config.seeds_mode = "auto"
-  # none | consensus: after the members, one label-free clustering from all
-  # of them (vote aligned to the medoid member; WORKDIR/consensus.npz and
-  # results.json's `consensus`). Needs 2+ members and an integer k.
-  # consensus_refine (dec, idec): each member's DEC stage once more from the
-  # consensus first, then the consensus of the refined members.
-  config.ensemble = "none"
-  # How the consensus combines the members: vote (aligned to the medoid) |
-  # kmeans (k-means on their concatenated soft assignments).
-  config.consensus_combine = "vote"
+  _add_member_fields(config)
   config.overwrite = False         # allow a workdir that holds a finished run
   config.resume = True             # continue from an interrupted run's
                                    # checkpoints in the workdir (same config)
@@ -72,6 +54,29 @@ def get_config() -> ml_collections.ConfigDict:
   for name, make_section in methods.config_sections().items():
     config[name] = make_section()
   return config
+
+
+def _add_member_fields(config: ml_collections.ConfigDict) -> None:
+  """The fields that say which members a run has and how they combine."""
+  config.seed = 0
+  # Several seeds in one workdir (seed0/, seed1/, ... + results.json with
+  # mean ± sd): "0,1,2,3,4" or a tuple; empty = one run with `seed`.
+  config.seeds = ml_collections.FieldReference("", field_type=object)
+  # Numeric hyperparameters as lists, crossed with the seeds, all members
+  # of one stack: '{"idec.gamma": [0.01, 0.1, 1.0]}' (members.STACKABLE).
+  config.grid = ml_collections.FieldReference("", field_type=object)
+  # How members are grouped into stacks: auto (as many as fit in memory) |
+  # vmap (all in one) | sequential (one at a time).
+  config.seeds_mode = "auto"
+  # none | consensus: after the members, one label-free clustering from all
+  # of them (vote aligned to the medoid member; WORKDIR/consensus.npz and
+  # results.json's `consensus`). Needs 2+ members and an integer k.
+  # consensus_refine (dec, idec): each member's DEC stage once more from the
+  # consensus first, then the consensus of the refined members.
+  config.ensemble = "none"
+  # How the consensus combines the members: vote (aligned to the medoid) |
+  # kmeans (k-means on their concatenated soft assignments).
+  config.consensus_combine = "vote"
 
 
 def _model() -> ml_collections.ConfigDict:
