@@ -46,6 +46,7 @@ from dec_jax.core import clustering
 from dec_jax.runner import data
 from dec_jax.core import kmeans
 from dec_jax.nn import models
+from dec_jax.train import optim
 from dec_jax.train import pretrain
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import environment
@@ -267,9 +268,9 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
   one = jax.jit(epoch_fn, donate_argnums=0)
   many = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0)), donate_argnums=0)
   params = models.init_autoencoders(model, jax.random.split(key, num_seeds))
-  states = [{"params": p, "opt": init(p)} for p, init in (
-      (jax.tree.map(lambda a: a[0], params), tx.init),
-      (params, jax.vmap(tx.init)))]
+  first = jax.tree.map(lambda a: a[0], params)
+  states = [{"params": first, "opt": tx.init(first)},
+            optim.init_states(tx, params, {})]
 
   def one_epoch(i: int):
     states[0], loss = one(states[0], x, jax.random.fold_in(key, i))
