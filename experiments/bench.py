@@ -46,6 +46,7 @@ from dec_jax.core import clustering
 from dec_jax.runner import data
 from dec_jax.core import kmeans
 from dec_jax.nn import models
+from dec_jax.train import member_axis
 from dec_jax.train import optim
 from dec_jax.train import pretrain
 from dec_jax.errors import DecJaxError
@@ -88,9 +89,14 @@ _SKLEARN = flags.DEFINE_bool("sklearn", True,
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data, init and k-means.")
 _STACK_SIZES = flags.DEFINE_list(
     "stack_sizes", ["1", "5", "20"], "Members trained at once (stacked, "
-    "vmapped, as every run trains its seeds and grid points) in the stack "
+    "as every run trains its seeds and grid points) in the stack "
     "benchmarks, each against as many separate single-model steps "
     "(pretraining and DEC); 0 or 1 skips them.")
+_MEMBER_AXIS = flags.DEFINE_enum(
+    "member_axis", "auto", ["auto", "vmap", "map"], "How the stack rows run "
+    "their members: as the runner does on this backend (auto: "
+    "member_axis.over_members), batched (vmap) or one by one (lax.map).")
+MEMBER_AXES = {"auto": None, "vmap": True, "map": False}
 _SEEDS_SAMPLES = flags.DEFINE_integer(
     "seeds_samples", 10240, "Samples per epoch in the stack benchmark.")
 _CONV_SAMPLES = flags.DEFINE_integer(
@@ -254,10 +260,11 @@ def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
 
 def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
                 num_seeds: int, repeats: int, clock: CompileClock,
-                key: jax.Array) -> dict[str, Any]:
+                key: jax.Array, batched: Optional[bool]) -> dict[str, Any]:
   """Pretraining epochs of `num_seeds` models at once (parameters stacked,
-  the epoch vmapped, as `pretrain.pretrain` runs every stack) on x, against
-  one model's plain (not vmapped) epoch on the same x, timed alternately.
+  the epoch mapped over them by member_axis.over_members(batched=...) as
+  `pretrain.pretrain` runs every stack) on x, against one model's plain
+  epoch on the same x, timed alternately.
 
   Where the accelerator is not saturated by one model, the stacked program
   runs the seeds for less than their separate cost.
@@ -266,7 +273,8 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
   steps = -(-x.shape[0] // batch_size)
   epoch_fn = pretrain.make_epoch_fn(model, tx, x.shape[0], batch_size)
   one = jax.jit(epoch_fn, donate_argnums=0)
-  many = jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0)), donate_argnums=0)
+  many = jax.jit(member_axis.over_members(epoch_fn, (0, None, 0),
+                                         batched=batched), donate_argnums=0)
   params = models.init_autoencoders(model, jax.random.split(key, num_seeds))
   first = jax.tree.map(lambda a: a[0], params)
   states = [{"params": first, "opt": tx.init(first)},
@@ -283,16 +291,19 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
 
   single, timing = measure_side_by_side([one_epoch, many_epochs], repeats,
                                         clock)
-  return _stack_row(num_seeds, timing, single, steps,
+  return _stack_row(num_seeds, timing, single, steps, batched,
                     n_samples=int(x.shape[0]))
 
 
 def _stack_row(num_seeds: int, timing: Timing, single: Timing, steps: int,
-               **extra) -> dict[str, Any]:
+               batched: Optional[bool], **extra) -> dict[str, Any]:
   """A stack row: per-step times of the stack and of one model, their ratio
-  to num_seeds separate steps, and both timings."""
+  to num_seeds separate steps, how the members ran, and both timings."""
   step_s, single_step_s = timing.median_s / steps, single.median_s / steps
+  if batched is None:
+    batched = member_axis.batched_by_default()
   return {"num_seeds": num_seeds, **extra, "step_ms": 1e3 * step_s,
+          "member_axis": "vmap" if batched else "lax.map",
           "single_step_ms": 1e3 * single_step_s,
           "ratio_to_separate": step_s / (num_seeds * single_step_s),
           "single": single.to_dict(), **timing.to_dict()}
@@ -431,16 +442,17 @@ def bench_dec(encoder: models.MLP, encoder_params: Any, centres: jax.Array,
 def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
                     centres: jax.Array, z: jax.Array, x: jax.Array,
                     batch_size: int, update_interval: int, num_seeds: int,
-                    repeats: int, clock: CompileClock,
-                    key: jax.Array) -> dict[str, Any]:
-  """DEC train intervals of `num_seeds` states at once (stacked, vmapped as
-  `dec_loop.run_dec` runs every stack), against one state's plain interval,
+                    repeats: int, clock: CompileClock, key: jax.Array,
+                    batched: Optional[bool]) -> dict[str, Any]:
+  """DEC train intervals of `num_seeds` states at once (stacked, mapped as
+  `dec_loop.run_dec` maps every stack), against one state's plain interval,
   timed alternately."""
   cfg = dec_loop.DECConfig(batch_size=batch_size,
                           update_interval=update_interval)
   tx = optax.sgd(0.01, momentum=0.9)
   _, train_interval = dec_loop.make_dec_fns(encoder, tx, x.shape[0], cfg)
-  many = jax.jit(jax.vmap(train_interval, in_axes=(0, None, 0, 0, None)),
+  many = jax.jit(member_axis.over_members(
+      train_interval, (0, None, 0, 0, None), batched=batched),
                  donate_argnums=0)
   params = {"encoder": encoder_params, "centres": jnp.asarray(centres)}
   stack = lambda a: jnp.stack([a] * num_seeds)
@@ -461,7 +473,7 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
     return loss
 
   single, timing = measure_side_by_side([one, intervals], repeats, clock)
-  return _stack_row(num_seeds, timing, single, update_interval)
+  return _stack_row(num_seeds, timing, single, update_interval, batched)
 
 
 # ------------------------------------------------------------------ report
@@ -616,7 +628,7 @@ def run_benchmarks() -> dict[str, Any]:
   for size in sizes:
     stack["pretrain"][size] = bench_seeds(
         model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, size, repeats,
-        clock, jax.random.fold_in(key, 5))
+        clock, jax.random.fold_in(key, 5), MEMBER_AXES[_MEMBER_AXIS.value])
   memory["stack_pretrain"] = peak_memory()
 
   if _CONV_SAMPLES.value:
@@ -644,7 +656,7 @@ def run_benchmarks() -> dict[str, Any]:
     stack["dec"][size] = bench_dec_seeds(
         encoder, encoder_params, centres, z, x, _BATCH_SIZE.value,
         _UPDATE_INTERVAL.value, size, repeats, clock,
-        jax.random.fold_in(key, 6))
+        jax.random.fold_in(key, 6), MEMBER_AXES[_MEMBER_AXIS.value])
   memory["stack_dec"] = peak_memory()
   if sizes:
     r["stack"] = stack

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dec_jax.runner import members
+from dec_jax.train import member_axis
 from dec_jax.runner import run as run_lib
 from dec_jax.errors import DecJaxError
 from dec_jax.methods.dec import DEC_PARTIAL
@@ -18,9 +19,10 @@ from dec_jax.runner.workdir import Workdir, load_params, read_json, read_metrics
 from tests.test_end_to_end import cli, tiny_config
 
 # A member of a stack and its own run (a stack of one) run the same
-# functions, but a vmapped matmul over S members may add in another order
-# than over one: parameters agree to float32 rounding, scores on these short
-# runs exactly or to this tolerance.
+# functions, but a vmapped matmul over S members (the member axis on
+# accelerators) may add in another order than over one: parameters agree to
+# float32 rounding, scores on these short runs exactly or to this tolerance.
+# On CPUs the members run one by one (lax.map) and agree exactly.
 PARAM_ATOL = 1e-4
 Q_ATOL = 1e-3
 MIN_LABEL_AGREEMENT = 0.99
@@ -126,6 +128,11 @@ def test_stacked_seeds_match_their_own_runs(tmp_path, hard_blobs, method):
               for d in (multi_dir, tmp_path / f"alone{seed}")]
     for a, b in zip(*(jax.tree.leaves(p) for p in params)):
       np.testing.assert_allclose(a, b, atol=PARAM_ATOL)
+    if not member_axis.batched_by_default():  # lax.map: exactly its own run
+      assert together["acc"] == alone["acc"]
+      np.testing.assert_array_equal(saved[0]["q"], saved[1]["q"])
+      for a, b in zip(*(jax.tree.leaves(p) for p in params)):
+        np.testing.assert_array_equal(a, b)
   if method == "dec":  # (IDEC's seeds all run to maxiter here)
     assert len(iterations) > 1  # the seeds left the stack at different times
   accs = [results["per_seed"][s]["acc"] for s in ("0", "1", "2")]
@@ -283,6 +290,12 @@ def test_cli_seeds_and_grid_flags(tmp_path, blobs_npz):
              '--config.grid={"model.dims": [[4]]}')
   assert proc.returncode == 2 and "cannot be stacked" in proc.stderr
   assert not os.path.exists(tmp_path / "bad")
+  proc = cli("--config=experiments/configs/default.py",
+             f"--workdir={tmp_path / 'both'}", f"--config.dataset={blobs_npz}",
+             "--config.seed=3", "--config.seeds=1,2")
+  assert proc.returncode == 2 and "--config.seed and --config.seeds" in \
+      proc.stderr
+  assert not os.path.exists(tmp_path / "both")
 
 
 def test_member_estimate_counts_every_parameter_the_stack_holds(hard_blobs):

@@ -26,6 +26,7 @@ from dec_jax.nn import augment
 from dec_jax.train import batching
 from dec_jax.core import choose_k
 from dec_jax.train import dec_loop
+from dec_jax.train.member_axis import over_members
 from dec_jax.runner import data
 from dec_jax.core import diagnostics
 from dec_jax.core import kmeans
@@ -351,5 +352,5 @@ class Stack:
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def _embed_stack(encoder, encoder_params, x, chunk_size, divisor):
-  return jax.vmap(lambda e: dec_loop.embed(encoder, e, x, chunk_size,
-                                          divisor))(encoder_params)
+  return over_members(lambda e: dec_loop.embed(encoder, e, x, chunk_size,
+                                              divisor))(encoder_params)

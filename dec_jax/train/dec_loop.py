@@ -9,7 +9,8 @@ below its `tol`, or at `maxiter`.
 
 One member's pieces (`target_update`, `train_interval`) are pure functions of
 its state and hyperparameters; `run_dec` drives S members at once, their
-states stacked on a leading member axis and the pieces vmapped, so a single
+states stacked on a leading member axis and the pieces mapped over it
+(member_axis.over_members: vmap on accelerators, lax.map on CPUs), so a single
 seed is a stack of one and a grid of seeds x learning rates is one compiled
 program. Each interval is one compiled loop on the device; the host reads
 labels once per target update. A member that stops leaves the stack.
@@ -29,6 +30,7 @@ import numpy as np
 import optax
 
 from dec_jax.train import batching
+from dec_jax.train.member_axis import over_members
 from dec_jax.core import clustering
 from dec_jax import parallel
 from dec_jax.errors import TrainingDiverged
@@ -154,7 +156,7 @@ def reseed_small_clusters(z: jax.Array, centres: jax.Array,
 
 
 class DECPieces(NamedTuple):
-  """One member's pure functions; `run_dec` vmaps them over the stack."""
+  """One member's pure functions; `run_dec` maps them over the stack."""
   target_update: Callable  # (params, x, prev_labels, hp) -> update dict
   train_interval: Callable  # (state, x, p, key, num_steps, hp) -> (state, loss)
   # For x in host memory (streamed): the update from embeddings z computed
@@ -169,7 +171,7 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
                loss_fn: Optional[LossFn] = None,
                augment_fn: Optional[Callable[[jax.Array, jax.Array],
                                              jax.Array]] = None) -> DECPieces:
-  """One member's DEC functions (not jitted: `run_dec` vmaps and jits them).
+  """One member's DEC functions (not jitted: `run_dec` maps and jits them).
 
   target_update returns the full-set `q`, the target `p`, `labels`,
   `label_change` (fraction vs prev_labels), `cluster_sizes`, `mean_max_q`
@@ -296,19 +298,19 @@ def _take(tree: Any, index: Any) -> Any:
 
 
 class _StackFns:
-  """The vmapped, jitted pieces, for x resident on the device or streamed
-  (a NumPy x)."""
+  """The pieces mapped over the members and jitted, for x resident on the
+  device or streamed (a NumPy x)."""
 
   def __init__(self, pieces: DECPieces):
     self.pieces = pieces
-    self.update = jax.jit(jax.vmap(pieces.target_update,
-                                   in_axes=(0, None, 0, 0)))
-    self.assign = jax.jit(jax.vmap(pieces.assign))
-    self.plan = jax.jit(jax.vmap(pieces.interval_plan))
-    self.interval = jax.jit(jax.vmap(
+    self.update = jax.jit(over_members(pieces.target_update,
+                                       in_axes=(0, None, 0, 0)))
+    self.assign = jax.jit(over_members(pieces.assign))
+    self.plan = jax.jit(over_members(pieces.interval_plan))
+    self.interval = jax.jit(over_members(
         pieces.train_interval, in_axes=(0, None, 0, 0, None, 0)),
                             donate_argnums=0)
-    self.interval_on = jax.jit(jax.vmap(
+    self.interval_on = jax.jit(over_members(
         pieces.train_interval_on, in_axes=(0, 0, 0, 0, 0, None, 0)),
                                donate_argnums=0)
 

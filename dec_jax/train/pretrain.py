@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from dec_jax.train import batching
+from dec_jax.train.member_axis import over_members
 from dec_jax import parallel
 from dec_jax.nn.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
@@ -66,7 +67,7 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
                          batch_size: int, *, stochastic: bool = False,
                          input_divisor: float = 1.0):
   """Returns epoch(state, x, key, hp=None) -> (state, mean loss), jitted,
-  state donated: one member's epoch (`pretrain` vmaps it over a stack).
+  state donated: one member's epoch (`pretrain` maps it over a stack).
 
   state = {'params': ..., 'opt': ...}; hp: the member's hyperparameters when
   `tx` is a function of them (optim.from_hyper). One call runs ceil(N / batch) steps of
@@ -107,7 +108,7 @@ def make_streamed_epoch(loss_fn: Callable[..., jax.Array], tx: TxFn,
   Each member's plan of minibatch indices is the one the resident epoch uses
   (same key, same batches, same result), and the members' batches are
   gathered on the host and sent to the device `segment_steps` at a time,
-  each segment one compiled, vmapped scan: device memory holds one segment
+  each segment one compiled scan per member: device memory holds one segment
   per member, not the data set.
   """
   steps = -(-num_samples // batch_size)
@@ -130,8 +131,8 @@ def make_streamed_epoch(loss_fn: Callable[..., jax.Array], tx: TxFn,
     state, losses = jax.lax.scan(scan_step, state, (ids, batches))
     return state, jnp.sum(losses)
 
-  plans = jax.jit(jax.vmap(plan))
-  segments = jax.jit(jax.vmap(segment, in_axes=(0, 0, 0, None, 0)),
+  plans = jax.jit(over_members(plan))
+  segments = jax.jit(over_members(segment, in_axes=(0, 0, 0, None, 0)),
                      donate_argnums=0)
 
   def epoch(state, x: np.ndarray, keys, hp=None):
@@ -179,7 +180,7 @@ def _stack_epoch(model: AnyAutoencoder, tx: TxFn, num_samples: int,
                            input_divisor=input_divisor, streamed=streamed)
   if streamed:
     return epoch_fn
-  return jax.jit(jax.vmap(epoch_fn, in_axes=(0, None, 0, 0)),
+  return jax.jit(over_members(epoch_fn, in_axes=(0, None, 0, 0)),
                  donate_argnums=0)
 
 
