@@ -39,6 +39,16 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "With --distributed: this process's index.")
 
 
+def check_seed_flags(argv: list[str]) -> None:
+  """Refuses --config.seed beside --config.seeds: one would be ignored."""
+  given = {arg.partition("=")[0] for arg in argv}
+  if {"--config.seed", "--config.seeds"} <= given:
+    raise DecJaxError(
+        "--config.seed and --config.seeds were both given, and a run has "
+        "one seed (--config.seed=3) or a stack of them (--config.seeds=3,4): "
+        "drop one.")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
@@ -48,6 +58,7 @@ def main(argv):
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value)
   try:
+    check_seed_flags(sys.argv)
     results = run(_CONFIG.value, _WORKDIR.value,
                   after_member=report.hook(_CONFIG.value))
     if members.is_stack_layout(_CONFIG.value):
