@@ -1,6 +1,6 @@
 r"""Adds the label-free consensus of its members to a finished stack.
 
-  python -m experiments.consensus --workdir=runs/mnist_seeds [--combine=kmeans]
+  python -m experiments.consensus --workdir=runs/mnist_seeds [--combine=vote]
 
 For a stack run without `--config.ensemble=consensus` (or before it
 existed): reads the members' assignments, writes WORKDIR/consensus.npz and
@@ -16,13 +16,14 @@ import sys
 from absl import app
 from absl import flags
 
+from dec_jax.core import consensus
 from dec_jax.errors import DecJaxError
 from dec_jax.runner import ensemble
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished stack's workdir.")
-_COMBINE = flags.DEFINE_enum("combine", "vote", ["vote", "kmeans"],
-                             "How the members are combined "
-                             "(core.consensus.COMBINE).")
+_COMBINE = flags.DEFINE_enum("combine", consensus.DEFAULT_COMBINE,
+                             list(consensus.COMBINE), "How the members are "
+                             "combined (core.consensus.COMBINE).")
 _WRITE = flags.DEFINE_bool("write", True, "Write consensus.npz and "
                            "results.json's `consensus` (else print only).")
 flags.mark_flag_as_required("workdir")

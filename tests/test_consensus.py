@@ -34,18 +34,20 @@ def _merges_4_and_9_splits_1(labels):
   return out
 
 
-def test_renumbered_copies_give_the_partition_back():
+@pytest.mark.parametrize("combine", consensus.COMBINE)
+def test_renumbered_copies_give_the_partition_back(combine):
   members = np.stack([_renumbered(TRUTH, s) for s in range(4)])
-  result = consensus.consensus(members, 10)
+  result = consensus.consensus(members, 10, combine=combine)
   assert adjusted_rand_score(TRUTH, result.labels) == 1.0
   np.testing.assert_allclose(result.agreement, 1.0)
 
 
-def test_a_structured_error_of_a_minority_is_outvoted():
+@pytest.mark.parametrize("combine", consensus.COMBINE)
+def test_a_structured_error_of_a_minority_is_outvoted(combine):
   good = [_renumbered(TRUTH, s) for s in range(3)]
   bad = [_renumbered(_merges_4_and_9_splits_1(TRUTH), s) for s in (7, 8)]
   members = np.stack([bad[0], good[0], bad[1], good[1], good[2]])
-  result = consensus.consensus(members, 10)
+  result = consensus.consensus(members, 10, combine=combine)
   assert result.reference in (1, 3, 4)  # a good member is the medoid
   assert adjusted_rand_score(TRUTH, result.labels) == 1.0
 
@@ -82,16 +84,16 @@ def test_kmeans_combine_is_kmeans_of_the_concatenated_assignments():
   x = np.concatenate([np.eye(3)[m] for m in members], axis=1)
   expected = KMeans(3, n_init=10, random_state=0).fit(x).labels_
   assert adjusted_rand_score(expected, combined) == 1.0
-  assert adjusted_rand_score(consensus.consensus(members, 3).labels,
-                             combined) < 0.9
+  vote = consensus.consensus(members, 3, combine="vote").labels
+  assert adjusted_rand_score(vote, combined) < 0.9
 
 
 def test_two_hard_label_members_give_the_reference_back():
-  """Documented limit: with 2 members, every disagreement is a 1-1 tie,
-  which the reference wins (in its own cluster numbers)."""
+  """Documented limit of the vote: with 2 members, every disagreement is a
+  1-1 tie, which the reference wins (in its own cluster numbers)."""
   a = _merges_4_and_9_splits_1(TRUTH)
   b = _renumbered(TRUTH, 3)
-  result = consensus.consensus(np.stack([a, b]), 10)
+  result = consensus.consensus(np.stack([a, b]), 10, combine="vote")
   reference = (a, b)[result.reference]
   np.testing.assert_array_equal(result.labels, reference)
 
@@ -120,8 +122,9 @@ def test_soft_assignments_weigh_the_votes():
   labels = np.array([[0, 0, 1], [0, 0, 1], [1, 0, 1]])
   weak = np.array([[0.51, 0.49], [0.9, 0.1], [0.1, 0.9]])
   sure = np.array([[0.01, 0.99], [0.9, 0.1], [0.1, 0.9]])
-  hard = consensus.consensus(labels, 2)
-  soft = consensus.consensus(labels, 2, soft=[weak, weak, sure])
+  hard = consensus.consensus(labels, 2, combine="vote")
+  soft = consensus.consensus(labels, 2, soft=[weak, weak, sure],
+                             combine="vote")
   assert hard.labels[0] == 0 and soft.labels[0] == 1
 
 

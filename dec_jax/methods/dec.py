@@ -118,7 +118,8 @@ def _refine(stack, model, results, tx, hp, idec: bool):
   k = int(results[0].params["centres"].shape[0])
   agreed = consensus.consensus(
       np.stack([r.labels for r in results]), k, [r.q for r in results],
-      combine=stack.config.get("consensus_combine", "vote"))
+      combine=stack.config.get("consensus_combine",
+                               consensus.DEFAULT_COMBINE))
   params = dec_loop.stack([r.params for r in results])
   z = np.asarray(stack.embed(model, params["encoder"]))
   centres = [consensus.cluster_means(z[s], agreed.labels, consensus.aligned(

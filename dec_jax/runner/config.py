@@ -9,6 +9,7 @@ it too, so it lives here, not in `experiments/`.
 import ml_collections
 
 from dec_jax import methods
+from dec_jax.core import consensus
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -69,14 +70,14 @@ def _add_member_fields(config: ml_collections.ConfigDict) -> None:
   # vmap (all in one) | sequential (one at a time).
   config.seeds_mode = "auto"
   # none | consensus: after the members, one label-free clustering from all
-  # of them (vote aligned to the medoid member; WORKDIR/consensus.npz and
-  # results.json's `consensus`). Needs 2+ members and an integer k.
+  # of them (WORKDIR/consensus.npz and results.json's `consensus`). Needs
+  # 2+ members and an integer k.
   # consensus_refine (dec, idec): each member's DEC stage once more from the
   # consensus first, then the consensus of the refined members.
   config.ensemble = "none"
-  # How the consensus combines the members: vote (aligned to the medoid) |
-  # kmeans (k-means on their concatenated soft assignments).
-  config.consensus_combine = "vote"
+  # How the consensus combines the members: kmeans (k-means on their
+  # concatenated soft assignments) | vote (aligned to the medoid member).
+  config.consensus_combine = consensus.DEFAULT_COMBINE
 
 
 def _model() -> ml_collections.ConfigDict:

@@ -29,13 +29,18 @@ CHOICES = ("none", "consensus", "consensus_refine")
 FILE = "consensus.npz"
 
 
+def combine_of(config: ml_collections.ConfigDict) -> str:
+  """How the config's consensus combines its members (core.consensus)."""
+  return config.get("consensus_combine", consensus_lib.DEFAULT_COMBINE)
+
+
 def check(config: ml_collections.ConfigDict, size: int) -> None:
   """`ensemble` is a known choice; a consensus needs several members of one k."""
   choice = config.get("ensemble", "none")
   checks.require(choice in CHOICES,
                  f"Unknown ensemble {choice!r}; expected one of "
                  f"{CHOICES}.")
-  combine = config.get("consensus_combine", "vote")
+  combine = combine_of(config)
   checks.require(combine in consensus_lib.COMBINE,
                  f"Unknown consensus_combine {combine!r}; expected one of "
                  f"{consensus_lib.COMBINE}.")
@@ -91,7 +96,7 @@ def describe(combine: str, soft: bool) -> str:
 
 def build(folders: Sequence[str], names: Sequence[str], k: int,
           y: Optional[np.ndarray], out_dir: Optional[str],
-          combine: str = "vote") -> dict:
+          combine: str = consensus_lib.DEFAULT_COMBINE) -> dict:
   """The consensus of the members in `folders`: results.json's `consensus`
   (its scores, the reference member, the members' mean pairwise ARI);
   its labels go to out_dir/consensus.npz (None: not written)."""
@@ -112,7 +117,8 @@ def build(folders: Sequence[str], names: Sequence[str], k: int,
   return summary
 
 
-def add_to_workdir(workdir: str, combine: str = "vote",
+def add_to_workdir(workdir: str,
+                   combine: str = consensus_lib.DEFAULT_COMBINE,
                    write: bool = True) -> dict:
   """Adds `consensus` to a finished stack's results.json (one run with
   ensemble=none, or made before ensembles existed, or with another

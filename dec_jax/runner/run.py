@@ -371,7 +371,7 @@ def _summary(config, members, folders, top: Workdir, dataset, memory,
     summary["consensus"] = ensemble.build(
         folders, [m.name for m in members], results[0]["n_clusters"],
         dataset.y, top.path if top.primary else None,
-        config.get("consensus_combine", "vote"))
+        ensemble.combine_of(config))
   if top.primary:
     write_json_atomic(top.file(RESULTS), summary)
   return summary

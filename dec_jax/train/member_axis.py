@@ -4,11 +4,11 @@ Every stacked program of the training loops maps a one-member function over
 the leading member axis with `over_members`. On accelerators that is
 `jax.vmap`: the members become one batched computation, wider kernels that
 fill the device. On CPUs the batched kernels of the clustering networks are
-slower than the members' own (measured by experiments/stack_impl_check: a
-vmapped DEC interval of 5 members took 1.13x the 5 members apart, median of
-7 runs), so there `jax.lax.map` runs each member's unbatched computation in
-turn, still inside the one compiled program. Both give every member its own
-result; the choice is by backend, as for core.kmeans' restarts.
+slower than the members' own (vmapped stacks of 5 and 20 took 1.07-1.14x
+their members apart: `python -m experiments.bench --member_axis=vmap`), so
+there `jax.lax.map` runs each member's unbatched computation in turn, still
+inside the one compiled program (0.97-1.04x). Both give every member its
+own result; the choice is by backend, as for core.kmeans' restarts.
 """
 
 from __future__ import annotations
