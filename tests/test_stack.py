@@ -1,5 +1,6 @@
 """A run is a stack of members (seeds x grid points) trained as one program:
-each member gives what its own run gives, up to float summation order;
+each member gives what its own run gives, up to float summation order
+(exactly on CPUs);
 memory groups; resuming; mean ± sd; the grid."""
 
 import json
