@@ -42,13 +42,13 @@ def test_unbatched_stack_members_equal_their_runs_alone_exactly():
   """lax.map runs each member's own computation: 5 pretraining epochs of a
   stack of 3 give each member bit for bit what a stack of one gives (vmap
   only agrees to summation order)."""
+  if jax.default_backend() != "cpu":
+    pytest.skip("stacks are batched (vmap) on accelerators")
   model = models.Autoencoder((16, 12, 4))
   keys = jax.random.split(jax.random.key(0), 3)
   params = models.init_autoencoders(model, keys)
   x = jax.random.uniform(jax.random.key(1), (100, 16))
   tx = optim.make_optimizer("adam", 1e-3)
-  if jax.default_backend() != "cpu":
-    pytest.skip("stacks are batched (vmap) on accelerators")
   train = lambda p, k: pretrain.pretrain(model, p, x, k, tx, epochs=5,
                                          batch_size=16)
   stacked = train(params, keys)
