@@ -96,7 +96,6 @@ _MEMBER_AXIS = flags.DEFINE_enum(
     "member_axis", "auto", ["auto", "vmap", "map"], "How the stack rows run "
     "their members: as the runner does on this backend (auto: "
     "member_axis.over_members), batched (vmap) or one by one (lax.map).")
-MEMBER_AXES = {"auto": None, "vmap": True, "map": False}
 _SEEDS_SAMPLES = flags.DEFINE_integer(
     "seeds_samples", 10240, "Samples per epoch in the stack benchmark.")
 _CONV_SAMPLES = flags.DEFINE_integer(
@@ -260,7 +259,7 @@ def bench_pretrain(model: models.Autoencoder, params: Any, x: jax.Array,
 
 def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
                 num_seeds: int, repeats: int, clock: CompileClock,
-                key: jax.Array, batched: Optional[bool]) -> dict[str, Any]:
+                key: jax.Array, batched: bool) -> dict[str, Any]:
   """Pretraining epochs of `num_seeds` models at once (parameters stacked,
   the epoch mapped over them by member_axis.over_members(batched=...) as
   `pretrain.pretrain` runs every stack) on x, against one model's plain
@@ -295,13 +294,19 @@ def bench_seeds(model: models.Autoencoder, x: jax.Array, batch_size: int,
                     n_samples=int(x.shape[0]))
 
 
+def stack_batched() -> bool:
+  """--member_axis as over_members' `batched` (auto: the runner's choice on
+  this backend)."""
+  if _MEMBER_AXIS.value == "auto":
+    return member_axis.batched_by_default()
+  return _MEMBER_AXIS.value == "vmap"
+
+
 def _stack_row(num_seeds: int, timing: Timing, single: Timing, steps: int,
-               batched: Optional[bool], **extra) -> dict[str, Any]:
+               batched: bool, **extra) -> dict[str, Any]:
   """A stack row: per-step times of the stack and of one model, their ratio
   to num_seeds separate steps, how the members ran, and both timings."""
   step_s, single_step_s = timing.median_s / steps, single.median_s / steps
-  if batched is None:
-    batched = member_axis.batched_by_default()
   return {"num_seeds": num_seeds, **extra, "step_ms": 1e3 * step_s,
           "member_axis": "vmap" if batched else "lax.map",
           "single_step_ms": 1e3 * single_step_s,
@@ -443,7 +448,7 @@ def bench_dec_seeds(encoder: models.MLP, encoder_params: Any,
                     centres: jax.Array, z: jax.Array, x: jax.Array,
                     batch_size: int, update_interval: int, num_seeds: int,
                     repeats: int, clock: CompileClock, key: jax.Array,
-                    batched: Optional[bool]) -> dict[str, Any]:
+                    batched: bool) -> dict[str, Any]:
   """DEC train intervals of `num_seeds` states at once (stacked, mapped as
   `dec_loop.run_dec` maps every stack), against one state's plain interval,
   timed alternately."""
@@ -628,7 +633,7 @@ def run_benchmarks() -> dict[str, Any]:
   for size in sizes:
     stack["pretrain"][size] = bench_seeds(
         model, x[:_SEEDS_SAMPLES.value], _BATCH_SIZE.value, size, repeats,
-        clock, jax.random.fold_in(key, 5), MEMBER_AXES[_MEMBER_AXIS.value])
+        clock, jax.random.fold_in(key, 5), stack_batched())
   memory["stack_pretrain"] = peak_memory()
 
   if _CONV_SAMPLES.value:
@@ -656,7 +661,7 @@ def run_benchmarks() -> dict[str, Any]:
     stack["dec"][size] = bench_dec_seeds(
         encoder, encoder_params, centres, z, x, _BATCH_SIZE.value,
         _UPDATE_INTERVAL.value, size, repeats, clock,
-        jax.random.fold_in(key, 6), MEMBER_AXES[_MEMBER_AXIS.value])
+        jax.random.fold_in(key, 6), stack_batched())
   memory["stack_dec"] = peak_memory()
   if sizes:
     r["stack"] = stack
