@@ -60,9 +60,17 @@ def _settings_key(result: dict) -> str:
   return json.dumps(settings, sort_keys=True, default=str)
 
 
-def _pretraining(result: dict) -> str:
+def data_label(result: dict) -> str:
+  """The dataset, with its split unless it is the whole set, e.g.
+  'mnist (test)': the 10k test set's numbers are not the 70k set's."""
+  split = result.get("config", {}).get("split", "all")
+  return result["dataset"] + ("" if split == "all" else f" ({split})")
+
+
+def pretraining(result: dict, epochs: bool = True) -> str:
   """The recipe of the autoencoder used, e.g. 'adam 0.001 cosine, 50 ep',
-  'conv, ...' for the convolutional AE, '..., augmented' with DEC-DA's."""
+  'conv, ...' for the convolutional AE, '..., augmented' with DEC-DA's;
+  without the epochs when `epochs` is False."""
   if result["method"] == "kmeans":
     return "–"
   reused = (result.get("pretrained_from") or {}).get("settings") or {}
@@ -73,8 +81,9 @@ def _pretraining(result: dict) -> str:
   kind = reused.get("model_kind", config.get("model", {}).get("kind"))
   augmented = reused.get("augment", config.get("augment", False))
   return ("conv, " if kind == "conv" else "") + (
-      f"{cfg['optimizer']} {cfg['learning_rate']:g} {cfg['schedule']}, "
-      f"{cfg['epochs']} ep") + (", augmented" if augmented else "")
+      f"{cfg['optimizer']} {cfg['learning_rate']:g} {cfg['schedule']}") + (
+      f", {cfg['epochs']} ep" if epochs else "") + (
+      ", augmented" if augmented else "")
 
 
 def _clustering(result: dict) -> str:
@@ -88,7 +97,7 @@ def _clustering(result: dict) -> str:
 def summary_table(results: list[dict]) -> str:
   groups = collections.defaultdict(list)
   for r in results:
-    groups[(r["dataset"], r["method"], _settings_key(r))].append(r)
+    groups[(data_label(r), r["method"], _settings_key(r))].append(r)
   lines = ["| data | method | pretraining | clustering stage | seeds | ACC | "
            "NMI | ARI | wall time / run |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -97,7 +106,7 @@ def summary_table(results: list[dict]) -> str:
               for values in ([r[m] for r in runs if r.get(m) is not None]
                              for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)
-    lines.append(f"| {dataset} | {method} | {_pretraining(runs[0])} | "
+    lines.append(f"| {dataset} | {method} | {pretraining(runs[0])} | "
                  f"{_clustering(runs[0])} | {len(runs)} | " + " | ".join(scores) +
                  f" | {wall / 60:.1f} min |")
   return "\n".join(lines)

@@ -3,17 +3,20 @@ r"""ACC against pretraining cost: AE + k-means and DEC, per pretraining length.
   python -m experiments.time_to_accuracy --roots=runs/ep10,runs/ep25,runs/ep50 \
       --plot=docs/time_to_accuracy.png
 
-Reads the results.json of --methods (default dec; idec too) under the roots
-(seeds of one recipe that differ only in pretrain.epochs), groups them by (dataset, method, pretraining
-epochs) and prints a markdown table: seeds, AE + k-means ACC (the DEC run's
-starting point, `init_metrics`), final ACC, NMI, the median pretraining and
-whole-run wall times. With --plot, draws both ACCs against the epochs and
-against the median wall time of a run.
+Reads the results.json of --methods (default dec; idec and n2d too) under
+the roots, groups them by (data and split, method, pretraining recipe,
+pretraining epochs) and prints a markdown table: seeds, AE + k-means ACC (the
+run's starting point, `init_metrics`; "–" for n2d, which has none), final
+ACC, NMI, the median pretraining and whole-run wall times (a run on a reused
+autoencoder is charged its source's pretraining). With --plot, draws both
+ACCs against the epochs and against the median wall time of a run, one curve
+per recipe.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import statistics
 from typing import Sequence
 
@@ -22,7 +25,11 @@ from absl import flags
 
 from dec_jax.apps import plots
 from dec_jax.apps.sweep import format_mean_sd
+from dec_jax.runner.workdir import RESULTS
+from dec_jax.runner.workdir import read_json
+from experiments.summarize import data_label
 from experiments.summarize import find_results
+from experiments.summarize import pretraining
 
 _ROOTS = flags.DEFINE_list("roots", None, "Folders holding the runs.",
                            required=True)
@@ -37,34 +44,56 @@ def pretrain_epochs(result: dict) -> int:
   return int(cfg["epochs"])
 
 
+def pretrain_seconds(result: dict) -> float:
+  """The pretraining wall time behind the run: its own, or for a reused
+  autoencoder (`pretrained_workdir`) the source run's, when its
+  results.json is still there (else 0)."""
+  own = result["times_s"].get("pretrain", 0.0)
+  source = (result.get("pretrained_from") or {}).get("workdir")
+  path = source and os.path.join(source, RESULTS)
+  if own or not path or not os.path.exists(path):
+    return own
+  return read_json(path)["times_s"].get("pretrain", 0.0)
+
+
 def curve_rows(results: Sequence[dict],
                methods: Sequence[str] = ("dec",)) -> list[dict]:
-  """One row per (dataset, method, pretraining epochs), sorted."""
+  """One row per (data and split, method, pretraining recipe, epochs),
+  sorted."""
   groups = collections.defaultdict(list)
   for r in results:
-    if r["method"] in methods and "init_metrics" in r:
-      groups[(r["dataset"], r["method"], pretrain_epochs(r))].append(r)
+    if r["method"] in methods and r["method"] != "kmeans":
+      groups[(data_label(r), r["method"], pretraining(r, epochs=False),
+              pretrain_epochs(r))].append(r)
   rows = []
-  for (dataset, method, epochs), runs in sorted(groups.items()):
+  for (dataset, method, recipe, epochs), runs in sorted(groups.items()):
     rows.append({
-        "dataset": dataset, "method": method, "epochs": epochs,
+        "dataset": dataset, "method": method, "recipe": recipe,
+        "epochs": epochs,
         "seeds": sorted(r["seed"] for r in runs),
-        "init_acc": [r["init_metrics"]["acc"] for r in runs],
+        "init_acc": [r["init_metrics"]["acc"] for r in runs
+                     if "init_metrics" in r],
         "acc": [r["acc"] for r in runs], "nmi": [r["nmi"] for r in runs],
-        "pretrain_s": statistics.median(
-            r["times_s"].get("pretrain", 0.0) for r in runs),
-        "total_s": statistics.median(r["times_s"]["total"] for r in runs)})
+        "pretrain_s": statistics.median(pretrain_seconds(r) for r in runs),
+        "total_s": statistics.median(
+            r["times_s"]["total"] + pretrain_seconds(r)
+            - r["times_s"].get("pretrain", 0.0) for r in runs)})
   return rows
 
 
+def _mean_sd_or_dash(values: Sequence[float]) -> str:
+  return format_mean_sd(values) if values else "–"
+
+
 def table(rows: Sequence[dict]) -> str:
-  lines = ["| data | method | pretraining epochs | seeds | AE + k-means ACC | "
-           "ACC | NMI | pretraining / run | run |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| data | method | pretraining | epochs | seeds | "
+           "AE + k-means ACC | ACC | NMI | pretraining / run | run |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for row in rows:
     lines.append(
-        f"| {row['dataset']} | {row['method']} | {row['epochs']} | "
-        f"{len(row['seeds'])} | {format_mean_sd(row['init_acc'])} | "
+        f"| {row['dataset']} | {row['method']} | {row['recipe']} | "
+        f"{row['epochs']} | "
+        f"{len(row['seeds'])} | {_mean_sd_or_dash(row['init_acc'])} | "
         f"{format_mean_sd(row['acc'])} | {format_mean_sd(row['nmi'])} | "
         f"{row['pretrain_s'] / 60:.1f} min | {row['total_s'] / 60:.1f} min |")
   return "\n".join(lines)

@@ -27,6 +27,12 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
       "times_s": {"total": 60.0},
       "config": {"seed": 0, "pretrain": pretrain, "dec": sgd,
                  "model": {"kind": "conv"}, "augment": True}})
+  (tmp_path / "test").mkdir()  # the 10k test split: its own, named row
+  write_json_atomic(str(tmp_path / "test" / "results.json"), {
+      "dataset": "mnist", "method": "dec", "acc": 0.6, "nmi": 0.5, "ari": 0.4,
+      "times_s": {"total": 60.0},
+      "config": {"seed": 0, "pretrain": pretrain, "dec": sgd,
+                 "split": "test"}})
   (tmp_path / "km").mkdir()
   write_json_atomic(str(tmp_path / "km" / "results.json"), {
       "dataset": "mnist", "method": "kmeans", "acc": 0.5, "nmi": 0.5,
@@ -41,10 +47,12 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
           in lines)
   assert ("| mnist | dec | conv, adam 0.001 cosine, 50 ep, augmented | "
           "sgd 0.01 | 1 | 0.900 | 0.500 | 0.400 | 1.0 min |") in lines
-  assert len(lines) == 6
+  assert ("| mnist (test) | dec | adam 0.001 cosine, 50 ep | sgd 0.01 | 1 | "
+          "0.600 | 0.500 | 0.400 | 1.0 min |") in lines
+  assert len(lines) == 7
 
 
-def test_time_to_accuracy_groups_by_pretraining_epochs(tmp_path):
+def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
   from experiments import time_to_accuracy  # pylint: disable=g-import-not-at-top
   pretrain = {"optimizer": "adam", "learning_rate": 0.001,
               "schedule": "cosine", "epochs": 10}
@@ -62,17 +70,43 @@ def test_time_to_accuracy_groups_by_pretraining_epochs(tmp_path):
       "dataset": "mnist", "method": "idec", "seed": 0, "acc": 0.88,
       "nmi": 0.8, "ari": 0.7, "init_metrics": {"acc": 0.9},
       "times_s": {"total": 60.0}, "config": {"seed": 0, "pretrain": pretrain},
-      "pretrained_from": {"settings": {"pretrain": {**pretrain,
+      "pretrained_from": {"workdir": str(tmp_path / "c"),
+                          "settings": {"pretrain": {**pretrain,
                                                     "epochs": 50}}}})
+  sgd = {**pretrain, "optimizer": "sgd", "learning_rate": 1.0,
+         "schedule": "constant"}
+  for name, config in (("sgd", {"pretrain": sgd}),  # another recipe
+                       ("test", {"pretrain": pretrain, "split": "test"})):
+    (tmp_path / name).mkdir()
+    write_json_atomic(str(tmp_path / name / "results.json"), {
+        "dataset": "mnist", "method": "dec", "seed": 0, "acc": 0.5,
+        "nmi": 0.5, "ari": 0.5, "init_metrics": {"acc": 0.5},
+        "times_s": {"pretrain": 60.0, "total": 120.0},
+        "config": {"seed": 0, **config}})
   results = summarize.find_results([str(tmp_path)])
   rows = time_to_accuracy.curve_rows(results)
-  assert [(r["epochs"], r["seeds"]) for r in rows] == [(10, [0, 1]),
-                                                      (50, [0])]
+  assert [(r["dataset"], r["recipe"], r["epochs"], r["seeds"])
+          for r in rows] == [
+              ("mnist", "adam 0.001 cosine", 10, [0, 1]),
+              ("mnist", "adam 0.001 cosine", 50, [0]),
+              ("mnist", "sgd 1 constant", 10, [0]),
+              ("mnist (test)", "adam 0.001 cosine", 10, [0])]
   assert rows[0]["init_acc"] == [0.80, 0.70] and rows[0]["total_s"] == 260.0
   lines = time_to_accuracy.table(rows).splitlines()
-  assert ("| mnist | dec | 10 | 2 | 0.750 ± 0.071 | 0.900 ± 0.071 | "
-          "0.800 ± 0.000 | 3.3 min | 4.3 min |") in lines
+  assert ("| mnist | dec | adam 0.001 cosine | 10 | 2 | 0.750 ± 0.071 | "
+          "0.900 ± 0.071 | 0.800 ± 0.000 | 3.3 min | 4.3 min |") in lines
   both = time_to_accuracy.curve_rows(results, ("dec", "idec"))
-  assert ("idec", 50) in [(r["method"], r["epochs"]) for r in both]
-  figure = plots.accuracy_vs_pretraining(rows)
+  idec, = [r for r in both if r["method"] == "idec"]
+  assert idec["epochs"] == 50  # the reused autoencoder's, and its cost:
+  assert idec["pretrain_s"] == 500.0 and idec["total_s"] == 560.0
+  (tmp_path / "n2d").mkdir()  # N2D has no AE + k-means start: a dash
+  write_json_atomic(str(tmp_path / "n2d" / "results.json"), {
+      "dataset": "mnist", "method": "n2d", "seed": 0, "acc": 0.95,
+      "nmi": 0.9, "ari": 0.9, "times_s": {"pretrain": 60.0, "total": 90.0},
+      "config": {"seed": 0, "pretrain": pretrain}})
+  n2d, = time_to_accuracy.curve_rows(
+      summarize.find_results([str(tmp_path / "n2d")]), ("n2d",))
+  assert ("| mnist | n2d | adam 0.001 cosine | 10 | 1 | – | 0.950 | 0.900 | "
+          "1.0 min | 1.5 min |") in time_to_accuracy.table([n2d])
+  figure = plots.accuracy_vs_pretraining(rows + [n2d])
   assert len(figure.axes) == 2 and figure.axes[0].lines

@@ -278,22 +278,25 @@ def method_summary(results: Sequence[dict]) -> Figure:
 def accuracy_vs_pretraining(rows: Sequence[dict]) -> Figure:
   """AE + k-means and final ACC (mean ± sd over seeds) against pretraining
   epochs and the median wall time of a run; rows from
-  experiments/time_to_accuracy.py (one per dataset, method and epochs)."""
+  experiments/time_to_accuracy.py (one per dataset, method, recipe and
+  epochs); one pair of curves per (dataset, method, recipe)."""
   fig = Figure(figsize=(10, 3.8))
   axes = fig.subplots(1, 2, sharey=True)
   series = collections.defaultdict(list)
   for row in rows:
-    series[(row["dataset"], row["method"])].append(row)
-  for (dataset, method), points in sorted(series.items()):
+    series[(row["dataset"], row["method"], row.get("recipe", ""))].append(row)
+  for (dataset, method, recipe), points in sorted(series.items()):
+    name = f"{dataset}, {recipe}" if recipe else dataset
     for field, label, style in (("init_acc", "AE + k-means", "--o"),
                                 ("acc", method.upper(), "-o")):
-      means = [statistics.mean(p[field]) for p in points]
+      shown = [p for p in points if p[field]]  # n2d: no AE + k-means
+      means = [statistics.mean(p[field]) for p in shown]
       sds = [statistics.stdev(p[field]) if len(p[field]) > 1 else 0.0
-             for p in points]
-      for ax, xs in ((axes[0], [p["epochs"] for p in points]),
-                     (axes[1], [p["total_s"] / 60 for p in points])):
+             for p in shown]
+      for ax, xs in ((axes[0], [p["epochs"] for p in shown]),
+                     (axes[1], [p["total_s"] / 60 for p in shown])):
         ax.errorbar(xs, means, yerr=sds, fmt=style, capsize=3,
-                    label=f"{dataset}: {label}")
+                    label=f"{name}: {label}")
   axes[0].set(xlabel="pretraining epochs", ylabel="ACC (mean ± sd over seeds)")
   axes[1].set(xlabel="wall time of a run (median, min)")
   for ax in axes:
