@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from dec_jax.runner import members
 from dec_jax.runner.checks import validate_config
 
 CONFIGS = sorted(
@@ -26,3 +27,13 @@ def test_mnist_configs_differ_only_in_pretraining():
   a, b = mnist.get_config().to_dict(), mnist_dec_keras.get_config().to_dict()
   assert {k for k in a if a[k] != b[k]} == {"pretrain"}
   assert b["pretrain"]["optimizer"] == "sgd" and b["pretrain"]["epochs"] == 300
+
+
+def test_n2d_consensus_builds_on_the_named_autoencoder_recipe():
+  from experiments.configs import mnist, n2d_consensus
+  config = n2d_consensus.get_config("mnist")
+  assert (config.method, config.ensemble) == ("n2d", "consensus")
+  assert members.parse_seeds(config.seeds) == (0, 1, 2, 3, 4)
+  assert config.pretrain.to_dict() == mnist.get_config().pretrain.to_dict()
+  with pytest.raises(ValueError, match="unknown autoencoder recipe 'mnst'"):
+    n2d_consensus.get_config("mnst")
