@@ -11,8 +11,9 @@ The text after ':' names the config whose autoencoder recipe the members
 use: `default` (a new data set's, DEC-keras's SGD; the default) or `mnist`
 (Adam with a cosine schedule, for tens of thousands of images). Each member
 is N2D (UMAP of its own autoencoder's embedding, then a Gaussian mixture);
-N2D's accuracy swings from seed to seed when a mixture merges two classes,
-and the consensus (core.consensus, no labels) removes most of that swing.
+N2D's accuracy swings from seed to seed when a mixture merges two classes;
+the consensus (core.consensus, no labels) repairs a merge that most
+members do not share, and keeps one they do.
 WORKDIR/results.json holds every member and `consensus`.
 
 Measured here (ACC; docs/results.md and docs/consensus.md, "N2D members"):
@@ -28,10 +29,14 @@ min per member on 10k images for UMAP and the mixture.
 
 import importlib
 
+import ml_collections
+
 BASES = ("default", "mnist")
 
 
-def get_config(base: str = "default"):
+def get_config(base: str = "default") -> ml_collections.ConfigDict:
+  """`base`'s config (its data and autoencoder recipe) as 5 N2D members
+  with their consensus."""
   if base not in BASES:
     raise ValueError(f"n2d_consensus.py:{base}: unknown autoencoder recipe "
                      f"{base!r}; expected one of {BASES}.")
