@@ -23,6 +23,7 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
+from dec_jax import methods as dec_methods
 from dec_jax.apps import plots
 from dec_jax.apps.sweep import format_mean_sd
 from dec_jax.runner.workdir import RESULTS
@@ -44,16 +45,18 @@ def pretrain_epochs(result: dict) -> int:
   return int(cfg["epochs"])
 
 
-def pretrain_seconds(result: dict) -> float:
-  """The pretraining wall time behind the run: its own, or for a reused
-  autoencoder (`pretrained_workdir`) the source run's, when its
-  results.json is still there (else 0)."""
-  own = result["times_s"].get("pretrain", 0.0)
+def charged_seconds(result: dict) -> tuple[float, float]:
+  """(pretraining, whole run) wall times behind the run: its own, or for a
+  reused autoencoder (`pretrained_workdir`) with the source run's
+  pretraining added, when its results.json is still there."""
+  times = result["times_s"]
+  own = times.get("pretrain", 0.0)
   source = (result.get("pretrained_from") or {}).get("workdir")
   path = source and os.path.join(source, RESULTS)
   if own or not path or not os.path.exists(path):
-    return own
-  return read_json(path)["times_s"].get("pretrain", 0.0)
+    return own, times["total"]
+  reused = read_json(path)["times_s"].get("pretrain", 0.0)
+  return reused, times["total"] + reused
 
 
 def curve_rows(results: Sequence[dict],
@@ -62,11 +65,13 @@ def curve_rows(results: Sequence[dict],
   sorted."""
   groups = collections.defaultdict(list)
   for r in results:
-    if r["method"] in methods and r["method"] != "kmeans":
+    if (r["method"] in methods
+        and dec_methods.get(r["method"]).needs_autoencoder):
       groups[(data_label(r), r["method"], pretraining(r, epochs=False),
               pretrain_epochs(r))].append(r)
   rows = []
   for (dataset, method, recipe, epochs), runs in sorted(groups.items()):
+    charged = [charged_seconds(r) for r in runs]
     rows.append({
         "dataset": dataset, "method": method, "recipe": recipe,
         "epochs": epochs,
@@ -74,10 +79,8 @@ def curve_rows(results: Sequence[dict],
         "init_acc": [r["init_metrics"]["acc"] for r in runs
                      if "init_metrics" in r],
         "acc": [r["acc"] for r in runs], "nmi": [r["nmi"] for r in runs],
-        "pretrain_s": statistics.median(pretrain_seconds(r) for r in runs),
-        "total_s": statistics.median(
-            r["times_s"]["total"] + pretrain_seconds(r)
-            - r["times_s"].get("pretrain", 0.0) for r in runs)})
+        "pretrain_s": statistics.median(p for p, _ in charged),
+        "total_s": statistics.median(t for _, t in charged)})
   return rows
 
 
