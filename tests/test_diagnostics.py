@@ -1,4 +1,7 @@
-"""Collapse flags: starved clusters and near-uniform soft assignments."""
+"""Run checks: starved clusters, near-uniform soft assignments, and
+autoencoders that did not learn."""
+
+import json
 
 import numpy as np
 import pytest
@@ -75,3 +78,35 @@ def test_reseeding_is_logged_when_enabled(tmp_path):
   records = [r for r in read_metrics(str(tmp_path / "run"))
              if r["stage"] == "dec"]
   assert any(r.get("reseeded") for r in records)
+
+
+def test_mean_image_loss_is_the_mean_per_feature_variance():
+  x = np.random.default_rng(0).integers(0, 256, (50, 3, 3)).astype(np.uint8)
+  expected = np.mean(np.var(x / 255.0, axis=0))
+  assert diagnostics.mean_image_loss(x, 255.0, chunk_size=7) == pytest.approx(
+      expected, rel=1e-12)
+  constant = np.full((10, 4), 3.0, np.float32)
+  assert diagnostics.mean_image_loss(constant) == 0.0
+
+
+@pytest.mark.parametrize("learning_rate, untrained", [(1e-3, False),
+                                                      (1e-9, True)])
+def test_an_autoencoder_that_did_not_learn_is_flagged(tmp_path, blobs_npz,
+                                                      learning_rate,
+                                                      untrained):
+  # lr 1e-9: the autoencoders stay at their random start, worse than the
+  # mean image; lr 1e-3 trains them well below it.
+  config = tiny_config(blobs_npz, seeds="0,1",
+                       pretrain={"learning_rate": learning_rate})
+  summary = run(config, str(tmp_path / "run"))
+  assert [m["autoencoder_untrained"] for m in summary["members"]] == [
+      untrained] * 2
+  for seed in (0, 1):
+    member = json.load(open(tmp_path / "run" / f"seed{seed}" /
+                            "results.json"))
+    ratio = member["reconstruction_loss"] / member["mean_image_loss"]
+    assert member["autoencoder_untrained"] is untrained
+    assert ratio > 1 if untrained else ratio < 0.5
+    logged = [r for r in read_metrics(str(tmp_path / "run" / f"seed{seed}"))
+              if r["stage"] == "reconstruction"]
+    assert logged[0]["autoencoder_untrained"] is untrained

@@ -26,6 +26,9 @@ def test_streamed_run_equals_resident_run(tmp_path, idx_folder, method):
               "iterations"):
     assert results[True][key] == results[False][key], key
   np.testing.assert_allclose(q[True], q[False], atol=1e-6)
+  for key in ("reconstruction_loss", "mean_image_loss"):  # chunks of 16
+    np.testing.assert_allclose(results[True][key], results[False][key],
+                               rtol=1e-5)
 
 
 def test_streamed_embedding_matches_resident():

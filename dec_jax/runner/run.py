@@ -352,8 +352,8 @@ def _summary(config, members, folders, top: Workdir, dataset, memory,
            **{k: r.get(k) for k in members_lib.SCORES},
            "n_clusters": r.get("n_clusters"),
            "time_s": r["times_s"]["total"],
-           **({"stop_reason": r["stop_reason"]} if "stop_reason" in r
-              else {})}
+           **{k: r[k] for k in ("stop_reason", "autoencoder_untrained")
+              if k in r}}
           for m, f, r in zip(members, folders, results)]
   summary = {
       "kind": "stack", "method": config.method,

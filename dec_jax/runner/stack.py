@@ -17,6 +17,7 @@ import json
 import time
 from typing import Any, Optional, Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -230,7 +231,37 @@ class Stack:
           self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
                                            self._fingerprint(i))
     params = dec_loop.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
-    return model, params, infos
+    return model, params, self._check_learnt(model, params, infos)
+
+  def _check_learnt(self, model: models.AnyAutoencoder, params,
+                    infos: list[dict]) -> list[dict]:
+    """Each member's info plus its reconstruction loss on the clean data
+    beside the mean image's; a member no better than the mean image
+    (diagnostics.autoencoder_untrained) is flagged and logged as a warning."""
+    args = (self.config.chunk_size, self.dataset.divisor)
+    with self.stage("reconstruction"):
+      if isinstance(self.x, np.ndarray):
+        losses = [_streamed_loss(model, p, self.x, *args)
+                  for p in dec_loop.unstack(params)]
+      else:
+        losses = _reconstruction_stack(model, params, self.x, *args)
+      losses = np.asarray(losses, np.float64).tolist()
+    baseline = diagnostics.mean_image_loss(self.x, self.dataset.divisor)
+    out = []
+    for run, info, loss in zip(self.runs, infos, losses):
+      untrained = diagnostics.autoencoder_untrained(loss, baseline)
+      record = {"reconstruction_loss": loss, "mean_image_loss": baseline,
+                "autoencoder_untrained": untrained}
+      run.log({"stage": "reconstruction", **record})
+      if untrained:
+        logging.warning(
+            "%s: the autoencoder did not learn (reconstruction loss %.4g, "
+            "the mean image's %.4g); its clustering is flagged in "
+            "results.json (autoencoder_untrained): try another seed, a "
+            "lower pretrain.learning_rate or pretrain.optimizer=adam.",
+            run.member.name or "the run", loss, baseline)
+      out.append({**info, **record})
+    return out
 
   def _fingerprint(self, i: int) -> dict:
     return pretrained.fingerprint(self.configs[i], self.dims,
@@ -348,6 +379,29 @@ class Stack:
     chosen = choose_k.best_k(curve)
     return chosen, {"n_clusters_auto": {"criterion": choose_k.CRITERION,
                                         "curve": curve, "chosen": chosen}}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _reconstruction_stack(model, params, x, chunk_size, divisor):
+  """[S] mean reconstruction losses of the stacked autoencoders on x."""
+  return over_members(lambda p: jnp.mean(pretrain.reconstruction_errors(
+      model, p, x, chunk_size, divisor)))(params)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _chunk_error_sum(model, params, chunk, chunk_size, divisor):
+  return jnp.sum(pretrain.reconstruction_errors(model, params, chunk,
+                                                chunk_size, divisor))
+
+
+def _streamed_loss(model, params, x: np.ndarray, chunk_size: int,
+                   divisor: float) -> float:
+  """One autoencoder's mean reconstruction loss on x in host memory, sent
+  to the device a chunk at a time."""
+  total = sum(float(_chunk_error_sum(model, params, jax.device_put(
+      x[start:start + chunk_size]), chunk_size, divisor))
+              for start in range(0, x.shape[0], chunk_size))
+  return total / x.shape[0]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))

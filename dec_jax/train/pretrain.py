@@ -37,6 +37,20 @@ def reconstruction_loss(model: AnyAutoencoder, params: Params,
   return jnp.mean((recon - x) ** 2)
 
 
+def reconstruction_errors(model: AnyAutoencoder, params: Params, x,
+                          chunk_size: int,
+                          input_divisor: float = 1.0) -> jax.Array:
+  """Each row's mean squared reconstruction error [N] on the clean features
+  x / input_divisor (x [N, ...] on the device, uint8 decoded per chunk), in
+  chunks of bounded memory: what pretraining reached, without augmentation."""
+  def rows(xb):
+    features = batching.as_features(xb, input_divisor)
+    recon = model.apply({"params": params}, features).astype(jnp.float32)
+    return jnp.mean((recon - features) ** 2,
+                    axis=tuple(range(1, features.ndim)))
+  return batching.map_in_chunks(rows, x, chunk_size)
+
+
 def _train_step(loss_fn: Callable[..., jax.Array], tx: TxFn,
                 input_divisor: float):
   """step(state, xb, step_key, hp) -> (state, loss): one optimizer step on
