@@ -20,6 +20,9 @@ from experiments.configs import default
 from tests.test_end_to_end import REPO
 
 TOLERANCE = 1e-5  # sums of per-device partial sums add in another order
+# DEC's 20 Adam steps amplify that order (Adam divides by sqrt(v)): one
+# weight of 2,048 differed by 1.4e-5 on 3 devices (session 12's machine).
+TRAINED_TOLERANCE = 1e-4
 MULTI = (2, 3, 4)
 # A digits run with tiny epochs; 256-row batches on 3 devices do not divide.
 TINY_DIGITS = {"n_clusters": 10, "model.dims": (32, 8), "pretrain.epochs": 3,
@@ -112,16 +115,16 @@ def _stage(stages, name):
   return out
 
 
-def _assert_matches_one_device(stages, name, exact=()):
+def _assert_matches_one_device(stages, name, exact=(), atol=TOLERANCE):
   """Every leaf of stage `name` on 2, 3, 4 devices is the one on 1 device:
-  within TOLERANCE, or equal for the leaves named in `exact`."""
+  within atol, or equal for the leaves named in `exact`."""
   for leaf, by_n in _stage(stages, name).items():
     for n in MULTI:
       message = f"{name}{leaf} on {n} devices"
       if any(e in leaf for e in exact):
         np.testing.assert_array_equal(by_n[n], by_n[1], err_msg=message)
       else:
-        np.testing.assert_allclose(by_n[n], by_n[1], rtol=0, atol=TOLERANCE,
+        np.testing.assert_allclose(by_n[n], by_n[1], rtol=0, atol=atol,
                                    err_msg=message)
 
 
@@ -143,7 +146,8 @@ def test_target_update_on_any_device_count_matches_one_device(stages):
 
 @pytest.mark.parametrize("stage", ["dec", "dec_streamed"])
 def test_dec_steps_on_any_device_count_match_one_device(stages, stage):
-  _assert_matches_one_device(stages, stage, exact=("labels",))
+  _assert_matches_one_device(stages, stage, exact=("labels",),
+                             atol=TRAINED_TOLERANCE)
 
 
 def test_uneven_minibatches_are_split_over_devices(stages):

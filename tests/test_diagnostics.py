@@ -89,13 +89,13 @@ def test_mean_image_loss_is_the_mean_per_feature_variance():
   assert diagnostics.mean_image_loss(constant) == 0.0
 
 
-@pytest.mark.parametrize("learning_rate, untrained", [(1e-3, False),
+@pytest.mark.parametrize("learning_rate, untrained", [(1e-2, False),
                                                       (1e-9, True)])
 def test_an_autoencoder_that_did_not_learn_is_flagged(tmp_path, blobs_npz,
                                                       learning_rate,
                                                       untrained):
   # lr 1e-9: the autoencoders stay at their random start, worse than the
-  # mean image; lr 1e-3 trains them well below it.
+  # mean image; lr 1e-2 (Adam, 20 epochs) trains them to 0.01 of it.
   config = tiny_config(blobs_npz, seeds="0,1",
                        pretrain={"learning_rate": learning_rate})
   summary = run(config, str(tmp_path / "run"))

@@ -95,6 +95,8 @@ _POSITIVE_INT = [-1, 0, 1, 2, 10**6]
 _NON_NEGATIVE_INT = [-1, 0, 1]
 _POSITIVE_FLOAT = [-1.0, 0.0, 1e-12, 1.0, _NAN]
 _UNIT = [-1e-9, 0.0, 0.5, 1.0 - 1e-9, 1.0, _NAN]  # [0, 1)
+# dec.maxiter below the default update_interval breaks their joint rule.
+_INTERVAL = default.get_config().dec.update_interval
 _SPEC = [
     (("pretrain", "learning_rate"), float, lambda v: v > 0, _POSITIVE_FLOAT),
     (("pretrain", "batch_size"), int, lambda v: v > 0, _POSITIVE_INT),
@@ -102,7 +104,8 @@ _SPEC = [
     (("pretrain", "momentum"), float, lambda v: 0 <= v < 1, _UNIT),
     (("dec", "learning_rate"), float, lambda v: v > 0, _POSITIVE_FLOAT),
     (("dec", "update_interval"), int, lambda v: v > 0, [-1, 0, 1, 2]),
-    (("dec", "maxiter"), int, lambda v: v >= 0, [-1, 0, 1, 29, 30]),
+    (("dec", "maxiter"), int, lambda v: v >= 0,
+     [-1, 0, 1, _INTERVAL - 1, _INTERVAL]),
     (("dec", "tol"), float, lambda v: 0 <= v < 1, _UNIT),
     (("dec", "alpha"), float, lambda v: v > 0, _POSITIVE_FLOAT),
     (("dec", "batch_size"), int, lambda v: v > 0, _POSITIVE_INT),
@@ -189,7 +192,7 @@ def test_each_numeric_config_value_at_its_edges(field, value):
   config = _with([(path, value)])
   bad = _faults([field], [(path, value)], config)
   assert bool(bad) == (not valid(value)
-                       or path == ("dec", "maxiter") and value < 30)
+                       or path == ("dec", "maxiter") and value < _INTERVAL)
   if not bad:
     validate_config(config)
     return

@@ -46,7 +46,8 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     method: `dec` or `idec` (the methods that train a model to predict with).
     dims: hidden layer widths of the encoder, embedding width last.
     pretrain_epochs, pretrain_optimizer, pretrain_learning_rate: the
-      autoencoder's pretraining.
+      autoencoder's pretraining (its cosine schedule and every field not
+      named here are the default config's: default.py's recipe).
     update_interval, maxiter, tol: the clustering loop (see config.dec).
     scale: inputs are divided by this; `auto`: 255 for uint8, else 1.
     seed: the run's seed (initialisation, shuffling, k-means): `fit` is
