@@ -4,8 +4,8 @@ the recipe a new data set gets (`--config.dataset=their.npz`).
   python -m experiments.main --config=experiments/configs/default.py \
       --workdir=/tmp/dec_digits
 
-Recipe: the D-500-500-2000-10 autoencoder (D: the input size), 200 epochs of Adam
-(lr 0.001, cosine decay, batch 256); k-means (20 restarts) on the
+Recipe: the D-500-500-2000-10 autoencoder (D: the input size), 200 epochs
+of Adam (lr 0.001, cosine decay, batch 256); k-means (20 restarts) on the
 embedding; DEC with SGD (lr 0.01, momentum 0.9), targets every 140
 iterations, stop below 0.1 % label change. Chosen over DEC-keras's SGD
 pretraining (lr 1) and over update_interval 30 by DEC's mean over the
