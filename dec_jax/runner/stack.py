@@ -246,7 +246,10 @@ class Stack:
       else:
         losses = _reconstruction_stack(model, params, self.x, *args)
       losses = np.asarray(losses, np.float64).tolist()
-    baseline = diagnostics.mean_image_loss(self.x, self.dataset.divisor)
+    # From the host copy: a resident self.x would be read back from the
+    # device(s) in full for a statistic of the data alone.
+    baseline = diagnostics.mean_image_loss(self.dataset.x,
+                                           self.dataset.divisor)
     out = []
     for run, info, loss in zip(self.runs, infos, losses):
       untrained = diagnostics.autoencoder_untrained(loss, baseline)
