@@ -37,3 +37,11 @@ def test_n2d_consensus_builds_on_the_named_autoencoder_recipe():
   assert config.pretrain.to_dict() == mnist.get_config().pretrain.to_dict()
   with pytest.raises(ValueError, match="unknown autoencoder recipe 'mnst'"):
     n2d_consensus.get_config("mnst")
+
+
+def test_n2d_consensus_on_augmented_autoencoders_keeps_dec_da_pretraining():
+  from experiments.configs import mnist_dec_da, n2d_consensus
+  config = n2d_consensus.get_config("mnist_dec_da")
+  assert config.method == "n2d" and config.augment
+  assert config.pretrain.to_dict() == (
+      mnist_dec_da.get_config().pretrain.to_dict())

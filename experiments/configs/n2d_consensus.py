@@ -9,8 +9,9 @@ as one stack, then one label-free k-means consensus of their assignments.
 
 The text after ':' names the config whose autoencoder recipe the members
 use: `default` (a new data set's: Adam with a cosine schedule, 200
-epochs; the default) or `mnist` (the same, 50 epochs, for tens of
-thousands of images). Each member
+epochs; the default), `mnist` (the same, 50 epochs, for tens of
+thousands of images) or `mnist_dec_da` (DEC-DA's augmented pretraining:
+500 epochs of SGD on randomly shifted and rotated images). Each member
 is N2D (UMAP of its own autoencoder's embedding, then a Gaussian mixture);
 N2D's accuracy swings from seed to seed when a mixture merges two classes;
 the consensus (core.consensus, no labels) repairs a merge that most
@@ -34,7 +35,7 @@ import importlib
 
 import ml_collections
 
-BASES = ("default", "mnist")
+BASES = ("default", "mnist", "mnist_dec_da")
 
 
 def get_config(base: str = "default") -> ml_collections.ConfigDict:
