@@ -178,6 +178,7 @@ def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
     ({"model": {"dims": (8, "x")}}, "model.dims must be"),
     ({"dec": {"tol": 1.5}}, "dec.tol must be in"),
     ({"model": {"dtype": "float8"}}, "Unknown model.dtype"),
+    ({"model": {"mlp_init": "he"}}, "Unknown model.mlp_init 'he'"),
     ({"kmeans": {"backend": "faiss"}}, "Unknown kmeans.backend"),
     ({"split": "valid"}, "Unknown split"),
 ])

@@ -206,6 +206,20 @@ def test_fingerprint_names_the_model_kind(blobs_npz):
   assert conv["model_kind"] == "conv" and mlp["model_kind"] == "mlp"
 
 
+def test_mlp_init_reaches_the_model_and_tells_checkpoints_apart(blobs_npz):
+  """model.mlp_init builds the model with that init; a glorot_uniform
+  autoencoder's fingerprint differs from the default's, which keeps the
+  fingerprint it had before the setting existed (old checkpoints match)."""
+  glorot = tiny_config(blobs_npz, model={"mlp_init": "glorot_uniform"})
+  assert pretrained.build_model(glorot, (8, 32, 4), None).mlp_init == (
+      "glorot_uniform")
+  default = pretrained.fingerprint(tiny_config(blobs_npz), (8, 32, 4), "h")
+  assert "mlp_init" not in default
+  assert pretrained.why_not_reused(
+      default, pretrained.fingerprint(glorot, (8, 32, 4), "h")) == (
+          "it was saved with other settings (mlp_init)")
+
+
 # ------------------------------------------- greedy layer-wise pretraining
 
 

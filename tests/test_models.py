@@ -17,11 +17,16 @@ def _dense_layers(params):
           for name, layer in sorted(params[part].items())]
 
 
-def test_dense_init_is_uniform_on_plus_minus_sqrt_one_over_fan_in():
-  """DEC-keras: VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1/fan_in)),
-  variance 1 / (3 fan_in); biases zero. Wide layers (>= 60,000 weights
-  each), so the sample statistics are within a few percent."""
-  model = models.Autoencoder((400, 300, 200))
+@pytest.mark.parametrize("init, bound", [
+    ("dec_keras", lambda fan_in, fan_out: np.sqrt(1 / fan_in)),
+    ("glorot_uniform", lambda fan_in, fan_out: np.sqrt(6 / (fan_in + fan_out))),
+])
+def test_dense_init_is_uniform_on_its_bound(init, bound):
+  """model.mlp_init: DEC-keras's VarianceScaling(1/3, fan_in, uniform) =
+  U(+-sqrt(1/fan_in)); Keras's glorot_uniform = U(+-sqrt(6/(fan_in +
+  fan_out))); variance bound^2 / 3; biases zero. Wide layers (>= 60,000
+  weights each), so the sample statistics are within a few percent."""
+  model = models.make_autoencoder("mlp", (400, 300, 200), mlp_init=init)
   params = jax.jit(models.init_autoencoder, static_argnums=0)(
       model, jax.random.key(0))
   layers = _dense_layers(params)
@@ -29,14 +34,12 @@ def test_dense_init_is_uniform_on_plus_minus_sqrt_one_over_fan_in():
       ("encoder/dense_0", (400, 300)), ("encoder/dense_1", (300, 200)),
       ("decoder/dense_0", (200, 300)), ("decoder/dense_1", (300, 400))]
   for name, kernel, bias in layers:
-    fan_in = kernel.shape[0]
-    limit = np.sqrt(1 / fan_in)
+    limit = bound(*kernel.shape)
     w = kernel.ravel()
     assert np.abs(w).max() <= limit, name
     assert np.abs(w).max() > 0.99 * limit, name  # the range is filled
-    assert w.var() == pytest.approx(1 / (3 * fan_in), rel=0.03), name
+    assert w.var() == pytest.approx(limit ** 2 / 3, rel=0.03), name
     assert abs(w.mean()) < 0.01 * limit, name
-    # Uniform: half of the weights lie within half the range.
     assert np.mean(np.abs(w) < limit / 2) == pytest.approx(0.5, abs=0.01)
     np.testing.assert_array_equal(bias, 0.0, err_msg=name)
 

@@ -26,8 +26,15 @@ KINDS = ("mlp", "conv")
 CONV_IMPLS = ("auto", "matmul", "xla")
 DCEC_FEATURES = (32, 64, 128)  # DCEC's conv channels; kernels 5, 5, 3
 
-# DEC-keras's init: VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1/fan_in)).
-dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+# The MLP's dense kernels (`config.model.mlp_init`): `dec_keras`, DEC-keras's
+# VarianceScaling(1/3, fan_in, uniform) = U(+-sqrt(1/fan_in)); `glorot_uniform`,
+# Keras's default U(+-sqrt(6/(fan_in+fan_out))), which N2D's and IDEC's code
+# use. Biases start at zero either way.
+MLP_INITS = {
+    "dec_keras": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in",
+                                                  "uniform"),
+    "glorot_uniform": nn.initializers.glorot_uniform(),
+}
 
 
 class MLP(nn.Module):
@@ -35,12 +42,13 @@ class MLP(nn.Module):
 
   features: Sequence[int]
   dtype: Any = jnp.float32
+  mlp_init: str = "dec_keras"  # a key of MLP_INITS
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i, width in enumerate(self.features):
-      x = nn.Dense(width, kernel_init=dense_init, dtype=self.dtype,
-                   name=f"dense_{i}")(x)
+      x = nn.Dense(width, kernel_init=MLP_INITS[self.mlp_init],
+                   dtype=self.dtype, name=f"dense_{i}")(x)
       if i < len(self.features) - 1:
         x = nn.relu(x)
     return x
@@ -51,14 +59,16 @@ class Autoencoder(nn.Module):
 
   `dims` = (D, h1, ..., d): input width first, embedding width last. The
   embedding and the reconstruction are linear, hidden layers use ReLU.
+  `mlp_init` names the kernels' initialisation (MLP_INITS).
   """
 
   dims: Sequence[int]
   dtype: Any = jnp.float32
+  mlp_init: str = "dec_keras"
 
   def setup(self):
-    self.encoder = MLP(tuple(self.dims[1:]), dtype=self.dtype)
-    self.decoder = MLP(tuple(reversed(self.dims[:-1])), dtype=self.dtype)
+    self.encoder = encoder_module(self)
+    self.decoder = decoder_module(self)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.decoder(self.encoder(x))
@@ -275,17 +285,22 @@ def make_autoencoder(kind: str, dims: Sequence[int], *,
                      image_shape: Optional[Sequence[int]] = None,
                      conv_features: Sequence[int] = DCEC_FEATURES,
                      dtype: Any = jnp.float32,
-                     conv_impl: str = "auto") -> AnyAutoencoder:
+                     conv_impl: str = "auto",
+                     mlp_init: str = "dec_keras") -> AnyAutoencoder:
   """The autoencoder of `kind` for inputs of width dims[0].
 
-  mlp: the dense stack `dims` = (D, h1, ..., d). conv: DCEC's network with
+  mlp: the dense stack `dims` = (D, h1, ..., d), its kernels initialised as
+  `mlp_init` says (MLP_INITS). conv: DCEC's network with
   `conv_features` channels on images of `image_shape` (H, W) or (H, W, C),
   H*W*C = D, embedding width dims[-1] (the hidden widths are not used),
   its convs computed as `conv_impl` says (CONV_IMPLS).
   """
   dims = tuple(int(d) for d in dims)
   if kind == "mlp":
-    return Autoencoder(dims, dtype=dtype)
+    if mlp_init not in MLP_INITS:
+      raise DecJaxError(f"Unknown model.mlp_init {mlp_init!r}; expected one "
+                        f"of {tuple(MLP_INITS)}.")
+    return Autoencoder(dims, dtype=dtype, mlp_init=mlp_init)
   if kind != "conv":
     raise DecJaxError(f"Unknown model.kind {kind!r}; expected one of {KINDS}.")
   if not image_shape:
@@ -349,11 +364,13 @@ def encoder_module(model: AnyAutoencoder) -> nn.Module:
   """The encoder as a stand-alone module: apply it to params['encoder']."""
   if isinstance(model, ConvAutoencoder):
     return ConvEncoder(*_conv_settings(model))
-  return MLP(tuple(model.dims[1:]), dtype=model.dtype)
+  return MLP(tuple(model.dims[1:]), dtype=model.dtype,
+             mlp_init=model.mlp_init)
 
 
 def decoder_module(model: AnyAutoencoder) -> nn.Module:
   """The decoder as a stand-alone module: apply it to params['decoder']."""
   if isinstance(model, ConvAutoencoder):
     return ConvDecoder(*_conv_settings(model))
-  return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype)
+  return MLP(tuple(reversed(model.dims[:-1])), dtype=model.dtype,
+             mlp_init=model.mlp_init)

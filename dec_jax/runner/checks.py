@@ -124,6 +124,9 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
   require(config.model.kind in models.KINDS,
           f"Unknown model.kind {config.model.kind!r}; expected one of "
           f"{models.KINDS}.")
+  require(config.model.mlp_init in models.MLP_INITS,
+          f"Unknown model.mlp_init {config.model.mlp_init!r}; expected one "
+          f"of {tuple(models.MLP_INITS)}.")
   require(config.model.conv_impl in models.CONV_IMPLS,
           f"Unknown model.conv_impl {config.model.conv_impl!r}; expected one "
           f"of {models.CONV_IMPLS}.")

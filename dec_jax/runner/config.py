@@ -88,6 +88,9 @@ def _model() -> ml_collections.ConfigDict:
   # images (needs an image shape): stride-2 convs of conv_features channels,
   # dense to the embedding width dims[-1] (the other dims are not used).
   model.kind = "mlp"        # mlp | conv
+  # mlp only: the kernels' init, dec_keras (DEC-keras's U(+-sqrt(1/fan_in)))
+  # | glorot_uniform (Keras's default, as N2D's and IDEC's code).
+  model.mlp_init = "dec_keras"
   model.conv_features = (32, 64, 128)  # conv only (kernels 5, 5, 3)
   # How convs are computed (same result): matmul (im2col; fast inside
   # XLA:CPU's loops) | xla (XLA's convs, cuDNN on GPU) | auto (CPU: matmul).

@@ -36,7 +36,7 @@ def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
       config.model.kind, dims, image_shape=image_shape,
       conv_features=config.model.conv_features,
       dtype=models.DTYPES[config.model.dtype],
-      conv_impl=config.model.conv_impl)
+      conv_impl=config.model.conv_impl, mlp_init=config.model.mlp_init)
 
 
 def fingerprint(config: ml_collections.ConfigDict, dims: tuple[int, ...],
@@ -45,12 +45,17 @@ def fingerprint(config: ml_collections.ConfigDict, dims: tuple[int, ...],
   `data_hash` is the content hash of the arrays loaded (data.Dataset's
   fingerprint), not their path."""
   conv = config.model.kind == "conv"
+  # The init enters only when it is not the default, so that checkpoints
+  # saved before the setting existed still match.
+  init = ({} if conv or config.model.mlp_init == "dec_keras"
+          else {"mlp_init": config.model.mlp_init})
   return json.loads(json.dumps({
       DATA_FINGERPRINT: data_hash, "dataset": config.dataset,
       "split": config.split, "scale": str(config.scale), "seed": config.seed,
       "dims": list(dims), "dtype": config.model.dtype,
       "model_kind": config.model.kind,
       **({"conv_features": list(config.model.conv_features)} if conv else {}),
+      **init,
       "augment": bool(config.augment), "pretrain": config.pretrain.to_dict()}))
 
 

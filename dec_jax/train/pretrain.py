@@ -24,8 +24,8 @@ from dec_jax import parallel
 from dec_jax.nn.augment import AugmentFn
 from dec_jax.errors import DecJaxError, TrainingDiverged
 from dec_jax.train.optim import TxFn, as_tx_fn, init_states
-from dec_jax.nn.models import (MLP, AnyAutoencoder, Autoencoder, Params,
-                            dense_init)
+from dec_jax.nn.models import (MLP, MLP_INITS, AnyAutoencoder, Autoencoder,
+                               Params)
 
 DROPOUT_RATE = 0.2  # DEC's corruption in greedy layer-wise pretraining
 
@@ -307,8 +307,8 @@ def denoising_loss(model: Autoencoder, layer: int, pair: dict, h: jax.Array,
   corruption (the clean reconstruction loss of the pair).
   """
   n = len(model.dims) - 1
-  dense = lambda width: nn.Dense(width, kernel_init=dense_init,
-                                 dtype=model.dtype)
+  init = MLP_INITS[model.mlp_init]
+  dense = lambda width: nn.Dense(width, kernel_init=init, dtype=model.dtype)
   x = h
   if key is not None:
     input_key, hidden_key = jax.random.split(key)
@@ -332,7 +332,8 @@ def layer_inputs(model: Autoencoder, params: Params, x: jax.Array, layer: int,
     return x.astype(jnp.float32)
   encoder = {f"dense_{i}": params["encoder"][f"dense_{i}"]
              for i in range(layer)}
-  lower = MLP(tuple(model.dims[1:layer + 1]), dtype=model.dtype)
+  lower = MLP(tuple(model.dims[1:layer + 1]), dtype=model.dtype,
+              mlp_init=model.mlp_init)
   return batching.map_in_chunks(
       lambda xb: nn.relu(lower.apply({"params": encoder}, xb)).astype(
           jnp.float32), x, chunk_size)
