@@ -5,7 +5,8 @@ during clustering, loss L_rec + gamma * KL(P || Q), gamma 0.1.
       --workdir=runs/idec_mnist --config.data_dir=data/mnist \
       --config.seeds=0,1,2
 
-Recipe: the fully connected 784-500-500-2000-10 autoencoder, 200 epochs of
+Recipe: the fully connected 784-500-500-2000-10 autoencoder with Keras's
+default initialisation (glorot_uniform, as IDEC's code), 200 epochs of
 Adam (lr 0.001, batch 256) end to end; k-means (20 restarts) on the
 embedding; then Adam (lr 0.001) on L_rec + 0.1 KL, targets every 140
 iterations, stop below 0.1 % label change. `--config.dataset=fashion_mnist`
@@ -25,6 +26,7 @@ from experiments.configs import mnist
 def get_config():
   config = mnist.get_config()
   config.method = "idec"
+  config.model.mlp_init = "glorot_uniform"  # Keras's default, as IDEC's code
   config.pretrain.optimizer = "adam"
   config.pretrain.learning_rate = 1e-3
   config.pretrain.schedule = "constant"
