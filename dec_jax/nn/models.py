@@ -35,6 +35,8 @@ MLP_INITS = {
                                                   "uniform"),
     "glorot_uniform": nn.initializers.glorot_uniform(),
 }
+# The default, and the init of every checkpoint saved before the choice existed.
+DEFAULT_MLP_INIT = "dec_keras"
 
 
 class MLP(nn.Module):
@@ -42,7 +44,7 @@ class MLP(nn.Module):
 
   features: Sequence[int]
   dtype: Any = jnp.float32
-  mlp_init: str = "dec_keras"  # a key of MLP_INITS
+  mlp_init: str = DEFAULT_MLP_INIT  # a key of MLP_INITS
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -64,7 +66,7 @@ class Autoencoder(nn.Module):
 
   dims: Sequence[int]
   dtype: Any = jnp.float32
-  mlp_init: str = "dec_keras"
+  mlp_init: str = DEFAULT_MLP_INIT
 
   def setup(self):
     self.encoder = encoder_module(self)
@@ -286,7 +288,7 @@ def make_autoencoder(kind: str, dims: Sequence[int], *,
                      conv_features: Sequence[int] = DCEC_FEATURES,
                      dtype: Any = jnp.float32,
                      conv_impl: str = "auto",
-                     mlp_init: str = "dec_keras") -> AnyAutoencoder:
+                     mlp_init: str = DEFAULT_MLP_INIT) -> AnyAutoencoder:
   """The autoencoder of `kind` for inputs of width dims[0].
 
   mlp: the dense stack `dims` = (D, h1, ..., d), its kernels initialised as

@@ -47,7 +47,7 @@ def fingerprint(config: ml_collections.ConfigDict, dims: tuple[int, ...],
   conv = config.model.kind == "conv"
   # The init enters only when it is not the default, so that checkpoints
   # saved before the setting existed still match.
-  init = ({} if conv or config.model.mlp_init == "dec_keras"
+  init = ({} if conv or config.model.mlp_init == models.DEFAULT_MLP_INIT
           else {"mlp_init": config.model.mlp_init})
   return json.loads(json.dumps({
       DATA_FINGERPRINT: data_hash, "dataset": config.dataset,
