@@ -5,7 +5,8 @@ r"""Prints a markdown table of the results.json files under some folders.
 One row per (dataset, method, settings): runs that differ only in their seed
 (or data folder, logging, where the autoencoder came from) are grouped, with
 the mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the
-clustering stage's optimizer (dec, idec), the number of seeds, and the
+clustering stage's optimizer (dec, idec; with its maxiter where not the
+default), the number of seeds, and the
 median wall time per run.
 """
 
@@ -17,8 +18,11 @@ import statistics
 import sys
 
 from dec_jax.apps.sweep import format_mean_sd
+from dec_jax.nn.models import DEFAULT_MLP_INIT
 from dec_jax.runner.workdir import RESULTS, read_json
 from experiments.configs import default
+
+_DEFAULT_MAXITER = default.get_config().dec.maxiter
 
 
 def find_results(roots: list[str]) -> list[dict]:
@@ -69,8 +73,9 @@ def data_label(result: dict) -> str:
 
 def pretraining(result: dict, epochs: bool = True) -> str:
   """The recipe of the autoencoder used, e.g. 'adam 0.001 cosine, 50 ep',
-  'conv, ...' for the convolutional AE, '..., augmented' with DEC-DA's;
-  without the epochs when `epochs` is False."""
+  'conv, ...' for the convolutional AE, '..., augmented' with DEC-DA's,
+  '..., glorot_uniform init' for an MLP not on the default init; without
+  the epochs when `epochs` is False."""
   if result["method"] == "kmeans":
     return "–"
   reused = (result.get("pretrained_from") or {}).get("settings") or {}
@@ -80,18 +85,26 @@ def pretraining(result: dict, epochs: bool = True) -> str:
     return "?"
   kind = reused.get("model_kind", config.get("model", {}).get("kind"))
   augmented = reused.get("augment", config.get("augment", False))
+  # The fingerprint names mlp_init only when it is not the default.
+  init = (reused.get("mlp_init", DEFAULT_MLP_INIT) if reused
+          else config.get("model", {}).get("mlp_init", DEFAULT_MLP_INIT))
   return ("conv, " if kind == "conv" else "") + (
       f"{cfg['optimizer']} {cfg['learning_rate']:g} {cfg['schedule']}") + (
       f", {cfg['epochs']} ep" if epochs else "") + (
-      ", augmented" if augmented else "")
+      ", augmented" if augmented else "") + (
+      f", {init} init" if kind != "conv" and init != DEFAULT_MLP_INIT
+      else "")
 
 
-def _clustering(result: dict) -> str:
-  """The DEC-stage optimizer of dec / idec runs, e.g. 'sgd 0.01'."""
+def clustering(result: dict) -> str:
+  """The DEC stage of dec / idec runs: its optimizer, e.g. 'sgd 0.01', and
+  its `maxiter` where not the default, e.g. 'sgd 0.01, maxiter 2800'."""
   cfg = result.get("config", {}).get("dec")
   if result["method"] not in ("dec", "idec") or not cfg:
     return "–"
-  return f"{cfg['optimizer']} {cfg['learning_rate']:g}"
+  maxiter = cfg.get("maxiter", _DEFAULT_MAXITER)
+  return f"{cfg['optimizer']} {cfg['learning_rate']:g}" + (
+      f", maxiter {maxiter}" if maxiter != _DEFAULT_MAXITER else "")
 
 
 def summary_table(results: list[dict]) -> str:
@@ -107,8 +120,8 @@ def summary_table(results: list[dict]) -> str:
                              for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)
     lines.append(f"| {dataset} | {method} | {pretraining(runs[0])} | "
-                 f"{_clustering(runs[0])} | {len(runs)} | " + " | ".join(scores) +
-                 f" | {wall / 60:.1f} min |")
+                 f"{clustering(runs[0])} | {len(runs)} | "
+                 + " | ".join(scores) + f" | {wall / 60:.1f} min |")
   return "\n".join(lines)
 
 

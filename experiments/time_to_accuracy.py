@@ -5,12 +5,12 @@ r"""ACC against pretraining cost: AE + k-means and DEC, per pretraining length.
 
 Reads the results.json of --methods (default dec; idec and n2d too) under
 the roots, groups them by (data and split, method, pretraining recipe,
-pretraining epochs) and prints a markdown table: seeds, AE + k-means ACC (the
-run's starting point, `init_metrics`; "–" for n2d, which has none), final
-ACC, NMI, the median pretraining and whole-run wall times (a run on a reused
-autoencoder is charged its source's pretraining). With --plot, draws both
-ACCs against the epochs and against the median wall time of a run, one curve
-per recipe.
+clustering stage, pretraining epochs) and prints a markdown table: seeds,
+AE + k-means ACC (the run's starting point, `init_metrics`; "–" for n2d,
+which has none), final ACC, NMI, the median pretraining and whole-run wall
+times (a run on a reused autoencoder is charged its source's pretraining).
+With --plot, draws both ACCs against the epochs and against the median wall
+time of a run, one curve per recipe and clustering stage.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dec_jax.apps import plots
 from dec_jax.apps.sweep import format_mean_sd
 from dec_jax.runner.workdir import RESULTS
 from dec_jax.runner.workdir import read_json
+from experiments.summarize import clustering
 from experiments.summarize import data_label
 from experiments.summarize import find_results
 from experiments.summarize import pretraining
@@ -61,20 +62,21 @@ def charged_seconds(result: dict) -> tuple[float, float]:
 
 def curve_rows(results: Sequence[dict],
                methods: Sequence[str] = ("dec",)) -> list[dict]:
-  """One row per (data and split, method, pretraining recipe, epochs),
-  sorted."""
+  """One row per (data and split, method, pretraining recipe, clustering
+  stage, epochs), sorted."""
   groups = collections.defaultdict(list)
   for r in results:
     if (r["method"] in methods
         and dec_methods.get(r["method"]).needs_autoencoder):
       groups[(data_label(r), r["method"], pretraining(r, epochs=False),
-              pretrain_epochs(r))].append(r)
+              clustering(r), pretrain_epochs(r))].append(r)
   rows = []
-  for (dataset, method, recipe, epochs), runs in sorted(groups.items()):
+  for (dataset, method, recipe, stage, epochs), runs in sorted(
+      groups.items()):
     charged = [charged_seconds(r) for r in runs]
     rows.append({
         "dataset": dataset, "method": method, "recipe": recipe,
-        "epochs": epochs,
+        "clustering": stage, "epochs": epochs,
         "seeds": sorted(r["seed"] for r in runs),
         "init_acc": [r["init_metrics"]["acc"] for r in runs
                      if "init_metrics" in r],
@@ -89,13 +91,13 @@ def _mean_sd_or_dash(values: Sequence[float]) -> str:
 
 
 def table(rows: Sequence[dict]) -> str:
-  lines = ["| data | method | pretraining | epochs | seeds | "
-           "AE + k-means ACC | ACC | NMI | pretraining / run | run |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| data | method | pretraining | clustering stage | epochs | "
+           "seeds | AE + k-means ACC | ACC | NMI | pretraining / run | run |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for row in rows:
     lines.append(
         f"| {row['dataset']} | {row['method']} | {row['recipe']} | "
-        f"{row['epochs']} | "
+        f"{row['clustering']} | {row['epochs']} | "
         f"{len(row['seeds'])} | {_mean_sd_or_dash(row['init_acc'])} | "
         f"{format_mean_sd(row['acc'])} | {format_mean_sd(row['nmi'])} | "
         f"{row['pretrain_s'] / 60:.1f} min | {row['total_s'] / 60:.1f} min |")

@@ -33,6 +33,13 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
       "times_s": {"total": 60.0},
       "config": {"seed": 0, "pretrain": pretrain, "dec": sgd,
                  "split": "test"}})
+  (tmp_path / "glorot").mkdir()  # Keras's init and a shorter DEC stage
+  write_json_atomic(str(tmp_path / "glorot" / "results.json"), {
+      "dataset": "mnist", "method": "dec", "acc": 0.8, "nmi": 0.5, "ari": 0.4,
+      "times_s": {"total": 60.0},
+      "config": {"seed": 0, "pretrain": pretrain,
+                 "dec": {**sgd, "maxiter": 2800},
+                 "model": {"mlp_init": "glorot_uniform"}}})
   (tmp_path / "km").mkdir()
   write_json_atomic(str(tmp_path / "km" / "results.json"), {
       "dataset": "mnist", "method": "kmeans", "acc": 0.5, "nmi": 0.5,
@@ -49,7 +56,10 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
           "sgd 0.01 | 1 | 0.900 | 0.500 | 0.400 | 1.0 min |") in lines
   assert ("| mnist (test) | dec | adam 0.001 cosine, 50 ep | sgd 0.01 | 1 | "
           "0.600 | 0.500 | 0.400 | 1.0 min |") in lines
-  assert len(lines) == 7
+  assert ("| mnist | dec | adam 0.001 cosine, 50 ep, glorot_uniform init | "
+          "sgd 0.01, maxiter 2800 | 1 | 0.800 | 0.500 | 0.400 | 1.0 min |"
+          ) in lines
+  assert len(lines) == 8
 
 
 def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
@@ -76,7 +86,11 @@ def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
   sgd = {**pretrain, "optimizer": "sgd", "learning_rate": 1.0,
          "schedule": "constant"}
   for name, config in (("sgd", {"pretrain": sgd}),  # another recipe
-                       ("test", {"pretrain": pretrain, "split": "test"})):
+                       ("test", {"pretrain": pretrain, "split": "test"}),
+                       ("short", {"pretrain": pretrain,  # another DEC stage
+                                  "dec": {"optimizer": "sgd",
+                                          "learning_rate": 0.01,
+                                          "maxiter": 2800}})):
     (tmp_path / name).mkdir()
     write_json_atomic(str(tmp_path / name / "results.json"), {
         "dataset": "mnist", "method": "dec", "seed": 0, "acc": 0.5,
@@ -85,15 +99,17 @@ def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
         "config": {"seed": 0, **config}})
   results = summarize.find_results([str(tmp_path)])
   rows = time_to_accuracy.curve_rows(results)
-  assert [(r["dataset"], r["recipe"], r["epochs"], r["seeds"])
-          for r in rows] == [
-              ("mnist", "adam 0.001 cosine", 10, [0, 1]),
-              ("mnist", "adam 0.001 cosine", 50, [0]),
-              ("mnist", "sgd 1 constant", 10, [0]),
-              ("mnist (test)", "adam 0.001 cosine", 10, [0])]
-  assert rows[0]["init_acc"] == [0.80, 0.70] and rows[0]["total_s"] == 260.0
+  assert [(r["dataset"], r["recipe"], r["clustering"], r["epochs"],
+           r["seeds"]) for r in rows] == [
+              ("mnist", "adam 0.001 cosine", "sgd 0.01, maxiter 2800", 10,
+               [0]),
+              ("mnist", "adam 0.001 cosine", "–", 10, [0, 1]),
+              ("mnist", "adam 0.001 cosine", "–", 50, [0]),
+              ("mnist", "sgd 1 constant", "–", 10, [0]),
+              ("mnist (test)", "adam 0.001 cosine", "–", 10, [0])]
+  assert rows[1]["init_acc"] == [0.80, 0.70] and rows[1]["total_s"] == 260.0
   lines = time_to_accuracy.table(rows).splitlines()
-  assert ("| mnist | dec | adam 0.001 cosine | 10 | 2 | 0.750 ± 0.071 | "
+  assert ("| mnist | dec | adam 0.001 cosine | – | 10 | 2 | 0.750 ± 0.071 | "
           "0.900 ± 0.071 | 0.800 ± 0.000 | 3.3 min | 4.3 min |") in lines
   both = time_to_accuracy.curve_rows(results, ("dec", "idec"))
   idec, = [r for r in both if r["method"] == "idec"]
@@ -106,7 +122,24 @@ def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
       "config": {"seed": 0, "pretrain": pretrain}})
   n2d, = time_to_accuracy.curve_rows(
       summarize.find_results([str(tmp_path / "n2d")]), ("n2d",))
-  assert ("| mnist | n2d | adam 0.001 cosine | 10 | 1 | – | 0.950 | 0.900 | "
-          "1.0 min | 1.5 min |") in time_to_accuracy.table([n2d])
+  assert ("| mnist | n2d | adam 0.001 cosine | – | 10 | 1 | – | 0.950 | "
+          "0.900 | 1.0 min | 1.5 min |") in time_to_accuracy.table([n2d])
   figure = plots.accuracy_vs_pretraining(rows + [n2d])
   assert len(figure.axes) == 2 and figure.axes[0].lines
+
+
+def test_pretraining_names_a_reused_autoencoders_init():
+  pretrain = {"optimizer": "adam", "learning_rate": 0.001,
+              "schedule": "constant", "epochs": 1000}
+  own = {"method": "n2d", "config": {"pretrain": pretrain}}
+  reused = {**own, "pretrained_from": {"settings": {
+      "pretrain": pretrain, "mlp_init": "glorot_uniform"}}}
+  # The config asks for Keras's init, but the reused autoencoder's
+  # fingerprint (no mlp_init: the default) decides.
+  keras_config = {"method": "n2d", "config": {
+      "pretrain": pretrain, "model": {"mlp_init": "glorot_uniform"}},
+                  "pretrained_from": {"settings": {"pretrain": pretrain}}}
+  assert summarize.pretraining(own) == "adam 0.001 constant, 1000 ep"
+  assert summarize.pretraining(reused) == (
+      "adam 0.001 constant, 1000 ep, glorot_uniform init")
+  assert summarize.pretraining(keras_config) == "adam 0.001 constant, 1000 ep"

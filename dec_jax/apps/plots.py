@@ -278,15 +278,17 @@ def method_summary(results: Sequence[dict]) -> Figure:
 def accuracy_vs_pretraining(rows: Sequence[dict]) -> Figure:
   """AE + k-means and final ACC (mean ± sd over seeds) against pretraining
   epochs and the median wall time of a run; rows from
-  experiments/time_to_accuracy.py (one per dataset, method, recipe and
-  epochs); one pair of curves per (dataset, method, recipe)."""
+  experiments/time_to_accuracy.py (one per dataset, method, recipe,
+  clustering stage and epochs); one pair of curves per all but the epochs."""
   fig = Figure(figsize=(10, 3.8))
   axes = fig.subplots(1, 2, sharey=True)
   series = collections.defaultdict(list)
   for row in rows:
-    series[(row["dataset"], row["method"], row.get("recipe", ""))].append(row)
-  for (dataset, method, recipe), points in sorted(series.items()):
-    name = f"{dataset}, {recipe}" if recipe else dataset
+    series[(row["dataset"], row["method"], row.get("recipe", ""),
+            row.get("clustering", "–"))].append(row)
+  for (dataset, method, recipe, stage), points in sorted(series.items()):
+    name = ", ".join(part for part in (dataset, recipe, stage)
+                     if part and part != "–")
     for field, label, style in (("init_acc", "AE + k-means", "--o"),
                                 ("acc", method.upper(), "-o")):
       shown = [p for p in points if p[field]]  # n2d: no AE + k-means
