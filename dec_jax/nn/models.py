@@ -56,17 +56,9 @@ class MLP(nn.Module):
     return x
 
 
-class Autoencoder(nn.Module):
-  """MLP autoencoder D-h1-...-hk-d with the mirrored decoder.
-
-  `dims` = (D, h1, ..., d): input width first, embedding width last. The
-  embedding and the reconstruction are linear, hidden layers use ReLU.
-  `mlp_init` names the kernels' initialisation (MLP_INITS).
-  """
-
-  dims: Sequence[int]
-  dtype: Any = jnp.float32
-  mlp_init: str = DEFAULT_MLP_INIT
+class _EncoderDecoder(nn.Module):
+  """What both autoencoders share: an encoder then a decoder, built from the
+  subclass's settings by encoder_module / decoder_module."""
 
   def setup(self):
     self.encoder = encoder_module(self)
@@ -77,6 +69,19 @@ class Autoencoder(nn.Module):
 
   def encode(self, x: jax.Array) -> jax.Array:
     return self.encoder(x)
+
+
+class Autoencoder(_EncoderDecoder):
+  """MLP autoencoder D-h1-...-hk-d with the mirrored decoder.
+
+  `dims` = (D, h1, ..., d): input width first, embedding width last. The
+  embedding and the reconstruction are linear, hidden layers use ReLU.
+  `mlp_init` names the kernels' initialisation (MLP_INITS).
+  """
+
+  dims: Sequence[int]
+  dtype: Any = jnp.float32
+  mlp_init: str = DEFAULT_MLP_INIT
 
 
 # Keras's default init, as in DCEC.
@@ -253,7 +258,7 @@ class ConvDecoder(_ConvNet):
     return x.reshape((z.shape[0], -1))
 
 
-class ConvAutoencoder(_ConvNet):
+class ConvAutoencoder(_ConvNet, _EncoderDecoder):
   """DCEC's convolutional autoencoder on flat rows of `image_shape` images.
 
   Encoder: conv 32-64-128 (5x5, 5x5, 3x3, stride 2, ReLU), flatten, dense to
@@ -268,16 +273,6 @@ class ConvAutoencoder(_ConvNet):
   @property
   def dims(self) -> tuple[int, int]:
     return (math.prod(self.image_shape), self.embedding)
-
-  def setup(self):
-    self.encoder = encoder_module(self)
-    self.decoder = decoder_module(self)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return self.decoder(self.encoder(x))
-
-  def encode(self, x: jax.Array) -> jax.Array:
-    return self.encoder(x)
 
 
 AnyAutoencoder = Union[Autoencoder, ConvAutoencoder]
