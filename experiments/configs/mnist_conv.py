@@ -13,9 +13,9 @@ pretraining, batch 256; then the clustering stage keeps the decoder
 Runtime and result on the 2-core CPU (convs computed as matmuls, see
 model.conv_impl), beside another run: a pretraining epoch of the 10k test
 set takes about 7.7 s, of 70k images about 7x that. MNIST-test
-(--config.split=test), seed 0 (session 14): AE + k-means 0.797, IDEC
-0.861 / NMI 0.845 (4 and 9 mixed; DCEC reports 0.889 on the 70k set) in
-34 min. The 70k set has been run only cut to 15 epochs and 4,000 DEC
+(--config.split=test), seeds 0-2 (session 14): AE + k-means 0.794 +-
+0.017, IDEC 0.858 +- 0.011 / NMI 0.841 +- 0.011 (4 and 9 mixed in every
+seed; DCEC reports 0.889 on the 70k set), 34 min a seed. The 70k set has been run only cut to 15 epochs and 4,000 DEC
 iterations (seed 0, 70 min): AE + k-means 0.808, DEC 0.863.
 """
 
