@@ -6,8 +6,7 @@ One row per (dataset, method, settings): runs that differ only in their seed
 (or data folder, logging, where the autoencoder came from) are grouped, with
 the mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the
 clustering stage's optimizer (dec, idec; with its maxiter where not the
-default), the number of seeds, and the
-median wall time per run.
+default), the number of seeds, and the median wall time per run.
 """
 
 import collections
