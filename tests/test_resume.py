@@ -105,6 +105,34 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
   assert "resume" in stages and stages.count("final") == 1
 
 
+@pytest.mark.parametrize("checkpoint,key,at,stage", [
+    (stack.PARTIAL, "epoch", 8, "pretrain"),
+    (DEC_PARTIAL, "iteration", 40, "dec")])
+def test_a_resumed_stage_counts_the_seconds_it_ran_before(
+    tmp_path, blobs_npz, monkeypatch, checkpoint, key, at, stage):
+  """times_s and the logs' time_s go on from the seconds the checkpoint
+  recorded (inflated here to stand for a long first session)."""
+  config = _dec_config(blobs_npz)
+  config.pretrain.update(epochs=10, checkpoint_every=4, log_every=2)
+  workdir = str(tmp_path / "w")
+  _interrupted_run(config, workdir, monkeypatch, checkpoint, key, at)
+  path = os.path.join(workdir, "checkpoints", checkpoint + ".json")
+  with open(path) as f:
+    meta = json.load(f)
+  assert 0 < meta["elapsed_s"] < 1000
+  with open(path, "w") as f:
+    json.dump({**meta, "elapsed_s": 1000.0}, f)
+
+  resumed = run_lib.run(config, workdir)
+
+  times = resumed["times_s"]
+  assert times["before_resume"] == 1000.0
+  assert 1000.0 < times[stage] < times["total"]
+  after = [r for r in read_metrics(workdir)
+           if r["stage"] == stage and r.get(key, 0) > at]
+  assert after and all(r["time_s"] > 1000.0 for r in after)
+
+
 def test_resume_off_starts_afresh(tmp_path, blobs_npz, monkeypatch):
   config = _dec_config(blobs_npz)
   _interrupted_run(config, str(tmp_path / "w"), monkeypatch,

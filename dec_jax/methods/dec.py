@@ -65,7 +65,8 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
   tx = optim.from_hyper(stack.config.dec, stack.config.dec.maxiter)
   resume, meta = stack.resume_point(
       DEC_PARTIAL, member_settings,
-      lambda meta: _loop_shapes(stack, params, extra, tx, hp, meta))
+      lambda meta: _loop_shapes(stack, params, extra, tx, hp, meta),
+      stack.config.method)
   if meta is None:
     z = stack.embed(model, params["encoder"])
     inits, k_infos = stack.kmeans(list(z))
@@ -87,13 +88,15 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
       run.log({"stage": "dec", "resumed_from_iteration": meta["iteration"]})
 
   def save(loop: dict) -> None:
-    stack.home.save_params(DEC_PARTIAL, _saved_arrays(loop), {
-        "settings": member_settings, "iteration": loop["iteration"],
-        "loss": loop["loss"], "alive": loop["alive"],
-        "finished": {str(i): {"iterations": r.iterations,
-                              "stop_reason": r.stop_reason}
-                     for i, r in loop["finished"].items()},
-        "n_clusters": k, "init_metrics": init_scores, "k_infos": k_infos})
+    finished = {str(i): {"iterations": r.iterations,
+                         "stop_reason": r.stop_reason}
+                for i, r in loop["finished"].items()}
+    stack.save_partial(DEC_PARTIAL, _saved_arrays(loop), stack.config.method,
+                       {"settings": member_settings,
+                        "iteration": loop["iteration"], "loss": loop["loss"],
+                        "alive": loop["alive"], "finished": finished,
+                        "n_clusters": k, "init_metrics": init_scores,
+                        "k_infos": k_infos})
 
   results = _loop(stack, model, start, tx, hp, idec, resume=resume,
                   checkpoint_fn=save)
@@ -221,7 +224,8 @@ def _restored(arrays: dict, meta: dict) -> dict:
               for i, info in meta["finished"].items()}
   return {"state": arrays["state"], "prev_labels": arrays["prev_labels"],
           "iteration": meta["iteration"], "loss": meta["loss"],
-          "alive": meta["alive"], "finished": finished}
+          "alive": meta["alive"], "finished": finished,
+          "elapsed_s": meta.get("elapsed_s", 0.0)}
 
 
 def _outputs(stack, model, results, init_scores, k_infos,

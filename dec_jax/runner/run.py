@@ -330,8 +330,7 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
       "stack": {"size": stack.size, "members": stack.names,
                 "member": run_.member.name,
                 "point": dict(run_.member.point)},
-      "times_s": {**{k: v * share for k, v in stack.times.items()},
-                  **own_times, "total": elapsed * share},
+      "times_s": _times(stack, own_times, elapsed, share),
       "config": config.to_dict(), "environment": env,
   }
   run_.log({"stage": "final", **scores, "cluster_sizes": sizes})
@@ -340,6 +339,16 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
     _after(after_member, workdir.path, dataset, run_.tensorboard)
   run_.close()
   return results
+
+
+def _times(stack: Stack, own: dict, elapsed: float, share: float) -> dict:
+  """A member's times_s: its share of each stage and of the wall time. A
+  resumed stage counts the seconds it ran before the interruption (up to
+  its last checkpoint), also given apart as `before_resume`."""
+  before = sum(stack.before_resume.values())
+  return {**{k: v * share for k, v in stack.stage_totals().items()}, **own,
+          **({"before_resume": before * share} if before else {}),
+          "total": (elapsed + before) * share}
 
 
 def _summary(config, members, folders, top: Workdir, dataset, memory,

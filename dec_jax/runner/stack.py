@@ -114,7 +114,11 @@ class Stack:
     self.config = configs[0]  # what the members share (not seed nor grid)
     self.dataset, self.x, self.dims, self.home = dataset, x, dims, home
     self.n_clusters = n_clusters  # None: chosen per member ('auto')
-    self.times: dict[str, float] = {}
+    self.times: dict[str, float] = {}  # stage wall seconds, this process
+    # Seconds a resumed stage had run before the interruption, as its
+    # partial checkpoint recorded them (work after that checkpoint is lost).
+    self.before_resume: dict[str, float] = {}
+    self._running: dict[str, float] = {}
 
   @property
   def size(self) -> int:
@@ -131,9 +135,30 @@ class Stack:
   @contextlib.contextmanager
   def stage(self, name: str):
     """Times a stage of the whole stack; the body blocks on its work."""
-    start = time.perf_counter()
-    yield
+    start = self._running[name] = time.perf_counter()
+    try:
+      yield
+    finally:
+      del self._running[name]
     self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
+
+  def stage_seconds(self, name: str) -> float:
+    """Wall seconds stage `name` has run so far, before a resume included."""
+    running = self._running.get(name)
+    return (self.before_resume.get(name, 0.0) + self.times.get(name, 0.0)
+            + (0.0 if running is None else time.perf_counter() - running))
+
+  def stage_totals(self) -> dict[str, float]:
+    """Each stage's wall seconds, before a resume included."""
+    return {name: self.stage_seconds(name)
+            for name in {**self.times, **self.before_resume}}
+
+  def save_partial(self, name: str, state: Any, stage: str,
+                   meta: dict) -> None:
+    """Saves partial checkpoint `name` of a running `stage`, with the
+    stage's seconds so far (resume_point restores them)."""
+    self.home.save_params(name, state,
+                          {**meta, "elapsed_s": self.stage_seconds(stage)})
 
   def keys(self, stage: str) -> jax.Array:
     """[S] keys of one stage (member_key of each member's seed)."""
@@ -161,10 +186,11 @@ class Stack:
 
   # ------------------------------------------------------------ checkpoints
 
-  def resume_point(self, name: str, settings: Any, target_fn):
+  def resume_point(self, name: str, settings: Any, target_fn, stage: str):
     """(state, description) of partial checkpoint `name` in `home` when it
     was saved with exactly these `settings` and resume is on, else
-    (None, None). `target_fn(description)` gives the saved state's shapes."""
+    (None, None). `target_fn(description)` gives the saved state's shapes;
+    the seconds `stage` had run when it was saved count towards its time."""
     meta = load_meta(self.home.path, name)
     if not self.config.resume or meta is None:
       return None, None
@@ -172,6 +198,7 @@ class Stack:
       self._note_not_resumed(name, meta.get("settings"), settings)
       return None, None
     target = jax.eval_shape(lambda: target_fn(meta))
+    self.before_resume[stage] = float(meta.get("elapsed_s", 0.0))
     return load_params(self.home.path, name, target), meta
 
   def _note_not_resumed(self, name: str, saved: Any, wanted: Any) -> None:
@@ -283,7 +310,8 @@ class Stack:
     prints = [self._fingerprint(i) for i in todo]
     params = models.init_autoencoders(model, init_keys)
     state, meta = self.resume_point(
-        PARTIAL, prints, lambda meta: optim.init_states(tx, params, hp))
+        PARTIAL, prints, lambda meta: optim.init_states(tx, params, hp),
+        "pretrain")
     info = {"pretrain_epochs": cfg.epochs}
     if meta is not None:
       info["pretrain_resumed_from_epoch"] = meta["epoch"]
@@ -295,8 +323,8 @@ class Stack:
       info["pretrain_greedy_epochs"] = cfg.greedy_epochs
 
     def save_partial(epoch, state):
-      self.home.save_params(PARTIAL, state, {"settings": prints,
-                                             "epoch": epoch})
+      self.save_partial(PARTIAL, state, "pretrain",
+                        {"settings": prints, "epoch": epoch})
 
     with self.stage("pretrain"):
       params = pretrain.pretrain(
@@ -305,6 +333,7 @@ class Stack:
           log_every=cfg.log_every,
           log_fn=lambda j, record: self.runs[todo[j]].log(record),
           state=state, start_epoch=0 if meta is None else meta["epoch"],
+          elapsed_s=self.before_resume.get("pretrain", 0.0),
           checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
           augment_fn=self.augment_fn(), input_divisor=self.dataset.divisor,
           names=[self.names[i] for i in todo])

@@ -387,7 +387,8 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
       interval's mean loss, and `labels` (NumPy, for scoring).
     loss_fn: the minibatch loss (params, xb, pb, hp) (default DEC's KL);
       variants train other parameters too (e.g. IDEC's decoder, in params).
-    resume: what `checkpoint_fn` received, to continue exactly from it.
+    resume: what `checkpoint_fn` received, to continue exactly from it
+      (plus optionally 'elapsed_s', where the logs' time_s go on from).
     checkpoint_every: iterations between checkpoints (0: never).
     checkpoint_fn: saves {'state', 'prev_labels', 'iteration', 'loss',
       'alive' (members training, in stack order), 'finished' (results)}.
@@ -434,7 +435,7 @@ class _Loop:
     self.keys, self.hp = _take((keys, hp), jnp.asarray(self.alive))
     self.fns, self.x, self.encoder, self.cfg = fns, x, encoder, cfg
     self.tols, self.names, self.log_fn = tols, names, log_fn
-    self.start_time = time.perf_counter()
+    self.start_time = time.perf_counter() - resume.get("elapsed_s", 0.0)
 
   def saved(self) -> dict:
     """What a checkpoint holds (run_dec's `resume` format)."""

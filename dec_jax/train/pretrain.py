@@ -207,7 +207,8 @@ def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
              checkpoint_fn: Optional[Callable[[int, dict], Any]] = None,
              augment_fn: Optional[AugmentFn] = None,
              input_divisor: float = 1.0,
-             names: Optional[Sequence[str]] = None) -> Params:
+             names: Optional[Sequence[str]] = None,
+             elapsed_s: float = 0.0) -> Params:
   """Trains a stack of S autoencoders for `epochs` passes, as one program.
 
   params (or a resumed `state` = {'params', 'opt'}) carry a leading member
@@ -219,7 +220,8 @@ def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
   back with `start_epoch=epoch` resumes exactly. `augment_fn`: see
   make_epoch_fn; x / input_divisor are the features (uint8 x stays uint8).
   A NumPy x stays in host memory and is streamed (make_streamed_epoch).
-  Returns the stacked parameters.
+  `elapsed_s`: seconds spent before a resume (the logs' time_s go on from
+  it). Returns the stacked parameters.
   """
   streamed = isinstance(x, np.ndarray)
   x = x if streamed else jnp.asarray(x)
@@ -229,7 +231,7 @@ def pretrain(model: AnyAutoencoder, params: Optional[Params], x, keys:
     params = jax.tree.map(jnp.array, params)  # the caller's copy survives
     state = init_states(tx, params, hp)
   names = list(names or [""] * keys.shape[0])
-  start = time.perf_counter()
+  start = time.perf_counter() - elapsed_s
   for epoch in range(start_epoch + 1, epochs + 1):
     epoch_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, epoch)
     state, losses = epoch_fn(state, x, epoch_keys, hp)
