@@ -26,6 +26,7 @@ from absl import flags
 from dec_jax import methods as dec_methods
 from dec_jax.apps import plots
 from dec_jax.apps.sweep import format_mean_sd
+from dec_jax.runner.pretrained import PRETRAIN_SECONDS
 from dec_jax.runner.workdir import RESULTS
 from dec_jax.runner.workdir import read_json
 from experiments.summarize import clustering
@@ -49,14 +50,19 @@ def pretrain_epochs(result: dict) -> int:
 def charged_seconds(result: dict) -> tuple[float, float]:
   """(pretraining, whole run) wall times behind the run: its own, or for a
   reused autoencoder (`pretrained_workdir`) with the source run's
-  pretraining added, when its results.json is still there."""
+  pretraining added, as its description or results.json records it."""
   times = result["times_s"]
   own = times.get("pretrain", 0.0)
-  source = (result.get("pretrained_from") or {}).get("workdir")
-  path = source and os.path.join(source, RESULTS)
-  if own or not path or not os.path.exists(path):
+  origin = result.get("pretrained_from") or {}
+  path = origin.get("workdir") and os.path.join(origin["workdir"], RESULTS)
+  if own:
     return own, times["total"]
-  reused = read_json(path)["times_s"].get("pretrain", 0.0)
+  if PRETRAIN_SECONDS in origin:
+    reused = origin[PRETRAIN_SECONDS]
+  elif path and os.path.exists(path):
+    reused = read_json(path)["times_s"].get("pretrain", 0.0)
+  else:
+    return own, times["total"]
   return reused, times["total"] + reused
 
 

@@ -143,3 +143,19 @@ def test_pretraining_names_a_reused_autoencoders_init():
   assert summarize.pretraining(reused) == (
       "adam 0.001 constant, 1000 ep, glorot_uniform init")
   assert summarize.pretraining(keras_config) == "adam 0.001 constant, 1000 ep"
+
+
+def test_a_reused_autoencoder_is_charged_its_recorded_pretraining(tmp_path):
+  """The autoencoder's description (pretrain_s) gives the cost when the
+  source run left no results.json (e.g. stopped in clustering)."""
+  from experiments import time_to_accuracy  # pylint: disable=g-import-not-at-top
+  recorded = {"method": "n2d", "times_s": {"total": 60.0},
+              "pretrained_from": {"workdir": str(tmp_path / "gone"),
+                                  "pretrain_s": 900.0}}
+  unknown = {"method": "n2d", "times_s": {"total": 60.0},
+             "pretrained_from": {"workdir": str(tmp_path / "gone")}}
+  own = {"method": "dec", "times_s": {"pretrain": 300.0, "total": 400.0},
+         "pretrained_from": {"pretrain_s": 900.0}}  # resumed: counted once
+  assert time_to_accuracy.charged_seconds(recorded) == (900.0, 960.0)
+  assert time_to_accuracy.charged_seconds(unknown) == (0.0, 60.0)
+  assert time_to_accuracy.charged_seconds(own) == (300.0, 400.0)

@@ -22,6 +22,10 @@ from dec_jax.runner.workdir import (CHECKPOINTS, DATA_FINGERPRINT, Workdir,
                                     load_meta, load_params)
 
 AUTOENCODER = "autoencoder"
+# Beside its fingerprint, an autoencoder's description records the wall
+# seconds of its pretraining (a member's share of its stack's): not a
+# setting, so never compared.
+PRETRAIN_SECONDS = "pretrain_s"
 
 # Fields that must agree for a pretrained_workdir's autoencoder to be used
 # (its data too: DATA_FINGERPRINT).
@@ -79,17 +83,16 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   interrupted during clustering, rerun).
   """
   wanted = fingerprint(config, dims, dataset.fingerprint)
+  source = _source(config) if config.pretrained_workdir else workdir.path
+  meta = load_meta(source, AUTOENCODER)
+  seconds = (meta or {}).get(PRETRAIN_SECONDS)
+  meta = meta and {k: v for k, v in meta.items() if k != PRETRAIN_SECONDS}
   if config.pretrained_workdir:
-    source = _source(config)
-    meta = load_meta(source, AUTOENCODER)
     _check_pretrained_workdir(source, meta, wanted)
-  else:
-    source = workdir.path
-    meta = load_meta(source, AUTOENCODER)
-    if meta != wanted:
-      reason = why_not_reused(meta, wanted)
-      return None, reason and {"checkpoint": AUTOENCODER, "reused": False,
-                               "reason": reason}
+  elif meta != wanted:
+    reason = why_not_reused(meta, wanted)
+    return None, reason and {"checkpoint": AUTOENCODER, "reused": False,
+                             "reason": reason}
   params = load_params(source, AUTOENCODER)
   if params is None:
     _require(not config.pretrained_workdir,
@@ -97,7 +100,8 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
              f"checkpoints/{AUTOENCODER}.")
     return None, None
   _check_shapes(config, params, dims, dataset, source)
-  return params, {"workdir": os.path.abspath(source), "settings": meta}
+  return params, {"workdir": os.path.abspath(source), "settings": meta,
+                  **({} if seconds is None else {PRETRAIN_SECONDS: seconds})}
 
 
 def why_not_reused(saved: Optional[dict], wanted: dict) -> Optional[str]:

@@ -342,13 +342,13 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
 
 
 def _times(stack: Stack, own: dict, elapsed: float, share: float) -> dict:
-  """A member's times_s: its share of each stage and of the wall time. A
-  resumed stage counts the seconds it ran before the interruption (up to
-  its last checkpoint), also given apart as `before_resume`."""
-  before = sum(stack.before_resume.values())
+  """A member's times_s: its share of each stage and of the wall time,
+  with the seconds earlier processes spent (Stack.carried_over), also given
+  apart as `carried_over`."""
+  earlier = sum(stack.carried_over.values())
   return {**{k: v * share for k, v in stack.stage_totals().items()}, **own,
-          **({"before_resume": before * share} if before else {}),
-          "total": (elapsed + before) * share}
+          **({"carried_over": earlier * share} if earlier else {}),
+          "total": (elapsed + earlier) * share}
 
 
 def _summary(config, members, folders, top: Workdir, dataset, memory,

@@ -115,9 +115,10 @@ class Stack:
     self.dataset, self.x, self.dims, self.home = dataset, x, dims, home
     self.n_clusters = n_clusters  # None: chosen per member ('auto')
     self.times: dict[str, float] = {}  # stage wall seconds, this process
-    # Seconds a resumed stage had run before the interruption, as its
-    # partial checkpoint recorded them (work after that checkpoint is lost).
-    self.before_resume: dict[str, float] = {}
+    # Stage seconds spent by earlier processes: a resumed stage's up to its
+    # partial checkpoint (work after it is lost and redone), and the
+    # pretraining of autoencoders reused from the members' own workdirs.
+    self.carried_over: dict[str, float] = {}
     self._running: dict[str, float] = {}
 
   @property
@@ -143,15 +144,15 @@ class Stack:
     self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
 
   def stage_seconds(self, name: str) -> float:
-    """Wall seconds stage `name` has run so far, before a resume included."""
+    """Wall seconds stage `name` has run so far, carried over included."""
     running = self._running.get(name)
-    return (self.before_resume.get(name, 0.0) + self.times.get(name, 0.0)
+    return (self.carried_over.get(name, 0.0) + self.times.get(name, 0.0)
             + (0.0 if running is None else time.perf_counter() - running))
 
   def stage_totals(self) -> dict[str, float]:
-    """Each stage's wall seconds, before a resume included."""
+    """Each stage's wall seconds, carried over included."""
     return {name: self.stage_seconds(name)
-            for name in {**self.times, **self.before_resume}}
+            for name in {**self.times, **self.carried_over}}
 
   def save_partial(self, name: str, state: Any, stage: str,
                    meta: dict) -> None:
@@ -198,7 +199,7 @@ class Stack:
       self._note_not_resumed(name, meta.get("settings"), settings)
       return None, None
     target = jax.eval_shape(lambda: target_fn(meta))
-    self.before_resume[stage] = float(meta.get("elapsed_s", 0.0))
+    self.carried_over[stage] = float(meta.get("elapsed_s", 0.0))
     return load_params(self.home.path, name, target), meta
 
   def _note_not_resumed(self, name: str, saved: Any, wanted: Any) -> None:
@@ -247,6 +248,9 @@ class Stack:
               for i in todo}
     unique = [i for i in todo if i == next(j for j in todo
                                             if prints[j] == prints[i])]
+    resumed = sum(origin.get(pretrained.PRETRAIN_SECONDS, 0.0)
+                  for c, (params, origin) in zip(self.configs, found)
+                  if params is not None and not c.pretrained_workdir)
     if unique:
       trained, info = self._pretrain(model, unique)
       by_print = {prints[i]: jax.tree.map(lambda a, j=j: a[j], trained)
@@ -254,9 +258,12 @@ class Stack:
       for i in todo:
         found[i] = (by_print[prints[i]], None)
         infos[i] = info
-        if i not in unique:  # its twin's, saved as its own
-          self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
-                                           self._fingerprint(i))
+        if i not in unique:  # its twin's, saved as its own (no extra cost)
+          self.runs[i].workdir.save_params(AUTOENCODER, found[i][0], {
+              **self._fingerprint(i), pretrained.PRETRAIN_SECONDS: 0.0})
+    if resumed:  # this workdir's own autoencoders: their pretraining counts
+      self.carried_over["pretrain"] = (
+          self.carried_over.get("pretrain", 0.0) + resumed)
     params = dec_loop.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
     return model, params, self._check_learnt(model, params, infos)
 
@@ -333,14 +340,16 @@ class Stack:
           log_every=cfg.log_every,
           log_fn=lambda j, record: self.runs[todo[j]].log(record),
           state=state, start_epoch=0 if meta is None else meta["epoch"],
-          elapsed_s=self.before_resume.get("pretrain", 0.0),
+          elapsed_s=self.carried_over.get("pretrain", 0.0),
           checkpoint_every=cfg.checkpoint_every, checkpoint_fn=save_partial,
           augment_fn=self.augment_fn(), input_divisor=self.dataset.divisor,
           names=[self.names[i] for i in todo])
       jax.block_until_ready(params)
+    seconds = self.stage_seconds("pretrain") / len(todo)
     for j, i in enumerate(todo):
       self.runs[i].workdir.save_params(
-          AUTOENCODER, jax.tree.map(lambda a: a[j], params), prints[j])
+          AUTOENCODER, jax.tree.map(lambda a: a[j], params),
+          {**prints[j], pretrained.PRETRAIN_SECONDS: seconds})
     self.home.remove_checkpoint(PARTIAL)
     return params, info
 
