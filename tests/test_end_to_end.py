@@ -228,10 +228,15 @@ def test_rerun_reuses_own_autoencoder_only_with_same_pretraining(tmp_path,
   run(tiny_config(blobs_npz, method="ae_kmeans"), workdir)
   os.remove(os.path.join(workdir, "results.json"))  # as if interrupted
   again = run(tiny_config(blobs_npz, method="dec"), workdir)
-  assert again["pretrain_reused"] and "pretrain" not in again["times_s"]
+  # Not pretrained again: its pretraining is the first run's, as recorded.
+  recorded = again["pretrained_from"]["pretrain_s"]
+  assert again["pretrain_reused"] and recorded > 0
+  assert again["times_s"]["pretrain"] == again["times_s"]["carried_over"]
+  assert again["times_s"]["pretrain"] == recorded
   changed = run(tiny_config(blobs_npz, method="dec", overwrite=True,
                             pretrain={"epochs": 3}), workdir)
-  assert "pretrain_reused" not in changed and "pretrain" in changed["times_s"]
+  assert "pretrain_reused" not in changed
+  assert "carried_over" not in changed["times_s"]
 
 
 @pytest.mark.parametrize("x", [
