@@ -248,9 +248,9 @@ class Stack:
               for i in todo}
     unique = [i for i in todo if i == next(j for j in todo
                                             if prints[j] == prints[i])]
-    resumed = sum(origin.get(pretrained.PRETRAIN_SECONDS, 0.0)
-                  for c, (params, origin) in zip(self.configs, found)
-                  if params is not None and not c.pretrained_workdir)
+    own_seconds = sum(origin.get(pretrained.PRETRAIN_SECONDS, 0.0)
+                      for c, (params, origin) in zip(self.configs, found)
+                      if params is not None and not c.pretrained_workdir)
     if unique:
       trained, info = self._pretrain(model, unique)
       by_print = {prints[i]: jax.tree.map(lambda a, j=j: a[j], trained)
@@ -261,9 +261,9 @@ class Stack:
         if i not in unique:  # its twin's, saved as its own (no extra cost)
           self.runs[i].workdir.save_params(AUTOENCODER, found[i][0], {
               **self._fingerprint(i), pretrained.PRETRAIN_SECONDS: 0.0})
-    if resumed:  # this workdir's own autoencoders: their pretraining counts
+    if own_seconds:  # this workdir's own autoencoders: their pretraining
       self.carried_over["pretrain"] = (
-          self.carried_over.get("pretrain", 0.0) + resumed)
+          self.carried_over.get("pretrain", 0.0) + own_seconds)
     params = dec_loop.stack([jax.tree.map(jnp.asarray, p) for p, _ in found])
     return model, params, self._check_learnt(model, params, infos)
 
