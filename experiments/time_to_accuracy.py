@@ -53,16 +53,14 @@ def charged_seconds(result: dict) -> tuple[float, float]:
   pretraining added, as its description or results.json records it."""
   times = result["times_s"]
   own = times.get("pretrain", 0.0)
-  origin = result.get("pretrained_from") or {}
-  path = origin.get("workdir") and os.path.join(origin["workdir"], RESULTS)
   if own:
     return own, times["total"]
-  if PRETRAIN_SECONDS in origin:
-    reused = origin[PRETRAIN_SECONDS]
-  elif path and os.path.exists(path):
+  origin = result.get("pretrained_from") or {}
+  reused = origin.get(PRETRAIN_SECONDS)
+  path = origin.get("workdir") and os.path.join(origin["workdir"], RESULTS)
+  if reused is None and path and os.path.exists(path):
     reused = read_json(path)["times_s"].get("pretrain", 0.0)
-  else:
-    return own, times["total"]
+  reused = reused or 0.0
   return reused, times["total"] + reused
 
 
