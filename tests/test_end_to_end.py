@@ -177,6 +177,7 @@ def test_dec_on_digits_does_not_lose_accuracy_against_ae_kmeans(tmp_path):
     ({"auto_k": {"sample_size": 4}}, "auto_k needs"),
     ({"model": {"dims": (8, "x")}}, "model.dims must be"),
     ({"dec": {"tol": 1.5}}, "dec.tol must be in"),
+    ({"dec": {"patience": -1}}, "dec.patience must be an integer >= 0"),
     ({"model": {"dtype": "float8"}}, "Unknown model.dtype"),
     ({"model": {"mlp_init": "he"}}, "Unknown model.mlp_init 'he'"),
     ({"kmeans": {"backend": "faiss"}}, "Unknown kmeans.backend"),

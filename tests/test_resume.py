@@ -105,6 +105,24 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
   assert "resume" in stages and stages.count("final") == 1
 
 
+def test_killed_clustering_resumes_its_patience_count(tmp_path, blobs_npz,
+                                                      monkeypatch):
+  """The blobs' labels never change (label change 0 from update 10 on), so
+  patience 4 stops the run at 50. Killed after the checkpoint at 40, the
+  resumed run still stops at 50: the count is in the checkpoint (a count
+  started afresh would stop at 80)."""
+  config = _dec_config(blobs_npz)
+  config.dec.update(patience=4, maxiter=200)
+  whole = run_lib.run(config, str(tmp_path / "whole"))
+  assert (whole["stop_reason"], whole["iterations"]) == ("patience", 50)
+
+  _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
+                   DEC_PARTIAL, "iteration", 40)
+  resumed = run_lib.run(config, str(tmp_path / "killed"))
+  assert resumed["dec_resumed_from_iteration"] == 40
+  assert (resumed["stop_reason"], resumed["iterations"]) == ("patience", 50)
+
+
 @pytest.mark.parametrize("checkpoint,key,at,stage", [
     (stack.PARTIAL, "epoch", 8, "pretrain"),
     (DEC_PARTIAL, "iteration", 40, "dec")])

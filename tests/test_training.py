@@ -1,6 +1,7 @@
 """The compiled training pieces: batching, pretraining epoch, DEC interval."""
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +105,8 @@ def test_dec_step_indexes_targets_consistently_with_inputs(digits):
                                  atol=1e-6), state["params"], expected)
 
 
-def _run_dec(digits, tol, maxiter, learning_rate=0.01):
+def _run_dec(digits, tol, maxiter, learning_rate=0.01, patience=0,
+             **kwargs):
   """run_dec on _dec_problem (SGD, intervals of 20): (result, records)."""
   encoder, enc_params, init, x = _dec_problem(digits)
   records = []
@@ -112,7 +114,8 @@ def _run_dec(digits, tol, maxiter, learning_rate=0.01):
       encoder, enc_params, init.centres, init.labels, x, jax.random.key(0),
       optax.sgd(learning_rate, momentum=0.9),
       dec_loop.DECConfig(batch_size=50, update_interval=20, tol=tol,
-                        maxiter=maxiter), log_fn=records.append)
+                        maxiter=maxiter, patience=patience),
+      log_fn=records.append, **kwargs)
   return result, records
 
 
@@ -151,6 +154,53 @@ def test_run_dec_stops_once_labels_change_less_than_tol_between_updates(
   # Against the start (the k-means labels) they still differ on >= tol.
   assert np.mean(records[2]["labels"] != records[0]["labels"]) >= tol
   np.testing.assert_array_equal(result.labels, records[2]["labels"])
+
+
+def test_plateau_step_counts_updates_since_the_lowest_label_change():
+  state = (None, 0)
+  trace = []
+  for change in (0.05, 0.03, 0.04, 0.03, 0.01, 0.02):
+    state = dec_loop.plateau_step(*state, change)
+    trace.append(state)
+  # A tie with the lowest is not a new low.
+  assert trace == [(0.05, 0), (0.03, 0), (0.03, 1), (0.03, 2), (0.01, 0),
+                   (0.01, 1)]
+
+
+# The learning rate is 0.1 for the first interval and 0 after it: the label
+# change is > 0 at update 20 and 0 from update 40 on, never below tol 0.
+_FROZEN_AFTER_20 = optax.piecewise_constant_schedule(0.1, {20: 0.0})
+
+
+def test_run_dec_stops_after_patience_updates_without_a_new_low(digits):
+  """With patience 3 the lowest label change (0, at update 40) is not
+  beaten at 60, 80 and 100: the run stops at 100, not at maxiter."""
+  result, records = _run_dec(digits, 0.0, 400, _FROZEN_AFTER_20, patience=3)
+  assert [r["iteration"] for r in records] == [0, 20, 40, 60, 80, 100]
+  assert records[1]["label_change"] > 0 and records[2]["label_change"] == 0
+  assert result.stop_reason == "patience" and result.iterations == 100
+  np.testing.assert_array_equal(result.labels, records[-1]["labels"])
+
+
+def test_run_dec_resumed_mid_plateau_stops_where_the_whole_run_does(digits):
+  """The plateau count is part of the checkpoint: resumed at iteration 80
+  (two updates into the plateau), the run still stops at 100; a resume
+  that forgot it would count afresh and stop at 140."""
+  saved = {}
+
+  def keep(loop):  # copies, as a checkpoint does (the plateau via JSON)
+    saved[loop["iteration"]] = {
+        **loop, "state": jax.tree.map(np.array, loop["state"]),
+        "prev_labels": np.array(loop["prev_labels"]),
+        "plateau": json.loads(json.dumps(loop["plateau"]))}
+
+  _run_dec(digits, 0.0, 400, _FROZEN_AFTER_20, patience=3,
+           checkpoint_every=20, checkpoint_fn=keep)
+  assert saved[80]["plateau"] == {"0": [0.0, 1]}
+  result, records = _run_dec(digits, 0.0, 400, _FROZEN_AFTER_20, patience=3,
+                             resume=saved[80])
+  assert [r["iteration"] for r in records] == [80, 100]
+  assert result.stop_reason == "patience" and result.iterations == 100
 
 
 def test_idec_loss_is_reconstruction_plus_gamma_times_kl(digits):

@@ -38,7 +38,8 @@ def settings(config, input_divisor: float) -> dec_loop.DECConfig:
   cfg = config.dec
   return dec_loop.DECConfig(
       batch_size=cfg.batch_size, update_interval=cfg.update_interval,
-      tol=cfg.tol, maxiter=cfg.maxiter, alpha=cfg.alpha,
+      tol=cfg.tol, maxiter=cfg.maxiter, patience=cfg.patience,
+      alpha=cfg.alpha,
       chunk_size=config.chunk_size, reseed_fraction=cfg.reseed_fraction,
       input_divisor=input_divisor)
 
@@ -95,7 +96,7 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
                        {"settings": member_settings,
                         "iteration": loop["iteration"], "loss": loop["loss"],
                         "alive": loop["alive"], "finished": finished,
-                        "n_clusters": k, "init_metrics": init_scores,
+                        "plateau": loop["plateau"], "n_clusters": k, "init_metrics": init_scores,
                         "k_infos": k_infos})
 
   results = _loop(stack, model, start, tx, hp, idec, resume=resume,
@@ -156,6 +157,7 @@ def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
         settings(stack.config, stack.dataset.divisor),
         jax.tree.map(lambda a: a[np.asarray(index)], hp),
         [stack.configs[i].dec.tol for i in index], log,
+        patiences=[stack.configs[i].dec.patience for i in index],
         loss_fn=loss_fn, resume=resume,
         checkpoint_every=stack.config.dec.checkpoint_every,
         checkpoint_fn=checkpoint_fn, augment_fn=stack.augment_fn(),
@@ -225,6 +227,7 @@ def _restored(arrays: dict, meta: dict) -> dict:
   return {"state": arrays["state"], "prev_labels": arrays["prev_labels"],
           "iteration": meta["iteration"], "loss": meta["loss"],
           "alive": meta["alive"], "finished": finished,
+          "plateau": meta.get("plateau", {}),
           "elapsed_s": meta.get("elapsed_s", 0.0)}
 
 
@@ -260,6 +263,8 @@ def dec_section() -> ml_collections.ConfigDict:
   dec.update_interval = 140
   dec.tol = 0.001
   dec.maxiter = 20_000
+  dec.patience = 0  # >0: also stop once the label change has not reached a
+                    # new low for this many target updates (off in DEC)
   dec.alpha = 1.0
   dec.checkpoint_every = 1000  # iterations; a rerun resumes from it
   dec.reseed_fraction = 0.0  # >0: move centres of clusters under

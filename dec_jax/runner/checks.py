@@ -102,6 +102,8 @@ def _check_stages(config: ml_collections.ConfigDict) -> None:
           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
           f"dec.maxiter ({config.dec.maxiter}).")
   require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
+  require(isinstance(config.dec.patience, int) and config.dec.patience >= 0,
+          "dec.patience must be an integer >= 0 (0: off).")
   require(0 < config.dec.alpha < float("inf"),
           "dec.alpha must be positive and finite.")
   require(config.idec.gamma > 0, "idec.gamma must be positive.")

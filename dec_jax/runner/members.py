@@ -28,10 +28,11 @@ import numpy as np
 from dec_jax.errors import DecJaxError
 
 # Numeric hyperparameters a stack's members may differ in. Each is read from
-# the member's hp inside the compiled steps (optim.from_hyper, the losses).
+# the member's hp inside the compiled steps (optim.from_hyper, the losses),
+# or by the host's stopping rule (dec.tol, dec.patience).
 STACKABLE = ("pretrain.learning_rate", "pretrain.momentum",
-             "dec.learning_rate", "dec.momentum", "dec.tol", "dec.alpha",
-             "dec.reseed_fraction", "idec.gamma")
+             "dec.learning_rate", "dec.momentum", "dec.tol", "dec.patience",
+             "dec.alpha", "dec.reseed_fraction", "idec.gamma")
 SCORES = ("acc", "nmi", "ari")
 # Seeds feed jax.random.key, NumPy and scikit-learn: uint32 values.
 MAX_SEED = 2**32 - 1

@@ -5,7 +5,9 @@ set is computed, the target P derived from it and held fixed; the next
 `update_interval` minibatch steps index P with the same indices as x, and
 train the encoder and the centres jointly on KL(P || Q). A member stops when
 the fraction of points whose label changed between two target updates falls
-below its `tol`, or at `maxiter`.
+below its `tol`, or at `maxiter`, or (with `patience` > 0, off in DEC) once
+that fraction has not reached a new low for `patience` target updates: under
+augmentation (DEC-DA) it never falls below `tol`, and the clusters drift.
 
 One member's pieces (`target_update`, `train_interval`) are pure functions of
 its state and hyperparameters; `run_dec` drives S members at once, their
@@ -52,6 +54,7 @@ class DECConfig:
   update_interval: int = 140
   tol: float = 0.001
   maxiter: int = 20_000
+  patience: int = 0  # target updates without a new lowest label change (0: off)
   alpha: float = 1.0
   chunk_size: int = 8192  # rows embedded at once in a full-set target update
   # Off (0) in the original DEC. Otherwise, at a target update, a cluster
@@ -72,7 +75,7 @@ class DECResult:
   labels: np.ndarray        # final hard assignment [N]
   q: np.ndarray             # final soft assignment [N, K]
   iterations: int
-  stop_reason: str          # 'tol' or 'maxiter'
+  stop_reason: str          # 'tol', 'patience' or 'maxiter'
 
 
 def embed(encoder: MLP, encoder_params: Params, x: jax.Array,
@@ -363,6 +366,7 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
             tx: TxFn, cfg: DECConfig, hp: Optional[Hyper] = None,
             tols: Optional[Sequence[float]] = None,
             log_fn: Optional[Callable[[int, dict], Any]] = None, *,
+            patiences: Optional[Sequence[int]] = None,
             loss_fn: Optional[LossFn] = None, resume: Optional[dict] = None,
             checkpoint_every: int = 0,
             checkpoint_fn: Optional[Callable[[dict], Any]] = None,
@@ -382,6 +386,7 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     hp: each member's hyperparameters ([S] arrays or scalars; default
       cfg.hyper()).
     tols: each member's stop tolerance (default cfg.tol).
+    patiences: each member's patience (default cfg.patience; 0: off).
     log_fn: log_fn(member, record) at each of its target updates: the
       iteration, label change, cluster sizes, mean max_j q_ij, the last
       interval's mean loss, and `labels` (NumPy, for scoring).
@@ -391,12 +396,14 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
       (plus optionally 'elapsed_s', where the logs' time_s go on from).
     checkpoint_every: iterations between checkpoints (0: never).
     checkpoint_fn: saves {'state', 'prev_labels', 'iteration', 'loss',
-      'alive' (members training, in stack order), 'finished' (results)}.
+      'alive' (members training, in stack order), 'finished' (results),
+      'plateau' (member -> [lowest label change, target updates since])}.
     augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
     names: how errors name the members (none for a stack of one).
 
   A member stops at the first update (after the first interval) whose label
-  change is below its tol, or at maxiter, and leaves the stack (one
+  change is below its tol, or whose label change has not reached a new low
+  for `patience` updates, or at maxiter, and leaves the stack (one
   recompile), so the work done is that of separate runs.
   """
   size = keys.shape[0]
@@ -408,9 +415,11 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     resume = {"state": init_states(tx, params, hp), "iteration": 0,
               "prev_labels": start.init_labels, "loss": [math.nan] * size,
               "alive": list(range(size)), "finished": {}}
-  loop = _Loop(resume, keys, hp, fns, x, encoder, cfg,
-               list(tols or [cfg.tol] * size), list(names or [""] * size),
-               log_fn)
+  stops = _Stops(list(tols or [cfg.tol] * size),
+                 list(patiences or [cfg.patience] * size),
+                 resume.get("plateau", {}))
+  loop = _Loop(resume, keys, hp, fns, x, encoder, cfg, stops,
+               list(names or [""] * size), log_fn)
   last_saved = loop.iteration
   while True:
     if (checkpoint_fn and checkpoint_every > 0
@@ -421,12 +430,45 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
       return [loop.finished[i] for i in range(size)]
 
 
+def plateau_step(lowest: Optional[float], since: int,
+                 change: float) -> tuple[float, int]:
+  """(lowest label change so far, target updates since it was reached),
+  after a target update whose label change is `change`."""
+  if lowest is None or change < lowest:
+    return change, 0
+  return lowest, since + 1
+
+
+class _Stops:
+  """Each member's stopping rule: its tol and patience, and its plateau
+  (member -> [lowest label change, target updates since])."""
+
+  def __init__(self, tols: list[float], patiences: list[int],
+               plateau: dict):
+    self.tols, self.patiences = tols, patiences
+    self.plateau = {int(i): list(v) for i, v in plateau.items()}
+
+  def reason(self, member: int, iteration: int, change: float,
+             maxiter: int) -> Optional[str]:
+    """Why `member` stops at this target update ('tol', 'patience',
+    'maxiter'), or None; the first update (iteration 0) has no change."""
+    if iteration > 0:
+      if change < self.tols[member]:
+        return "tol"
+      lowest, since = plateau_step(*self.plateau.get(member, (None, 0)),
+                                   change)
+      self.plateau[member] = [lowest, since]
+      if 0 < self.patiences[member] <= since:
+        return "patience"
+    return "maxiter" if iteration >= maxiter else None
+
+
 class _Loop:
   """The host side of `run_dec`: the stack's state between target updates,
   the members still in it (`alive`, in stack order) and those that stopped."""
 
   def __init__(self, resume: dict, keys, hp: Hyper, fns: _StackFns, x,
-               encoder, cfg: DECConfig, tols: list[float], names: list[str],
+               encoder, cfg: DECConfig, stops: _Stops, names: list[str],
                log_fn):
     self.alive = list(resume["alive"])
     self.state, self.iteration = resume["state"], int(resume["iteration"])
@@ -434,14 +476,15 @@ class _Loop:
     self.loss, self.finished = list(resume["loss"]), dict(resume["finished"])
     self.keys, self.hp = _take((keys, hp), jnp.asarray(self.alive))
     self.fns, self.x, self.encoder, self.cfg = fns, x, encoder, cfg
-    self.tols, self.names, self.log_fn = tols, names, log_fn
+    self.stops, self.names, self.log_fn = stops, names, log_fn
     self.start_time = time.perf_counter() - resume.get("elapsed_s", 0.0)
 
   def saved(self) -> dict:
     """What a checkpoint holds (run_dec's `resume` format)."""
     return {"state": self.state, "iteration": self.iteration,
             "prev_labels": self.prev_labels, "loss": self.loss,
-            "alive": self.alive, "finished": self.finished}
+            "alive": self.alive, "finished": self.finished,
+            "plateau": self.stops.plateau}
 
   def advance(self) -> bool:
     """One target update, then (if any member goes on) the next interval
@@ -455,9 +498,9 @@ class _Loop:
                                "centres": update["centres"]},
                     "opt": self.state["opt"]}
     change = np.asarray(update["label_change"]).tolist()  # as floats
-    converged = [self.iteration > 0 and c < self.tols[i]
-                 for c, i in zip(change, self.alive)]
-    done = [c or self.iteration >= cfg.maxiter for c in converged]
+    reasons = [self.stops.reason(i, self.iteration, c, cfg.maxiter)
+               for c, i in zip(change, self.alive)]
+    done = [r is not None for r in reasons]
     stopped = {j: _take(self.state["params"], j)
                for j, d in enumerate(done) if d}
     logged, keep = self.alive, [j for j, d in enumerate(done) if not d]
@@ -473,7 +516,7 @@ class _Loop:
         self.finished[i] = DECResult(
             params=stopped[j], labels=host["labels"][j],
             q=np.asarray(update["q"][j]), iterations=self.iteration,
-            stop_reason="tol" if converged[j] else "maxiter")
+            stop_reason=reasons[j])
     if not keep:
       return False
     self.iteration += num_steps
