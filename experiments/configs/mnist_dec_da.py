@@ -48,4 +48,5 @@ def get_config():
   config = mnist_dec_keras.get_config()
   config.augment = True
   config.pretrain.epochs = 500
+  config.dec.patience = 20  # not DEC-DA's: see the docstring
   return config

@@ -32,4 +32,5 @@ def get_config():
   config.dec.optimizer = "sgd"
   config.dec.learning_rate = 0.01
   config.dec.momentum = 0.9
+  config.dec.patience = 20  # not DEC-DA's: mnist_dec_da.py says why
   return config
