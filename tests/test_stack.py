@@ -76,12 +76,21 @@ def test_members_are_seeds_crossed_with_grid_points(hard_blobs):
       "W", "idec.gamma=1.0__dec.tol=0.01", "seed0")
 
 
+def test_a_grid_of_patience_gives_integer_settings(hard_blobs):
+  config = small(hard_blobs, seeds="0", grid='{"dec.patience": [0, 20.0]}')
+  got = members.from_config(config)
+  patience = [members.member_config(config, m).dec.patience for m in got]
+  assert patience == [0, 20] and all(type(p) is int for p in patience)
+  assert got[1].cell == "dec.patience=20"
+
+
 @pytest.mark.parametrize("grid,match", [
     ('{"model.dims": [[4], [8]]}', "cannot be stacked.*sweep"),
     ('{"dec.batch_size": [32, 64]}', "cannot be stacked"),
     ('{"idec.gamma": []}', "distinct numbers"),
     ('{"idec.gamma": [1, 1]}', "distinct numbers"),
     ('{"idec.gamma": ["a"]}', "distinct numbers"),
+    ('{"dec.patience": [5, 2.5]}', "integers >= 0"),
     ("idec.gamma=1", "JSON object")])
 def test_bad_grid_rejected_before_writing(tmp_path, hard_blobs, grid, match):
   with pytest.raises(DecJaxError, match=match):

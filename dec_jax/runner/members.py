@@ -33,6 +33,7 @@ from dec_jax.errors import DecJaxError
 STACKABLE = ("pretrain.learning_rate", "pretrain.momentum",
              "dec.learning_rate", "dec.momentum", "dec.tol", "dec.patience",
              "dec.alpha", "dec.reseed_fraction", "idec.gamma")
+COUNTS = ("dec.patience",)  # stackable keys whose values are integers
 SCORES = ("acc", "nmi", "ari")
 # Seeds feed jax.random.key, NumPy and scikit-learn: uint32 values.
 MAX_SEED = 2**32 - 1
@@ -84,7 +85,7 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
   return tuple(seeds)
 
 
-def parse_grid(value: Any) -> list[tuple[str, list[float]]]:
+def parse_grid(value: Any) -> list[tuple[str, list[float | int]]]:
   """config.grid ('' or a JSON object of STACKABLE keys -> value lists)."""
   if value in (None, "", {}):
     return []
@@ -110,7 +111,13 @@ def parse_grid(value: Any) -> list[tuple[str, list[float]]]:
         for v in values) or len(set(values)) != len(values)):
       raise DecJaxError(f"grid key {key!r} needs a list of distinct numbers, "
                         f"got {values!r}.")
-    axes.append((key, [float(v) for v in values]))
+    if key in COUNTS:
+      if not all(float(v).is_integer() and v >= 0 for v in values):
+        raise DecJaxError(f"grid key {key!r} needs integers >= 0, got "
+                          f"{values!r}.")
+      axes.append((key, [int(v) for v in values]))
+    else:
+      axes.append((key, [float(v) for v in values]))
   return axes
 
 
