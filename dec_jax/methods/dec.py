@@ -96,8 +96,8 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
                        {"settings": member_settings,
                         "iteration": loop["iteration"], "loss": loop["loss"],
                         "alive": loop["alive"], "finished": finished,
-                        "plateau": loop["plateau"], "n_clusters": k, "init_metrics": init_scores,
-                        "k_infos": k_infos})
+                        "plateau": loop["plateau"], "n_clusters": k,
+                        "init_metrics": init_scores, "k_infos": k_infos})
 
   results = _loop(stack, model, start, tx, hp, idec, resume=resume,
                   checkpoint_fn=save)

@@ -54,7 +54,7 @@ class DECConfig:
   update_interval: int = 140
   tol: float = 0.001
   maxiter: int = 20_000
-  patience: int = 0  # target updates without a new lowest label change (0: off)
+  patience: int = 0  # updates without a new lowest label change (0: off)
   alpha: float = 1.0
   chunk_size: int = 8192  # rows embedded at once in a full-set target update
   # Off (0) in the original DEC. Otherwise, at a target update, a cluster
