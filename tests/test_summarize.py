@@ -1,7 +1,12 @@
 """The results table over several runs: mean ± sd per (data, method)."""
 
+import json
+
+import pytest
+
 from dec_jax.apps import plots
 from dec_jax.runner.workdir import write_json_atomic
+from experiments import stop_replay
 from experiments import summarize
 
 
@@ -159,3 +164,48 @@ def test_a_reused_autoencoder_is_charged_its_recorded_pretraining(tmp_path):
   assert time_to_accuracy.charged_seconds(recorded) == (900.0, 960.0)
   assert time_to_accuracy.charged_seconds(unknown) == (0.0, 60.0)
   assert time_to_accuracy.charged_seconds(own) == (300.0, 400.0)
+
+
+def _logged_run(folder, changes, accs, patience=0, kind=None, resumed_at=None):
+  """A dec run's results.json and metrics.jsonl: target updates every 10
+  iterations with these label changes and ACCs (re-logged from iteration
+  `resumed_at` with the ACC + 1, as a resumed run logs again)."""
+  folder.mkdir(parents=True)
+  config = {"dec": {"tol": 0.001, "maxiter": 10_000, "patience": patience}}
+  write_json_atomic(str(folder / "results.json"), {
+      "method": "dec", "acc": accs[-1], "config": config,
+      **({"kind": kind} if kind else {})})
+  records = [{"stage": "dec", "iteration": 10 * i, "label_change": c,
+              "acc": a} for i, (c, a) in enumerate(zip(changes, accs))]
+  if resumed_at is not None:
+    records += [{**r, "acc": r["acc"] + 1} for r in records
+                if r["iteration"] >= resumed_at]
+  with open(folder / "metrics.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def test_stop_replay_reports_where_each_patience_would_have_stopped(
+    tmp_path):
+  # The lowest change (0.01) is at iteration 20; patience 2 stops at 40,
+  # patience 3 at 50; patience 9 never: the final iterate (70).
+  changes = [0.0, 0.05, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06]
+  accs = [0.5, 0.6, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75]
+  _logged_run(tmp_path / "stack" / "seed0", changes, accs)
+  _logged_run(tmp_path / "stack" / "seed1", changes,
+              [a - 0.1 for a in accs], resumed_at=40)
+  write_json_atomic(str(tmp_path / "stack" / "results.json"),
+                    {"kind": "stack", "method": "dec", "acc": 0.0})
+  _logged_run(tmp_path / "own", changes[:6], accs[:6], patience=3)
+
+  rows = stop_replay.rows([str(tmp_path)], [2, 3, 9])
+  assert [r["run"] for r in rows] == [str(tmp_path / "own"),
+                                      str(tmp_path / "stack")]
+  own, stack = rows
+  assert [s["iteration"] for s in stack["stops"][2]] == [40, 40]
+  # seed1's records from 40 on were logged again after its resume: the
+  # later ones count.
+  assert [s["acc"] for s in stack["stops"][3]] == pytest.approx([0.73, 1.63])
+  assert [s["iteration"] for s in stack["stops"][9]] == [70, 70]
+  # A run that stopped by patience 3 says nothing about a longer one.
+  assert own["stops"][9] is None and own["stops"][2][0]["iteration"] == 40
+  assert "n/a" in stop_replay.table(rows, [2, 3, 9])

@@ -203,6 +203,22 @@ def test_run_dec_resumed_mid_plateau_stops_where_the_whole_run_does(digits):
   assert result.stop_reason == "patience" and result.iterations == 100
 
 
+def test_replaying_a_log_stops_where_a_run_with_that_patience_stops(
+    digits):
+  """replay_stop on a run without patience predicts, for each patience, the
+  iteration and labels at which a run with it actually stops."""
+  _, records = _run_dec(digits, 0.0, 300)
+  updates = [(r["iteration"], r["label_change"]) for r in records]
+  stopped_early = 0
+  for patience in (1, 2, 3):
+    index = dec_loop.replay_stop(updates, 0.0, patience, 300)
+    result, _ = _run_dec(digits, 0.0, 300, patience=patience)
+    assert result.iterations == records[index]["iteration"], patience
+    np.testing.assert_array_equal(result.labels, records[index]["labels"])
+    stopped_early += result.stop_reason == "patience"
+  assert stopped_early  # the check compared some stops, not only maxiter
+
+
 def test_idec_loss_is_reconstruction_plus_gamma_times_kl(digits):
   model = models.Autoencoder((64, 32, 5))
   params = models.init_autoencoder(model, jax.random.key(0))

@@ -463,6 +463,19 @@ class _Stops:
     return "maxiter" if iteration >= maxiter else None
 
 
+def replay_stop(updates: Sequence[tuple[int, float]], tol: float,
+                patience: int, maxiter: int) -> int:
+  """The index of the target update at which a member would have stopped,
+  replayed on its logged updates [(iteration, label change), ...] with
+  `run_dec`'s own rule: what tol and patience would have given on a run
+  that went on at least as long. The last update if none stops it."""
+  stops = _Stops([tol], [patience], {})
+  for index, (iteration, change) in enumerate(updates):
+    if stops.reason(0, iteration, change, maxiter):
+      return index
+  return len(updates) - 1
+
+
 class _Loop:
   """The host side of `run_dec`: the stack's state between target updates,
   the members still in it (`alive`, in stack order) and those that stopped."""

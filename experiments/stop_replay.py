@@ -1,0 +1,118 @@
+r"""What DEC's stopping rule with a patience would have given on finished runs.
+
+  python -m experiments.stop_replay --patience=5,10,20,40 runs/dec_da_mnist_test
+
+Replays every member's logged target updates (metrics.jsonl: iteration,
+label change, and the ACC scored when the data had labels) under its
+dec.tol and each dec.patience, with the loop's own rule
+(dec_loop.replay_stop), and prints one row per run: the final iterate's
+ACC (mean ± sd over its members) and, for each patience, the ACC of the
+iterate it would have stopped at and the members' iterations there. The
+labels are only read to score: the rule never sees them, so a patience can
+be chosen on some data sets' logs and reported on others'. A run that
+already stopped by a patience cannot be replayed with a longer one ("n/a").
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import os
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+from dec_jax.apps.sweep import format_mean_sd
+from dec_jax.runner.workdir import RESULTS, read_json, read_metrics
+from dec_jax.train.dec_loop import replay_stop
+
+_PATIENCE = flags.DEFINE_list("patience", ["5", "10", "20", "40"],
+                              "The patiences (target updates) to replay.")
+
+
+def member_updates(workdir: str, method: str) -> list[dict]:
+  """A member's target updates with an ACC, in order; the last record of an
+  iteration wins (a resumed run logs again from its checkpoint)."""
+  by_iteration = {r["iteration"]: r for r in read_metrics(workdir)
+                  if r.get("stage") == method and "label_change" in r
+                  and r.get("acc") is not None}
+  return [by_iteration[i] for i in sorted(by_iteration)]
+
+
+def replay(result: dict, updates: Sequence[dict],
+           patience: int) -> dict | None:
+  """The update at which `patience` stops this member (None: not known)."""
+  cfg = result["config"]["dec"]
+  own = cfg.get("patience", 0)
+  if not updates or (own and patience > own):
+    return None
+  index = replay_stop([(u["iteration"], u["label_change"]) for u in updates],
+                      cfg["tol"], patience, cfg["maxiter"])
+  return updates[index]
+
+
+def _home(workdir: str) -> str:
+  """The run a member's folder belongs to: the nearest folder above it
+  with a stack's results.json (seed folders, grid cells), else itself."""
+  parent = os.path.dirname(workdir)
+  for folder in (parent, os.path.dirname(parent)):
+    path = os.path.join(folder, RESULTS)
+    if os.path.exists(path) and read_json(path).get("kind") in (
+        "stack", "multiseed"):
+      return folder
+  return workdir
+
+
+def rows(roots: Sequence[str], patiences: Sequence[int]) -> list[dict]:
+  """One row per run (its members grouped), in the order of the roots."""
+  runs = collections.defaultdict(list)
+  for root in roots:
+    for path in sorted(glob.glob(os.path.join(root, "**", RESULTS),
+                                 recursive=True)):
+      result, workdir = read_json(path), os.path.dirname(path)
+      if (result.get("method") in ("dec", "idec") and "acc" in result
+          and result.get("kind") not in ("stack", "multiseed")):
+        updates = member_updates(workdir, result["method"])
+        runs[_home(workdir)].append((result, updates))
+  table = []
+  for home, members in runs.items():
+    row = {"run": home, "final": [r["acc"] for r, _ in members],
+           "stops": {}}
+    for p in patiences:
+      stops = [replay(r, u, p) for r, u in members]
+      row["stops"][p] = None if None in stops else stops
+    table.append(row)
+  return table
+
+
+def table(rows_: Sequence[dict], patiences: Sequence[int]) -> str:
+  lines = ["| run | final ACC | " + " | ".join(
+      f"patience {p}: ACC (iterations)" for p in patiences) + " |",
+           "|---|---|" + "---|" * len(patiences)]
+  for row in rows_:
+    cells = []
+    for p in patiences:
+      stops = row["stops"][p]
+      cells.append("n/a" if stops is None else
+                   f"{format_mean_sd([s['acc'] for s in stops])} "
+                   f"({', '.join(str(s['iteration']) for s in stops)})")
+    lines.append(f"| {row['run']} | {format_mean_sd(row['final'])} | "
+                 + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+  roots = argv[1:]
+  if not roots:
+    raise app.UsageError("Name the run folders to replay.")
+  patiences = [int(p) for p in _PATIENCE.value]
+  found = rows(roots, patiences)
+  if not found:
+    raise app.UsageError(f"No finished dec or idec run with scores under "
+                         f"{roots}.")
+  print(table(found, patiences))
+
+
+if __name__ == "__main__":
+  app.run(main)
