@@ -31,11 +31,12 @@ _PATIENCE = flags.DEFINE_list("patience", ["5", "10", "20", "40"],
                               "The patiences (target updates) to replay.")
 
 
-def member_updates(workdir: str, method: str) -> list[dict]:
-  """A member's target updates with an ACC, in order; the last record of an
-  iteration wins (a resumed run logs again from its checkpoint)."""
+def member_updates(workdir: str) -> list[dict]:
+  """A member's target updates (dec and idec log them as stage `dec`) with
+  an ACC, in order; the last record of an iteration wins (a resumed run
+  logs again from its checkpoint)."""
   by_iteration = {r["iteration"]: r for r in read_metrics(workdir)
-                  if r.get("stage") == method and "label_change" in r
+                  if r.get("stage") == "dec" and "label_change" in r
                   and r.get("acc") is not None}
   return [by_iteration[i] for i in sorted(by_iteration)]
 
@@ -73,7 +74,7 @@ def rows(roots: Sequence[str], patiences: Sequence[int]) -> list[dict]:
       result, workdir = read_json(path), os.path.dirname(path)
       if (result.get("method") in ("dec", "idec") and "acc" in result
           and result.get("kind") not in ("stack", "multiseed")):
-        updates = member_updates(workdir, result["method"])
+        updates = member_updates(workdir)
         runs[_home(workdir)].append((result, updates))
   table = []
   for home, members in runs.items():

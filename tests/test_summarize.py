@@ -167,13 +167,14 @@ def test_a_reused_autoencoder_is_charged_its_recorded_pretraining(tmp_path):
 
 
 def _logged_run(folder, changes, accs, patience=0, kind=None, resumed_at=None):
-  """A dec run's results.json and metrics.jsonl: target updates every 10
+  """An idec run's results.json and metrics.jsonl (its target updates
+  logged as stage `dec`, as dec's are): target updates every 10
   iterations with these label changes and ACCs (re-logged from iteration
   `resumed_at` with the ACC + 1, as a resumed run logs again)."""
   folder.mkdir(parents=True)
   config = {"dec": {"tol": 0.001, "maxiter": 10_000, "patience": patience}}
   write_json_atomic(str(folder / "results.json"), {
-      "method": "dec", "acc": accs[-1], "config": config,
+      "method": "idec", "acc": accs[-1], "config": config,
       **({"kind": kind} if kind else {})})
   records = [{"stage": "dec", "iteration": 10 * i, "label_change": c,
               "acc": a} for i, (c, a) in enumerate(zip(changes, accs))]
