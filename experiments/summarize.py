@@ -97,13 +97,15 @@ def pretraining(result: dict, epochs: bool = True) -> str:
 
 def clustering(result: dict) -> str:
   """The DEC stage of dec / idec runs: its optimizer, e.g. 'sgd 0.01', and
-  its `maxiter` where not the default, e.g. 'sgd 0.01, maxiter 2800'."""
+  its `maxiter` and `patience` where set, e.g. 'sgd 0.01, maxiter 2800'."""
   cfg = result.get("config", {}).get("dec")
   if result["method"] not in ("dec", "idec") or not cfg:
     return "–"
-  maxiter = cfg.get("maxiter", _DEFAULT_MAXITER)
+  maxiter, patience = cfg.get("maxiter", _DEFAULT_MAXITER), cfg.get(
+      "patience", 0)
   return f"{cfg['optimizer']} {cfg['learning_rate']:g}" + (
-      f", maxiter {maxiter}" if maxiter != _DEFAULT_MAXITER else "")
+      f", maxiter {maxiter}" if maxiter != _DEFAULT_MAXITER else "") + (
+          f", patience {patience}" if patience else "")
 
 
 def summary_table(results: list[dict]) -> str:

@@ -43,7 +43,7 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
       "dataset": "mnist", "method": "dec", "acc": 0.8, "nmi": 0.5, "ari": 0.4,
       "times_s": {"total": 60.0},
       "config": {"seed": 0, "pretrain": pretrain,
-                 "dec": {**sgd, "maxiter": 2800},
+                 "dec": {**sgd, "maxiter": 2800, "patience": 20},
                  "model": {"mlp_init": "glorot_uniform"}}})
   (tmp_path / "km").mkdir()
   write_json_atomic(str(tmp_path / "km" / "results.json"), {
@@ -62,8 +62,8 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
   assert ("| mnist (test) | dec | adam 0.001 cosine, 50 ep | sgd 0.01 | 1 | "
           "0.600 | 0.500 | 0.400 | 1.0 min |") in lines
   assert ("| mnist | dec | adam 0.001 cosine, 50 ep, glorot_uniform init | "
-          "sgd 0.01, maxiter 2800 | 1 | 0.800 | 0.500 | 0.400 | 1.0 min |"
-          ) in lines
+          "sgd 0.01, maxiter 2800, patience 20 | 1 | 0.800 | 0.500 | 0.400 | "
+          "1.0 min |") in lines
   assert len(lines) == 8
 
 
