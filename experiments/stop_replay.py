@@ -10,7 +10,8 @@ ACC (mean ± sd over its members) and, for each patience, the ACC of the
 iterate it would have stopped at and the members' iterations there. The
 labels are only read to score: the rule never sees them, so a patience can
 be chosen on some data sets' logs and reported on others'. A run that
-already stopped by a patience cannot be replayed with a longer one ("n/a").
+already stopped by a patience cannot be replayed with a longer one, nor a
+run whose result is a second DEC stage (consensus_refine): "n/a".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import collections
 import glob
 import os
+import re
 from typing import Sequence
 
 from absl import app
@@ -46,22 +48,19 @@ def replay(result: dict, updates: Sequence[dict],
   """The update at which `patience` stops this member (None: not known)."""
   cfg = result["config"]["dec"]
   own = cfg.get("patience", 0)
-  if not updates or (own and patience > own):
+  refined = result["config"].get("ensemble") == "consensus_refine"
+  if not updates or refined or (own and patience > own):
     return None
   index = replay_stop([(u["iteration"], u["label_change"]) for u in updates],
                       cfg["tol"], patience, cfg["maxiter"])
   return updates[index]
 
 
-def _home(workdir: str) -> str:
-  """The run a member's folder belongs to: the nearest folder above it
-  with a stack's results.json (seed folders, grid cells), else itself."""
-  parent = os.path.dirname(workdir)
-  for folder in (parent, os.path.dirname(parent)):
-    path = os.path.join(folder, RESULTS)
-    if os.path.exists(path) and read_json(path).get("kind") in (
-        "stack", "multiseed"):
-      return folder
+def _run_of(workdir: str) -> str:
+  """The run a member's folder belongs to: a seed folder's parent (the
+  stack, or its grid cell), else the folder itself."""
+  if re.fullmatch(r"seed\d+", os.path.basename(workdir)):
+    return os.path.dirname(workdir)
   return workdir
 
 
@@ -75,7 +74,7 @@ def rows(roots: Sequence[str], patiences: Sequence[int]) -> list[dict]:
       if (result.get("method") in ("dec", "idec") and "acc" in result
           and result.get("kind") not in ("stack", "multiseed")):
         updates = member_updates(workdir)
-        runs[_home(workdir)].append((result, updates))
+        runs[_run_of(workdir)].append((result, updates))
   table = []
   for home, members in runs.items():
     row = {"run": home, "final": [r["acc"] for r, _ in members],

@@ -166,13 +166,15 @@ def test_a_reused_autoencoder_is_charged_its_recorded_pretraining(tmp_path):
   assert time_to_accuracy.charged_seconds(own) == (300.0, 400.0)
 
 
-def _logged_run(folder, changes, accs, patience=0, kind=None, resumed_at=None):
+def _logged_run(folder, changes, accs, patience=0, kind=None, resumed_at=None,
+                ensemble=""):
   """An idec run's results.json and metrics.jsonl (its target updates
   logged as stage `dec`, as dec's are): target updates every 10
   iterations with these label changes and ACCs (re-logged from iteration
   `resumed_at` with the ACC + 1, as a resumed run logs again)."""
   folder.mkdir(parents=True)
-  config = {"dec": {"tol": 0.001, "maxiter": 10_000, "patience": patience}}
+  config = {"dec": {"tol": 0.001, "maxiter": 10_000, "patience": patience},
+            "ensemble": ensemble}
   write_json_atomic(str(folder / "results.json"), {
       "method": "idec", "acc": accs[-1], "config": config,
       **({"kind": kind} if kind else {})})
@@ -197,11 +199,14 @@ def test_stop_replay_reports_where_each_patience_would_have_stopped(
   write_json_atomic(str(tmp_path / "stack" / "results.json"),
                     {"kind": "stack", "method": "dec", "acc": 0.0})
   _logged_run(tmp_path / "own", changes[:6], accs[:6], patience=3)
+  _logged_run(tmp_path / "refined", changes, accs,
+              ensemble="consensus_refine")
 
   rows = stop_replay.rows([str(tmp_path)], [2, 3, 9])
   assert [r["run"] for r in rows] == [str(tmp_path / "own"),
+                                      str(tmp_path / "refined"),
                                       str(tmp_path / "stack")]
-  own, stack = rows
+  own, refined, stack = rows
   assert [s["iteration"] for s in stack["stops"][2]] == [40, 40]
   # seed1's records from 40 on were logged again after its resume: the
   # later ones count.
@@ -209,4 +214,6 @@ def test_stop_replay_reports_where_each_patience_would_have_stopped(
   assert [s["iteration"] for s in stack["stops"][9]] == [70, 70]
   # A run that stopped by patience 3 says nothing about a longer one.
   assert own["stops"][9] is None and own["stops"][2][0]["iteration"] == 40
+  # Its result is a second DEC stage, not the logged one.
+  assert refined["stops"][2] is None
   assert "n/a" in stop_replay.table(rows, [2, 3, 9])
