@@ -1,10 +1,11 @@
 r"""What DEC's stopping rule with a patience would have given on finished runs.
 
-  python -m experiments.stop_replay --patience=5,10,20,40 runs/dec_da_mnist_test
+  python -m experiments.stop_replay \
+      --runs=runs/dec_da_mnist_test,runs/dec_da_fashion_test
 
-Replays every member's logged target updates (metrics.jsonl: iteration,
-label change, and the ACC scored when the data had labels) under its
-dec.tol and each dec.patience, with the loop's own rule
+Replays the logged target updates of every dec / idec member below the
+roots (metrics.jsonl: iteration, label change, and the ACC scored when
+the data had labels) under its dec.tol and each --patience, with the loop's own rule
 (dec_loop.replay_stop), and prints one row per run: the final iterate's
 ACC (mean ± sd over its members) and, for each patience, the ACC of the
 iterate it would have stopped at and the members' iterations there. The
@@ -29,6 +30,8 @@ from dec_jax.apps.sweep import format_mean_sd
 from dec_jax.runner.workdir import RESULTS, read_json, read_metrics
 from dec_jax.train.dec_loop import replay_stop
 
+_RUNS = flags.DEFINE_list("runs", None, "Folders holding the runs.",
+                          required=True)
 _PATIENCE = flags.DEFINE_list("patience", ["5", "10", "20", "40"],
                               "The patiences (target updates) to replay.")
 
@@ -103,9 +106,9 @@ def table(rows_: Sequence[dict], patiences: Sequence[int]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-  roots = argv[1:]
-  if not roots:
-    raise app.UsageError("Name the run folders to replay.")
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  roots = _RUNS.value
   patiences = [int(p) for p in _PATIENCE.value]
   found = rows(roots, patiences)
   if not found:

@@ -385,8 +385,8 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     cfg: the static settings (batch, interval, maxiter, ...).
     hp: each member's hyperparameters ([S] arrays or scalars; default
       cfg.hyper()).
-    tols: each member's stop tolerance (default cfg.tol).
-    patiences: each member's patience (default cfg.patience; 0: off).
+    tols, patiences: each member's stop tolerance and patience (default
+      cfg.tol, cfg.patience; see _Stops).
     log_fn: log_fn(member, record) at each of its target updates: the
       iteration, label change, cluster sizes, mean max_j q_ij, the last
       interval's mean loss, and `labels` (NumPy, for scoring).
@@ -395,26 +395,19 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     resume: what `checkpoint_fn` received, to continue exactly from it
       (plus optionally 'elapsed_s', where the logs' time_s go on from).
     checkpoint_every: iterations between checkpoints (0: never).
-    checkpoint_fn: saves {'state', 'prev_labels', 'iteration', 'loss',
-      'alive' (members training, in stack order), 'finished' (results),
-      'plateau' (member -> [lowest label change, target updates since])}.
+    checkpoint_fn: saves what _Loop.saved returns (state, labels,
+      iteration, the members alive and finished, their plateaus).
     augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
     names: how errors name the members (none for a stack of one).
 
-  A member stops at the first update (after the first interval) whose label
-  change is below its tol, or whose label change has not reached a new low
-  for `patience` updates, or at maxiter, and leaves the stack (one
-  recompile), so the work done is that of separate runs.
+  A member that stops (_Stops) leaves the stack (one recompile), so the
+  work done is that of separate runs.
   """
   size = keys.shape[0]
   hp = _stack_hp(cfg.hyper() if hp is None else hp, size)
   x = x if isinstance(x, np.ndarray) else jnp.asarray(x)
   fns = _stack_fns(encoder, tx, x.shape[0], cfg, loss_fn, augment_fn)
-  if resume is None:
-    params = jax.tree.map(jnp.array, start.params)  # donated: copied
-    resume = {"state": init_states(tx, params, hp), "iteration": 0,
-              "prev_labels": start.init_labels, "loss": [math.nan] * size,
-              "alive": list(range(size)), "finished": {}}
+  resume = resume or _fresh_start(start, tx, hp, size)
   stops = _Stops(list(tols or [cfg.tol] * size),
                  list(patiences or [cfg.patience] * size),
                  resume.get("plateau", {}))
@@ -430,6 +423,14 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
       return [loop.finished[i] for i in range(size)]
 
 
+def _fresh_start(start: DECStart, tx: TxFn, hp: Hyper, size: int) -> dict:
+  """The loop's state at iteration 0 (run_dec's `resume` format)."""
+  params = jax.tree.map(jnp.array, start.params)  # donated: copied
+  return {"state": init_states(tx, params, hp), "iteration": 0,
+          "prev_labels": start.init_labels, "loss": [math.nan] * size,
+          "alive": list(range(size)), "finished": {}}
+
+
 def plateau_step(lowest: Optional[float], since: int,
                  change: float) -> tuple[float, int]:
   """(lowest label change so far, target updates since it was reached),
@@ -440,8 +441,10 @@ def plateau_step(lowest: Optional[float], since: int,
 
 
 class _Stops:
-  """Each member's stopping rule: its tol and patience, and its plateau
-  (member -> [lowest label change, target updates since])."""
+  """Each member's stopping rule: at a target update after the first
+  interval, it stops if its label change is below its tol, or has not
+  reached a new low for `patience` updates (0: never), or at maxiter.
+  `plateau`: member -> [lowest label change, target updates since]."""
 
   def __init__(self, tols: list[float], patiences: list[int],
                plateau: dict):
