@@ -19,8 +19,13 @@ stack, session 13, commit 67d3027): ACC 0.820, 0.950, 0.946 (0.905 +-
 0.074, NMI 0.875), their consensus 0.954 / 0.897; 89 min for the 3 beside
 other runs. With DEC-keras's initialisation instead
 (--config.model.mlp_init=dec_keras, session 12) every seed split the 1s
-and merged two digits: 0.820 +- 0.008. The 70k set was not run with it
-(about 3.5 hours per seed on a 2-core CPU).
+and merged two digits: 0.820 +- 0.008. On Fashion-MNIST-test
+(--config.dataset=fashion_mnist, same seeds, session 16, commit 0ff851a):
+0.575 +- 0.033 (0.586, 0.539, 0.601; NMI 0.641 +- 0.006), consensus
+0.582, in 58 min for the 3 beside one or two other runs: no better than
+N2D on 50 or 200 epochs of cosine Adam (0.586 +- 0.031, 0.583 +- 0.023).
+The 70k sets were not run with it (about 3.5 hours per seed on a 2-core
+CPU).
 """
 
 from experiments.configs import mnist
