@@ -4,9 +4,9 @@ r"""What DEC's stopping rule with a patience would have given on finished runs.
       --runs=runs/dec_da_mnist_test,runs/dec_da_fashion_test
 
 Replays the logged target updates of every dec / idec member below the
-roots (metrics.jsonl: iteration, label change, and the ACC scored when
-the data had labels) under its dec.tol and each --patience, with the loop's own rule
-(dec_loop.replay_stop), and prints one row per run: the final iterate's
+folders (metrics.jsonl: iteration, label change, and the ACC scored when
+the data had labels) under its dec.tol and each --patience, with the
+loop's own rule (dec_loop.replay_stop), and prints one row per run: the final iterate's
 ACC (mean ± sd over its members) and, for each patience, the ACC of the
 iterate it would have stopped at and the members' iterations there. The
 labels are only read to score: the rule never sees them, so a patience can
@@ -18,7 +18,6 @@ run whose result is a second DEC stage (consensus_refine): "n/a".
 from __future__ import annotations
 
 import collections
-import glob
 import os
 import re
 from typing import Sequence
@@ -27,8 +26,10 @@ from absl import app
 from absl import flags
 
 from dec_jax.apps.sweep import format_mean_sd
-from dec_jax.runner.workdir import RESULTS, read_json, read_metrics
+from dec_jax.methods.dec import REFINE
+from dec_jax.runner.workdir import read_metrics
 from dec_jax.train.dec_loop import replay_stop
+from experiments.summarize import member_results
 
 _RUNS = flags.DEFINE_list("runs", None, "Folders holding the runs.",
                           required=True)
@@ -51,7 +52,7 @@ def replay(result: dict, updates: Sequence[dict],
   """The update at which `patience` stops this member (None: not known)."""
   cfg = result["config"]["dec"]
   own = cfg.get("patience", 0)
-  refined = result["config"].get("ensemble") == "consensus_refine"
+  refined = result["config"].get("ensemble") == REFINE
   if not updates or refined or (own and patience > own):
     return None
   index = replay_stop([(u["iteration"], u["label_change"]) for u in updates],
@@ -68,16 +69,11 @@ def _run_of(workdir: str) -> str:
 
 
 def rows(roots: Sequence[str], patiences: Sequence[int]) -> list[dict]:
-  """One row per run (its members grouped), in the order of the roots."""
+  """One row per run (its members grouped), in path order."""
   runs = collections.defaultdict(list)
-  for root in roots:
-    for path in sorted(glob.glob(os.path.join(root, "**", RESULTS),
-                                 recursive=True)):
-      result, workdir = read_json(path), os.path.dirname(path)
-      if (result.get("method") in ("dec", "idec") and "acc" in result
-          and result.get("kind") not in ("stack", "multiseed")):
-        updates = member_updates(workdir)
-        runs[_run_of(workdir)].append((result, updates))
+  for workdir, result in member_results(list(roots)):
+    if result.get("method") in ("dec", "idec") and "acc" in result:
+      runs[_run_of(workdir)].append((result, member_updates(workdir)))
   table = []
   for home, members in runs.items():
     row = {"run": home, "final": [r["acc"] for r, _ in members],

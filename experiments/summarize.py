@@ -24,14 +24,19 @@ from experiments.configs import default
 _DEFAULT_MAXITER = default.get_config().dec.maxiter
 
 
-def find_results(roots: list[str]) -> list[dict]:
-  paths = []
-  for root in roots:
-    paths += glob.glob(os.path.join(root, "**", RESULTS), recursive=True)
-  results = [read_json(p) for p in sorted(paths)]
+def member_results(roots: list[str]) -> list[tuple[str, dict]]:
+  """(folder, results.json) of every run below the roots, in path order."""
+  paths = sorted(p for root in roots for p in glob.glob(
+      os.path.join(root, "**", RESULTS), recursive=True))
+  found = [(os.path.dirname(p), read_json(p)) for p in paths]
   # A stack's summary (dec_jax/runner/run.py) sits above its members' runs; older
   # multi-seed runs called theirs "multiseed".
-  return [r for r in results if r.get("kind") not in ("stack", "multiseed")]
+  return [(folder, r) for folder, r in found
+          if r.get("kind") not in ("stack", "multiseed")]
+
+
+def find_results(roots: list[str]) -> list[dict]:
+  return [result for _, result in member_results(roots)]
 
 
 # The config sections that decide what each method computes; runs agreeing

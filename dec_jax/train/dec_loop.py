@@ -454,7 +454,8 @@ class _Stops:
   def reason(self, member: int, iteration: int, change: float,
              maxiter: int) -> Optional[str]:
     """Why `member` stops at this target update ('tol', 'patience',
-    'maxiter'), or None; the first update (iteration 0) has no change."""
+    'maxiter'), or None; records the update in its plateau. The first
+    update (iteration 0) has no change."""
     if iteration > 0:
       if change < self.tols[member]:
         return "tol"
