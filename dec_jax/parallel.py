@@ -92,6 +92,12 @@ def _in_data_mesh() -> bool:
   return not mesh.empty and DATA in mesh.axis_names
 
 
+def current_mesh() -> Optional[Mesh]:
+  """The mesh of the enclosing `jax.set_mesh`, or None outside one."""
+  mesh = jax.sharding.get_mesh()
+  return None if mesh.empty else mesh
+
+
 def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
   """Puts every array of `tree` on all devices of `mesh` (no-op for None)."""
   if mesh is None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from dec_jax.apps.predict import load_trained
 from dec_jax.runner.run import run
 from experiments.configs import default
 from tests.test_end_to_end import REPO
@@ -101,6 +102,31 @@ def test_digits_run_on_three_devices_matches_one_device(digits_runs):
   log = [json.loads(line) for line in open(digits_runs / "three" /
                                            "metrics.jsonl")]
   assert log[0]["devices"] == 3 and log[0]["n_samples"] == 1796
+
+
+def test_checkpoints_move_between_device_counts(digits_runs):
+  """A checkpoint does not pin the devices that saved it: the 3-device
+  run's model predicts in this 1-device process, and a 3-device run
+  reuses the 1-device run's autoencoder (pretrained_workdir) and ends
+  where the 1-device run ends."""
+  one, three = digits_runs / "one", digits_runs / "three"
+  data = np.load(digits_runs / "digits1796.npz")
+  np.testing.assert_array_equal(
+      load_trained(str(three)).predict(data["x"]),
+      np.load(three / "assignments.npz")["labels"])
+
+  reuse = _python(["-m", "experiments.main", f"--workdir={three}_reused",
+                   f"--config.dataset={digits_runs / 'digits1796.npz'}",
+                   f"--config.pretrained_workdir={one}",
+                   *(f"--config.{k}={v}" for k, v in TINY_DIGITS.items())],
+                  3, digits_runs / "reuse.log")
+  _wait({"dir": digits_runs, "reuse": reuse}, "reuse")
+  assert json.load(open(f"{three}_reused/results.json"))["pretrain_reused"]
+  log = open(f"{three}_reused/metrics.jsonl").readline()
+  assert json.loads(log)["devices"] == 3
+  np.testing.assert_array_equal(
+      np.load(f"{three}_reused/assignments.npz")["labels"],
+      np.load(one / "assignments.npz")["labels"])
 
 
 def _stage(stages, name):

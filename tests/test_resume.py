@@ -189,27 +189,36 @@ run_lib.run(config, args["workdir"])
 """
 
 
-def _child(workdir, data, name="", key="", at=None):
+def _child(workdir, data, name="", key="", at=None, devices=1):
+  """The child run on `devices` emulated CPU devices (all of them used)."""
+  flags = (f"{os.environ.get('XLA_FLAGS', '')} "
+           f"--xla_force_host_platform_device_count={devices}")
   return subprocess.run(
       [sys.executable, "-c", _KILL_CHILD,
        json.dumps({"workdir": workdir, "data": data, "name": name,
                    "key": key, "at": at})],
       cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-      env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
+      env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": flags})
 
 
+# On 3 devices, the checkpoints restored (the autoencoder, both partials)
+# must be placed on the run's mesh like the state it computes there.
+@pytest.mark.parametrize("devices", [1, 3])
 def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
-    tmp_path, blobs_npz):
+    tmp_path, blobs_npz, devices):
   whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
-  assert _child(whole, blobs_npz).returncode == 0
+  assert _child(whole, blobs_npz, devices=devices).returncode == 0
 
-  proc = _child(killed, blobs_npz, stack.PARTIAL, "epoch", 8)
+  proc = _child(killed, blobs_npz, stack.PARTIAL, "epoch", 8, devices)
   assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
   assert not os.path.exists(os.path.join(killed, "results.json"))
-  proc = _child(killed, blobs_npz, DEC_PARTIAL, "iteration", 40)
+  proc = _child(killed, blobs_npz, DEC_PARTIAL, "iteration", 40, devices)
   assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-  proc = _child(killed, blobs_npz)
+  proc = _child(killed, blobs_npz, devices=devices)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads(open(os.path.join(killed, "metrics.jsonl")).readline()
+                    )["devices"] == devices
 
   results = [json.load(open(os.path.join(d, "results.json")))
              for d in (whole, killed)]

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 
 RESULTS = "results.json"
@@ -242,7 +243,9 @@ def load_params(workdir: str, name: str,
   """Restores checkpoint `name` of a workdir, or None if there is none.
 
   `target` (a pytree of arrays or jax.ShapeDtypeStructs) gives the structure
-  to restore into, e.g. optimizer states; without it, nested dicts.
+  to restore into, e.g. optimizer states; without it, nested dicts. However
+  many devices saved it, the arrays land on this process's: replicated over
+  the data mesh inside `jax.set_mesh`, else on the default device.
   """
   path = os.path.join(os.path.abspath(workdir), CHECKPOINTS, name)
   if not os.path.isdir(path):
@@ -250,7 +253,22 @@ def load_params(workdir: str, name: str,
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   try:
     with ocp.StandardCheckpointer() as checkpointer:
-      return checkpointer.restore(path, target)
+      if target is None:
+        target = checkpointer.metadata(path).item_metadata.tree
+      return checkpointer.restore(path, _on_these_devices(target))
   except Exception as e:  # pylint: disable=broad-except
     raise DecJaxError(f"checkpoint {path} cannot be restored ({type(e).__name__}:"
                       f" {str(e)[:200]}); delete it to retrain.") from None
+
+
+def _on_these_devices(target: Any) -> Any:
+  """target's shapes and dtypes with the sharding this process restores
+  into (a checkpoint records the devices it was saved from: a target
+  without sharding would ask for those)."""
+  mesh = parallel.current_mesh()
+  sharding = (jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+              if mesh is None else jax.sharding.NamedSharding(
+                  mesh, jax.sharding.PartitionSpec()))
+  return jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+      target)
