@@ -202,8 +202,8 @@ def _child(workdir, data, name="", key="", at=None, devices=1):
            "XLA_FLAGS": flags})
 
 
-# On 3 devices, the checkpoints restored (the autoencoder, both partials)
-# must be placed on the run's mesh like the state it computes there.
+# Also on 3 devices: the checkpoints a resumed run restores (the
+# autoencoder, both partials) go back onto its mesh.
 @pytest.mark.parametrize("devices", [1, 3])
 def test_sigkilled_in_pretraining_and_in_clustering_resumes_exactly(
     tmp_path, blobs_npz, devices):
