@@ -98,11 +98,19 @@ def current_mesh() -> Optional[Mesh]:
   return None if mesh.empty else mesh
 
 
+def replicated(mesh: Optional[Mesh]) -> jax.sharding.Sharding:
+  """Whole arrays on every device of `mesh`; for None, on this process's
+  first device (where JAX puts arrays by default)."""
+  if mesh is None:
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return NamedSharding(mesh, PartitionSpec())
+
+
 def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
   """Puts every array of `tree` on all devices of `mesh` (no-op for None)."""
   if mesh is None:
     return tree
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  return jax.device_put(tree, replicated(mesh))
 
 
 def initialize_distributed(coordinator: Optional[str] = None,

@@ -7,7 +7,6 @@ on 3 devices end where one device ends.
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from sklearn.datasets import load_digits
 from dec_jax.apps.predict import load_trained
 from dec_jax.runner.run import run
 from experiments.configs import default
-from tests.test_end_to_end import REPO
+from tests.test_end_to_end import REPO, device_env
 
 TOLERANCE = 1e-5  # sums of per-device partial sums add in another order
 # DEC's 20 Adam steps amplify that order (Adam divides by sqrt(v)): one
@@ -33,22 +32,18 @@ TINY_DIGITS = {"n_clusters": 10, "model.dims": (32, 8), "pretrain.epochs": 3,
 
 
 def _python(args, devices, log):
-  """A subprocess with `devices` emulated CPU devices (set before jax loads),
-  its output in the file `log` (a pipe could fill up and stall it)."""
-  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
-         # conftest's flags (unoptimised codegen) and the device count
-         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
-                      f"--xla_force_host_platform_device_count={devices}"}
+  """A subprocess with `devices` emulated CPU devices, its output in the
+  file `log` (a pipe could fill up and stall it)."""
   with open(log, "w") as out:
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
-                            stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, *args], cwd=REPO,
+                            env=device_env(devices), stdout=out,
+                            stderr=subprocess.STDOUT)
 
 
-def _wait(started, name):
-  """Waits for subprocess `name`; fails with the end of its output."""
-  started[name].wait(timeout=900)
-  assert started[name].returncode == 0, open(
-      started["dir"] / f"{name}.log").read()[-3000:]
+def _wait(proc, log):
+  """Waits for subprocess proc; fails with the end of its output `log`."""
+  proc.wait(timeout=900)
+  assert proc.returncode == 0, open(log).read()[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +72,7 @@ def started(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stages(started):
   """{'{n}/{stage}/{leaf}': result} of tests/device_stages.py."""
-  _wait(started, "stages")
+  _wait(started["stages"], started["dir"] / "stages.log")
   return dict(np.load(started["dir"] / "stages.npz"))
 
 
@@ -89,7 +84,7 @@ def digits_runs(started):
   config.update_from_flattened_dict({**TINY_DIGITS, "num_devices": 1,
                                      "dataset": started["data"]})
   run(config, str(started["dir"] / "one"))
-  _wait(started, "cli")
+  _wait(started["cli"], started["dir"] / "cli.log")
   return started["dir"]
 
 
@@ -110,17 +105,17 @@ def test_checkpoints_move_between_device_counts(digits_runs):
   reuses the 1-device run's autoencoder (pretrained_workdir) and ends
   where the 1-device run ends."""
   one, three = digits_runs / "one", digits_runs / "three"
-  data = np.load(digits_runs / "digits1796.npz")
+  data = digits_runs / "digits1796.npz"
   np.testing.assert_array_equal(
-      load_trained(str(three)).predict(data["x"]),
+      load_trained(str(three)).predict(np.load(data)["x"]),
       np.load(three / "assignments.npz")["labels"])
 
   reuse = _python(["-m", "experiments.main", f"--workdir={three}_reused",
-                   f"--config.dataset={digits_runs / 'digits1796.npz'}",
+                   f"--config.dataset={data}",
                    f"--config.pretrained_workdir={one}",
                    *(f"--config.{k}={v}" for k, v in TINY_DIGITS.items())],
                   3, digits_runs / "reuse.log")
-  _wait({"dir": digits_runs, "reuse": reuse}, "reuse")
+  _wait(reuse, digits_runs / "reuse.log")
   assert json.load(open(f"{three}_reused/results.json"))["pretrain_reused"]
   log = open(f"{three}_reused/metrics.jsonl").readline()
   assert json.loads(log)["devices"] == 3

@@ -18,6 +18,14 @@ from tests.conftest import independent_scores
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def device_env(devices: int) -> dict:
+  """The environment of a child process run from the repo on `devices`
+  emulated CPU devices (set before jax loads; conftest's flags kept)."""
+  return {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
+          "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                       f"--xla_force_host_platform_device_count={devices}"}
+
+
 def tiny_config(source, **overrides):
   """A small, fast DEC config on `source`: tiny network, few epochs, no
   plots or TensorBoard files (tests/test_report.py turns them on)."""

@@ -14,7 +14,7 @@ import pytest
 
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import run
-from tests.test_end_to_end import REPO, tiny_config
+from tests.test_end_to_end import REPO, device_env, tiny_config
 
 TOLERANCE = 1e-4  # on q: sums of per-device gradients add in another order
 
@@ -38,10 +38,7 @@ print("all-reduce" in hlo)
 
 
 def _python(code_or_module, *args, devices=4, extra_env=None):
-  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
-                      f"--xla_force_host_platform_device_count={devices}",
-         **(extra_env or {})}
+  env = {**device_env(devices), **(extra_env or {})}
   return subprocess.Popen([sys.executable, *code_or_module, *args], cwd=REPO,
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)

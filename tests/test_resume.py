@@ -16,7 +16,7 @@ from dec_jax.runner import run as run_lib
 from dec_jax.runner import stack
 from dec_jax.methods.dec import DEC_PARTIAL
 from dec_jax.runner.workdir import Workdir, load_params, read_metrics
-from tests.test_end_to_end import REPO, tiny_config
+from tests.test_end_to_end import REPO, device_env, tiny_config
 
 
 def _interrupted_run(config, workdir, monkeypatch, name, key=None, at=None,
@@ -191,15 +191,12 @@ run_lib.run(config, args["workdir"])
 
 def _child(workdir, data, name="", key="", at=None, devices=1):
   """The child run on `devices` emulated CPU devices (all of them used)."""
-  flags = (f"{os.environ.get('XLA_FLAGS', '')} "
-           f"--xla_force_host_platform_device_count={devices}")
   return subprocess.run(
       [sys.executable, "-c", _KILL_CHILD,
        json.dumps({"workdir": workdir, "data": data, "name": name,
                    "key": key, "at": at})],
       cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-      env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": flags})
+      env=device_env(devices))
 
 
 # Also on 3 devices: the checkpoints a resumed run restores (the

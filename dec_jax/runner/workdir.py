@@ -265,10 +265,7 @@ def _on_these_devices(target: Any) -> Any:
   """target's shapes and dtypes with the sharding this process restores
   into (a checkpoint records the devices it was saved from: a target
   without sharding would ask for those)."""
-  mesh = parallel.current_mesh()
-  sharding = (jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-              if mesh is None else jax.sharding.NamedSharding(
-                  mesh, jax.sharding.PartitionSpec()))
+  sharding = parallel.replicated(parallel.current_mesh())
   return jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
       target)
