@@ -68,16 +68,33 @@ def test_reseed_moves_an_empty_clusters_centre_to_the_farthest_point():
   np.testing.assert_allclose(same, new)
 
 
-def test_reseeding_is_logged_when_enabled(tmp_path):
+def _two_blobs(tmp_path) -> str:
   rng = np.random.default_rng(0)
   x = np.concatenate([rng.normal(0, 0.3, (150, 2)), rng.normal(8, 0.3, (150, 2))])
   path = tmp_path / "two.npz"
   np.savez(path, x=x.astype(np.float32))
-  config = tiny_config(str(path), n_clusters=6, dec={"reseed_fraction": 0.9})
+  return str(path)
+
+
+def _reseeded(workdir) -> bool:
+  return any(r.get("reseeded") for r in read_metrics(str(workdir))
+             if r["stage"] == "dec")
+
+
+def test_reseeding_is_logged_when_enabled(tmp_path):
+  config = tiny_config(_two_blobs(tmp_path), n_clusters=6,
+                       dec={"reseed_fraction": 0.9})
   run(config, str(tmp_path / "run"))
-  records = [r for r in read_metrics(str(tmp_path / "run"))
-             if r["stage"] == "dec"]
-  assert any(r.get("reseeded") for r in records)
+  assert _reseeded(tmp_path / "run")
+
+
+def test_each_grid_point_reseeds_by_its_own_fraction(tmp_path):
+  # The first point does not reseed; the second must, in the same program.
+  config = tiny_config(_two_blobs(tmp_path), n_clusters=6, seeds="0",
+                       grid='{"dec.reseed_fraction": [0.0, 0.9]}')
+  run(config, str(tmp_path / "run"))
+  assert not _reseeded(tmp_path / "run" / "dec.reseed_fraction=0.0" / "seed0")
+  assert _reseeded(tmp_path / "run" / "dec.reseed_fraction=0.9" / "seed0")
 
 
 def test_mean_image_loss_is_the_mean_per_feature_variance():

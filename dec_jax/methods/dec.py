@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,14 +33,17 @@ DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
 REFINE = "consensus_refine"  # the `ensemble` choice that adds _refine
 
 
-def settings(config, input_divisor: float) -> dec_loop.DECConfig:
-  """The loop's static settings from a member's config."""
-  cfg = config.dec
+def settings(configs: Sequence[ml_collections.ConfigDict],
+             input_divisor: float) -> dec_loop.DECConfig:
+  """The loop's static settings from the members' configs (the first
+  member's, but reseeding is compiled in when any member reseeds: its
+  fraction is stackable, each member's own is read from its hp)."""
+  cfg = configs[0].dec
   return dec_loop.DECConfig(
       batch_size=cfg.batch_size, update_interval=cfg.update_interval,
       tol=cfg.tol, maxiter=cfg.maxiter, patience=cfg.patience,
-      alpha=cfg.alpha,
-      chunk_size=config.chunk_size, reseed_fraction=cfg.reseed_fraction,
+      alpha=cfg.alpha, chunk_size=configs[0].chunk_size,
+      reseed_fraction=max(c.dec.reseed_fraction for c in configs),
       input_divisor=input_divisor)
 
 
@@ -154,7 +157,7 @@ def _loop(stack, model, start, tx, hp, idec: bool, *, index=None,
     return dec_loop.run_dec(
         models.encoder_module(model), start,
         stack.x, stack.keys(stage)[sub], tx,
-        settings(stack.config, stack.dataset.divisor),
+        settings([stack.configs[i] for i in index], stack.dataset.divisor),
         jax.tree.map(lambda a: a[np.asarray(index)], hp),
         [stack.configs[i].dec.tol for i in index], log,
         patiences=[stack.configs[i].dec.patience for i in index],
