@@ -4,9 +4,12 @@
 class DecJaxError(ValueError):
   """Bad input: a missing file, an unknown name, an impossible setting.
 
-  Raised before any compute starts (no file written yet), with a message
-  naming the problem and the expected form. Entry points print it without a
-  traceback and exit with code 2.
+  Config and data problems are raised before any compute starts (no file
+  written yet); a few found only by the work itself (a checkpoint that does
+  not fit, k-means or a mixture that cannot fit the embedding) are raised
+  mid-run, before any results file. The message names the problem and the
+  expected form. Entry points print it without a traceback and exit with
+  code 2.
   """
 
 

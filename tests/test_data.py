@@ -233,6 +233,13 @@ def test_split_of_a_file_without_splits_is_refused(tmp_path, suffix, split):
   assert data.load(path).x.shape == (6, 2)  # split=all reads it
 
 
+def test_split_of_the_digits_is_refused():
+  # They hold 1,797 images and no test set: a split must not read them all.
+  with pytest.raises(DecJaxError, match="split='test': digits is "
+                     "scikit-learn's 8x8 digits, which holds no train/test"):
+    data.load("digits", split="test")
+
+
 def test_split_of_an_h5_file_with_split_groups_is_applied(tmp_path):
   import h5py
   with h5py.File(tmp_path / "s.h5", "w") as f:

@@ -69,6 +69,8 @@ def test_sklearn_parameter_protocol():
     (dict(method="kmeans"), "method must be one of"),
     (dict(config_overrides={"dec.nope": 1}), "dec.nope"),
     (dict(config_overrides={"dec.batch_size": "big"}), "dec.batch_size"),
+    (dict(config_overrides={"seeds": "0,1"}), "cannot set 'seeds'"),
+    (dict(config_overrides={"method": "kmeans"}), "cannot set 'method'"),
 ])
 def test_bad_settings_are_clear_errors(settings, message):
   with pytest.raises(DecJaxError, match=message):

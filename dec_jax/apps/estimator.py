@@ -36,6 +36,10 @@ from dec_jax.runner.run import run
 # The methods whose trained model predicts new data.
 TRAINABLE_METHODS = tuple(sorted(name for name, m in METHODS.items()
                                  if m.predicts))
+# Fields an estimator fits one model of: its own parameters set the method
+# and seed; several members, a consensus or another data set are runs.
+NOT_OVERRIDABLE = ("method", "seed", "seeds", "grid", "ensemble", "dataset",
+                   "split", "data_dir")
 
 
 class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
@@ -55,7 +59,8 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     workdir: where the run's files go; None: a new temporary folder
       (kept, see `workdir_`). A workdir with a finished run is refused.
     config_overrides: any other config fields, dotted names to values,
-      e.g. `{"dec.learning_rate": 0.001, "model.dtype": "bfloat16"}`.
+      e.g. `{"dec.learning_rate": 0.001, "model.dtype": "bfloat16"}`;
+      not those in NOT_OVERRIDABLE (one model per fit, on x).
       The pretraining and clustering batch sizes are capped at the number
       of samples (as scikit-learn's MLP caps its batch size).
 
@@ -104,6 +109,11 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     config.dec.maxiter = self.maxiter
     config.dec.tol = self.tol
     for name, value in (self.config_overrides or {}).items():
+      if name in NOT_OVERRIDABLE:
+        raise DecJaxError(
+            f"DEC estimator: config_overrides cannot set {name!r} (one model "
+            f"per fit: set method and seed as parameters, run several "
+            f"members with experiments.main).")
       *parents, leaf = name.split(".")
       try:
         node = config
@@ -167,9 +177,8 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     workdir = self.workdir or tempfile.mkdtemp(prefix="dec_jax-")
     self.results_ = run(config, workdir, dataset=dataset)
     self.workdir_ = os.path.abspath(workdir)
-    assignments = np.load(os.path.join(self.workdir_, "assignments.npz"))
-    self.labels_ = assignments["labels"]
-    self.soft_assignment_ = assignments["q"]
+    with np.load(os.path.join(self.workdir_, "assignments.npz")) as saved:
+      self.labels_, self.soft_assignment_ = saved["labels"], saved["q"]
     self.model_: TrainedModel = load_trained(self.workdir_)
     return self
 

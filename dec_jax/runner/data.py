@@ -147,6 +147,8 @@ def _read_source(source: str, split: str, data_dir: Optional[str],
   """(raw inputs, raw labels or None, image shape, default scale) of a
   built-in set or a user file."""
   if source == "digits":
+    if split != "all":
+      raise _no_splits(source, split, "scikit-learn's 8x8 digits")
     return _load_digits()
   if source in IDX_DATASETS:
     x, y = _load_image_set(source, split, data_dir)
