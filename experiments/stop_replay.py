@@ -39,8 +39,8 @@ _PATIENCE = flags.DEFINE_list("patience", ["5", "10", "20", "40"],
 
 def member_updates(workdir: str) -> list[dict]:
   """A member's target updates (dec and idec log them as stage `dec`) with
-  an ACC, in order; the last record of an iteration wins (a resumed run
-  logs again from its checkpoint)."""
+  an ACC, in order; the last record of an iteration wins (a run resumed
+  before session 18's code logged again from its checkpoint)."""
   by_iteration = {r["iteration"]: r for r in read_metrics(workdir)
                   if r.get("stage") == "dec" and "label_change" in r
                   and r.get("acc") is not None}

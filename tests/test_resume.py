@@ -59,18 +59,19 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, blobs_npz,
     assert resumed[key] == whole[key]
 
 
-def test_partial_checkpoint_of_other_settings_is_not_resumed(tmp_path,
-                                                             blobs_npz,
-                                                             monkeypatch):
+@pytest.mark.parametrize("change, resumed", [
+    ({"learning_rate": 0.002}, False),
+    # how often it logs and saves changes nothing it computes
+    ({"log_every": 5, "checkpoint_every": 3}, True)])
+def test_partial_checkpoint_resumes_only_under_the_same_settings(
+    tmp_path, blobs_npz, monkeypatch, change, resumed):
   config = tiny_config(blobs_npz, method="ae_kmeans",
                        pretrain={"epochs": 10, "checkpoint_every": 4})
   _interrupted_run(config, str(tmp_path / "w"), monkeypatch, stack.PARTIAL)
-  changed = run_lib.run(tiny_config(
-      blobs_npz, method="ae_kmeans", pretrain={"epochs": 10,
-                                               "checkpoint_every": 4,
-                                               "learning_rate": 0.002}),
-                        str(tmp_path / "w"))
-  assert "pretrain_resumed_from_epoch" not in changed
+  config.pretrain.update(change)
+  changed = run_lib.run(config, str(tmp_path / "w"))
+  assert changed.get("pretrain_resumed_from_epoch") == (4 if resumed
+                                                        else None)
 
 
 def _dec_config(blobs_npz, method="dec"):
@@ -78,6 +79,22 @@ def _dec_config(blobs_npz, method="dec"):
   return tiny_config(blobs_npz, method=method,
                      dec={**tiny_config(blobs_npz).dec.to_dict(), "tol": 0.0,
                           "maxiter": 60, "checkpoint_every": 20})
+
+
+def test_clustering_resumes_under_another_cadence_and_data_folder(
+    tmp_path, blobs_npz, monkeypatch):
+  config = _dec_config(blobs_npz)
+  whole = run_lib.run(config, str(tmp_path / "whole"))
+  _interrupted_run(config, str(tmp_path / "killed"), monkeypatch,
+                   DEC_PARTIAL, "iteration", 40)
+  config.dec.checkpoint_every = 30
+  config.pretrain.log_every = 7
+  config.data_dir = str(tmp_path)  # not read for a file: a path, not data
+  resumed = run_lib.run(config, str(tmp_path / "killed"))
+  assert resumed["dec_resumed_from_iteration"] == 40
+  assert resumed["pretrain_reused"]
+  for key in ("acc", "nmi", "ari", "cluster_sizes", "iterations"):
+    assert resumed[key] == whole[key], key
 
 
 @pytest.mark.parametrize("method", ["dec", "idec"])
@@ -103,6 +120,45 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
   # One log: the records before the kill, a resume marker, the rest.
   stages = [r["stage"] for r in read_metrics(str(tmp_path / "killed"))]
   assert "resume" in stages and stages.count("final") == 1
+
+
+def _killed_after_logging(config, workdir, monkeypatch, stage, counter, at):
+  """Runs config into workdir and stops it right after it logs the `stage`
+  record with `counter` == at (past the last checkpoint)."""
+  log = Workdir.log
+
+  def log_then_die(self, record):
+    log(self, record)
+    if record.get("stage") == stage and record.get(counter) == at:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(Workdir, "log", log_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run_lib.run(config, workdir)
+  monkeypatch.undo()
+
+
+@pytest.mark.parametrize("stage, counter, at", [("pretrain", "epoch", 10),
+                                                ("dec", "iteration", 50)])
+def test_a_resumed_log_reads_as_the_uninterrupted_runs(
+    tmp_path, blobs_npz, monkeypatch, stage, counter, at):
+  # Killed 2 epochs / 10 iterations after the last checkpoint: the records
+  # logged since are written again by the resumed stage, and only once.
+  config = _dec_config(blobs_npz)
+  config.update({"n_clusters": 6, "collapse_fraction": 0.99})  # flagged
+  config.pretrain.update({"epochs": 12, "checkpoint_every": 4,
+                          "log_every": 2})
+  whole = run_lib.run(config, str(tmp_path / "whole"))
+  _killed_after_logging(config, str(tmp_path / "killed"), monkeypatch,
+                        stage, counter, at)
+  resumed = run_lib.run(config, str(tmp_path / "killed"))
+
+  def series(workdir):
+    return [(r[counter], r.get("loss")) for r in read_metrics(workdir)
+            if r["stage"] == stage and counter in r]
+  assert series(str(tmp_path / "killed")) == series(str(tmp_path / "whole"))
+  assert whole["collapse"]["flagged_updates"] > 0
+  assert resumed["collapse"] == whole["collapse"]
 
 
 def test_killed_clustering_resumes_its_patience_count(tmp_path, blobs_npz,

@@ -88,7 +88,8 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
     start, init_scores, k_infos = None, meta["init_metrics"], meta["k_infos"]
     k = meta["n_clusters"]
     resume = _restored(resume, meta)
-    for run in stack.runs:
+    for run in stack.runs:  # the update at the checkpoint's iteration is redone
+      run.rewind("dec", "iteration", meta["iteration"] - 1)
       run.log({"stage": "dec", "resumed_from_iteration": meta["iteration"]})
 
   def save(loop: dict) -> None:

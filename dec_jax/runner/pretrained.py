@@ -2,7 +2,8 @@
 
 A member's autoencoder is saved in its workdir as checkpoints/autoencoder
 with a description (`fingerprint`: the data's content hash and every setting
-that shapes the training). A rerun reuses it when the description matches;
+that shapes the training). A rerun reuses it when the description matches
+(how often it logged or saved aside: CADENCE);
 `pretrained_workdir` reuses another run's (same data and architecture).
 """
 
@@ -30,6 +31,11 @@ PRETRAIN_SECONDS = "pretrain_s"
 # Fields that must agree for a pretrained_workdir's autoencoder to be used
 # (its data too: DATA_FINGERPRINT).
 _DATA_FIELDS = ("dims", "model_kind")
+# Settings that say how often a run logs and saves, or where its data are
+# read (their content is fingerprinted), never what it computes: saved in
+# descriptions, left out when one is compared with a run's settings.
+CADENCE = ("data_dir", "pretrain.log_every", "pretrain.checkpoint_every",
+           "dec.checkpoint_every")
 
 
 def build_model(config: ml_collections.ConfigDict, dims: tuple[int, ...],
@@ -63,6 +69,25 @@ def fingerprint(config: ml_collections.ConfigDict, dims: tuple[int, ...],
       "augment": bool(config.augment), "pretrain": config.pretrain.to_dict()}))
 
 
+def comparable(settings: Any) -> Any:
+  """A description (or a list of them, one per member) without CADENCE."""
+  if isinstance(settings, list):
+    return [comparable(s) for s in settings]
+  for name in CADENCE if isinstance(settings, dict) else ():
+    settings = _without(settings, name.split("."))
+  return settings
+
+
+def _without(tree: dict, path: list[str]) -> dict:
+  """A copy of `tree` without the nested key `path`, where it has one."""
+  head, *rest = path
+  if head not in tree or (rest and not isinstance(tree[head], dict)):
+    return tree
+  if not rest:
+    return {k: v for k, v in tree.items() if k != head}
+  return {**tree, head: _without(tree[head], rest)}
+
+
 def _source(config: ml_collections.ConfigDict) -> str:
   """pretrained_workdir, or its seed<s>/ when it holds several members."""
   member = os.path.join(config.pretrained_workdir, f"seed{config.seed}")
@@ -89,7 +114,7 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   meta = meta and {k: v for k, v in meta.items() if k != PRETRAIN_SECONDS}
   if config.pretrained_workdir:
     _check_pretrained_workdir(source, meta, wanted)
-  elif meta != wanted:
+  elif comparable(meta) != comparable(wanted):
     reason = why_not_reused(meta, wanted)
     return None, reason and {"checkpoint": AUTOENCODER, "reused": False,
                              "reason": reason}
@@ -107,6 +132,7 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
 def why_not_reused(saved: Optional[dict], wanted: dict) -> Optional[str]:
   """Why a checkpoint described by `saved` cannot stand for `wanted` (the
   data first), or None when it can or there is none."""
+  saved, wanted = comparable(saved), comparable(wanted)
   if saved is None or saved == wanted:
     return None
   have, now = saved.get(DATA_FINGERPRINT), wanted.get(DATA_FINGERPRINT)

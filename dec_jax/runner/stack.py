@@ -92,6 +92,16 @@ class MemberRun:
       self.collapsed_at.append(record["iteration"])
     self.log({**record, **flags})
 
+  def rewind(self, stage: str, counter: str, last: int) -> None:
+    """Forgets the log's `stage` records with `counter` past `last`: a stage
+    resumed from its checkpoint at `last` writes them again, so the log and
+    the collapse count read as an uninterrupted run's."""
+    kept = self.workdir.keep_records(
+        lambda r: r.get("stage") != stage or r.get(counter, last) <= last)
+    self.collapsed_at = [r["iteration"] for r in kept
+                         if "small_clusters" in r
+                         and diagnostics.is_collapsed(r)]
+
   def close(self) -> None:
     self.progress.clear()
     if self.tensorboard is not None:
@@ -195,7 +205,8 @@ class Stack:
     meta = load_meta(self.home.path, name)
     if not self.config.resume or meta is None:
       return None, None
-    if meta.get("settings") != settings:
+    if (pretrained.comparable(meta.get("settings"))
+        != pretrained.comparable(settings)):
       self._note_not_resumed(name, meta.get("settings"), settings)
       return None, None
     target = jax.eval_shape(lambda: target_fn(meta))
@@ -222,7 +233,8 @@ class Stack:
 
   def result_settings(self, i: int) -> dict:
     """Member i's config without the fields that cannot change its result,
-    plus the data's fingerprint: what a partial checkpoint must match."""
+    plus the data's fingerprint: what a partial checkpoint must match
+    (compared without pretrained.CADENCE)."""
     settings = json.loads(json.dumps(self.configs[i].to_dict(), default=str))
     for key in ("overwrite", "resume", "report", "tensorboard"):
       settings.pop(key, None)
@@ -323,6 +335,7 @@ class Stack:
     if meta is not None:
       info["pretrain_resumed_from_epoch"] = meta["epoch"]
       for i in todo:
+        self.runs[i].rewind("pretrain", "epoch", meta["epoch"])
         self.runs[i].log({"stage": "pretrain",
                           "resumed_from_epoch": meta["epoch"]})
     elif cfg.greedy_epochs:

@@ -179,6 +179,16 @@ class Workdir:
       f.write(json.dumps(record, allow_nan=False) + "\n")
     logging.info("%s", _format(record))
 
+  def keep_records(self, keep: Callable[[dict], bool]) -> list[dict]:
+    """Rewrites metrics.jsonl (atomically) with the records `keep` accepts;
+    returns them ([] where this process does not write the log)."""
+    if not self.primary:
+      return []
+    kept = [r for r in read_metrics(self.path) if keep(r)]
+    write_text_atomic(self.file(METRICS), "".join(
+        json.dumps(r, allow_nan=False) + "\n" for r in kept))
+    return kept
+
   def save_assignments(self, labels: np.ndarray,
                        q: Optional[np.ndarray] = None) -> None:
     if not self.primary:
