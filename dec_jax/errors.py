@@ -13,6 +13,12 @@ class DecJaxError(ValueError):
   """
 
 
+def require(condition: bool, message: str) -> None:
+  """Raises DecJaxError(message) unless `condition` holds."""
+  if not condition:
+    raise DecJaxError(message)
+
+
 class TrainingDiverged(DecJaxError):
   """A loss became NaN or inf during training: names the stage and the step.
 

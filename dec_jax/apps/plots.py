@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from dec_jax.core import metrics
 from dec_jax.runner.workdir import write_bytes_atomic
 
-SCORES = ("acc", "nmi", "ari")
+SCORES = metrics.SCORES
 
 
 def save(fig: Figure, path: str, dpi: int = 100) -> str:

@@ -15,7 +15,6 @@ import csv
 import itertools
 import json
 import os
-import re
 import shutil
 import statistics
 from typing import Any, Callable, Optional
@@ -32,7 +31,7 @@ from dec_jax.runner.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_
 
 CSV = "sweep.csv"
 TABLE = "sweep.md"
-SCORES = ("acc", "nmi", "ari")
+SCORES = members_lib.SCORES
 
 
 # ------------------------------------------------------------------- grid
@@ -89,10 +88,7 @@ def parse_grid(text: str) -> list[tuple[str, list[Any]]]:
 
 def cell_name(overrides: dict[str, Any]) -> str:
   """A folder name for the cell: key=value pairs joined by '__'."""
-  if not overrides:
-    return "base"
-  text = lambda v: re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")
-  return "__".join(f"{k}={text(v)}" for k, v in overrides.items())
+  return members_lib.folder_name(overrides.items()) if overrides else "base"
 
 
 def cells(axes: list[tuple[str, list[Any]]]) -> list[tuple[str, dict]]:

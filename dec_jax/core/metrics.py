@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 
 # Stated explicitly: sklearn's default changed from 'geometric' in 0.22.
 NMI_AVERAGE = "arithmetic"
+SCORES = ("acc", "nmi", "ari")  # what `evaluate` returns
 
 
 def contingency(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -17,14 +17,9 @@ from dec_jax.core import kmeans
 from dec_jax.nn import models
 from dec_jax.train import optim
 from dec_jax import parallel
-from dec_jax.errors import DecJaxError
+from dec_jax.errors import DecJaxError, require
 from dec_jax import methods
 from dec_jax.runner.members import MAX_SEED
-
-
-def require(condition: bool, message: str) -> None:
-  if not condition:
-    raise DecJaxError(message)
 
 
 def check_seed(seed, name: str = "seed") -> None:

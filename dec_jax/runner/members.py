@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
+from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
 
 # Numeric hyperparameters a stack's members may differ in. Each is read from
@@ -34,7 +35,7 @@ STACKABLE = ("pretrain.learning_rate", "pretrain.momentum",
              "dec.learning_rate", "dec.momentum", "dec.tol", "dec.patience",
              "dec.alpha", "dec.reseed_fraction", "idec.gamma")
 COUNTS = ("dec.patience",)  # stackable keys whose values are integers
-SCORES = ("acc", "nmi", "ari")
+SCORES = metrics.SCORES
 # Seeds feed jax.random.key, NumPy and scikit-learn: uint32 values.
 MAX_SEED = 2**32 - 1
 
@@ -48,13 +49,19 @@ class Member:
   @property
   def cell(self) -> str:
     """The grid point's folder name ('' without a grid)."""
-    text = lambda v: re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")
-    return "__".join(f"{k}={text(v)}" for k, v in self.point)
+    return folder_name(self.point)
 
   @property
   def name(self) -> str:
     """How logs and errors name it: 'seed 3' or 'seed 3 at dec.alpha=2'."""
     return f"seed {self.seed}" + (f" at {self.cell}" if self.point else "")
+
+
+def folder_name(pairs: Sequence[tuple[str, Any]]) -> str:
+  """'key=value' pairs joined by '__', each value cut to folder-safe
+  characters: a grid point's or a sweep cell's folder."""
+  text = lambda v: re.sub(r"[^A-Za-z0-9._+-]+", "-", str(v)).strip("-")
+  return "__".join(f"{k}={text(v)}" for k, v in pairs)
 
 
 def parse_seeds(value: Any) -> tuple[int, ...]:

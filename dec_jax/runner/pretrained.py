@@ -18,7 +18,7 @@ import ml_collections
 
 from dec_jax.runner import data
 from dec_jax.nn import models
-from dec_jax.errors import DecJaxError
+from dec_jax.errors import require
 from dec_jax.runner.workdir import (CHECKPOINTS, DATA_FINGERPRINT, Workdir,
                                     load_meta, load_params)
 
@@ -120,7 +120,7 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
                              "reason": reason}
   params = load_params(source, AUTOENCODER)
   if params is None:
-    _require(not config.pretrained_workdir,
+    require(not config.pretrained_workdir,
              f"pretrained_workdir {config.pretrained_workdir!r} holds no "
              f"checkpoints/{AUTOENCODER}.")
     return None, None
@@ -152,7 +152,7 @@ def _check_pretrained_workdir(source: str, meta: Optional[dict],
                               wanted: dict) -> None:
   """Refuses `pretrained_workdir`'s autoencoder (described by `meta`) when
   it was trained on other data or dims than `wanted`."""
-  _require(meta is not None or not os.path.isdir(
+  require(meta is not None or not os.path.isdir(
       os.path.join(source, CHECKPOINTS, AUTOENCODER)),
            f"{source}'s checkpoints/{AUTOENCODER} has no description "
            f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
@@ -160,9 +160,9 @@ def _check_pretrained_workdir(source: str, meta: Optional[dict],
     return
   differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
             if meta.get(f) != wanted[f]]
-  _require(not differ, f"The autoencoder in {source} was pretrained with "
+  require(not differ, f"The autoencoder in {source} was pretrained with "
            f"other {', '.join(differ)}.")
-  _require(meta.get(DATA_FINGERPRINT) == wanted[DATA_FINGERPRINT],
+  require(meta.get(DATA_FINGERPRINT) == wanted[DATA_FINGERPRINT],
            f"The autoencoder in {source} cannot be reused: "
            f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
            "pretrained_workdir) or point it at a run on this data.")
@@ -173,12 +173,7 @@ def _check_shapes(config, params, dims, dataset, source) -> None:
   expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
-  _require(found == expected,
+  require(found == expected,
            f"The autoencoder in {source} does not match model dims {dims} "
            f"(kind {config.model.kind}; different input size or layer "
            "widths).")
-
-
-def _require(condition: bool, message: str) -> None:
-  if not condition:
-    raise DecJaxError(message)
