@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from dec_jax.core import choose_k
+from dec_jax.core import choose_k, kmeans
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import run
 from dec_jax.runner.workdir import read_metrics
@@ -35,7 +35,7 @@ def test_silhouette_curve_unchanged_by_a_large_common_offset(offset, dtype):
 
 
 @pytest.mark.parametrize("method", ["kmeans", "ae_kmeans"])
-def test_auto_k_finds_the_number_of_blobs(tmp_path, method):
+def test_auto_k_finds_the_number_of_blobs(tmp_path, method, monkeypatch):
   x, y = make_blobs(n_samples=300, centers=5, n_features=6, cluster_std=0.5,
                     random_state=3)
   path = tmp_path / "blobs.npz"
@@ -44,7 +44,12 @@ def test_auto_k_finds_the_number_of_blobs(tmp_path, method):
                        auto_k={"min": 2, "max": 8})
   config.pretrain.epochs = 60
   config.kmeans.backend = "sklearn"  # no compile per k: the test is choose_k's
+  fitted = []
+  fit = kmeans.fit_kmeans
+  monkeypatch.setattr(kmeans, "fit_kmeans",
+                      lambda x, k, **kw: fitted.append(k) or fit(x, k, **kw))
   results = run(config, str(tmp_path / "run"))
+  assert fitted == list(range(2, 9))  # each k once, the chosen one too
   assert results["n_clusters"] == 5
   auto = results["n_clusters_auto"]
   assert auto["chosen"] == 5 and auto["criterion"] == "silhouette"

@@ -76,6 +76,27 @@ def test_members_are_seeds_crossed_with_grid_points(hard_blobs):
       "W", "idec.gamma=1.0__dec.tol=0.01", "seed0")
 
 
+def test_grid_points_sharing_an_autoencoder_share_its_kmeans(
+    tmp_path, hard_blobs, monkeypatch):
+  from dec_jax.core import kmeans
+  fitted = []
+  fit = kmeans.fit_kmeans
+  monkeypatch.setattr(kmeans, "fit_kmeans",
+                      lambda x, k, **kw: fitted.append(kw["seed"])
+                      or fit(x, k, **kw))
+  config = small(hard_blobs, seeds="0,1",
+                 grid='{"dec.learning_rate": [0.01, 0.02]}')
+  run_lib.run(config, str(tmp_path / "w"))
+  assert sorted(fitted) == [0, 1]  # once per seed, not per grid point
+  starts = {}
+  for cell in ("dec.learning_rate=0.01", "dec.learning_rate=0.02"):
+    for seed in (0, 1):
+      init = read_json(str(tmp_path / "w" / cell / f"seed{seed}" /
+                           "results.json"))["init_metrics"]
+      starts.setdefault(seed, []).append(init)
+  assert all(a == b for a, b in starts.values())
+
+
 def test_a_grid_of_patience_gives_integer_settings(hard_blobs):
   config = small(hard_blobs, seeds="0", grid='{"dec.patience": [0, 20.0]}')
   got = members.from_config(config)

@@ -405,34 +405,55 @@ class Stack:
   def kmeans(self, features: Sequence[jax.Array], stage: str = "kmeans"
              ) -> tuple[list[kmeans.KMeansResult], list[dict]]:
     """k-means of each member on its features (k chosen first per member
-    when n_clusters is 'auto'); (results, what results.json says)."""
+    when n_clusters is 'auto'); (results, what results.json says). Members
+    with the same seed and features (grid points sharing an autoencoder)
+    share one fit."""
     results, infos = [], []
     with self.stage(stage):
       for i, x in enumerate(features):
-        cfg = self.configs[i]
-        fit = functools.partial(kmeans.fit_kmeans, x, seed=cfg.seed,
-                                n_init=cfg.kmeans.n_init,
-                                max_iter=cfg.kmeans.max_iter,
-                                backend=cfg.kmeans.backend)
-        k, info = self.n_clusters, {}
-        if k is None:
-          k, info = self._choose_k(i, x, fit)
-        results.append(jax.block_until_ready(fit(k)))
+        twin = next((j for j in range(i) if self._same_kmeans(i, j, features)),
+                    None)
+        if twin is None:
+          result, info = self._fit_kmeans(i, x)
+        else:
+          result, info = results[twin], infos[twin]
+          self._log_curve(i, info)
+        results.append(result)
         infos.append(info)
     return results, infos
 
-  def _choose_k(self, i: int, x: jax.Array, fit) -> tuple[int, dict]:
-    """Member i's k of best silhouette over auto_k's range; logs the curve."""
-    cfg = self.configs[i].auto_k
-    curve = choose_k.silhouette_curve(
-        x, range(cfg.min, cfg.max + 1), lambda k: fit(k).labels,
-        seed=self.configs[i].seed, sample_size=cfg.sample_size)
-    for k, score in curve.items():
+  def _same_kmeans(self, i: int, j: int, features: Sequence[jax.Array]
+                   ) -> bool:
+    """Whether members i and j have the same k-means (same seed, inputs)."""
+    return self.configs[i].seed == self.configs[j].seed and (
+        features[i] is features[j]
+        or bool(jnp.array_equal(features[i], features[j])))
+
+  def _fit_kmeans(self, i: int, x: jax.Array
+                  ) -> tuple[kmeans.KMeansResult, dict]:
+    """Member i's k-means of x: with its n_clusters, or the k of best
+    silhouette over auto_k's range (each k fitted once)."""
+    cfg = self.configs[i]
+    fit = functools.lru_cache(maxsize=None)(functools.partial(
+        kmeans.fit_kmeans, x, seed=cfg.seed, n_init=cfg.kmeans.n_init,
+        max_iter=cfg.kmeans.max_iter, backend=cfg.kmeans.backend))
+    k, info = self.n_clusters, {}
+    if k is None:
+      curve = choose_k.silhouette_curve(
+          x, range(cfg.auto_k.min, cfg.auto_k.max + 1),
+          lambda k: fit(k).labels, seed=cfg.seed,
+          sample_size=cfg.auto_k.sample_size)
+      k = choose_k.best_k(curve)
+      info = {"n_clusters_auto": {"criterion": choose_k.CRITERION,
+                                  "curve": curve, "chosen": k}}
+      self._log_curve(i, info)
+    return jax.block_until_ready(fit(k)), info
+
+  def _log_curve(self, i: int, info: dict) -> None:
+    """Logs the silhouette of each k tried for member i, if k was chosen."""
+    for k, score in info.get("n_clusters_auto", {}).get("curve", {}).items():
       self.runs[i].log({"stage": "choose_k", "k": k,
                         choose_k.CRITERION: score})
-    chosen = choose_k.best_k(curve)
-    return chosen, {"n_clusters_auto": {"criterion": choose_k.CRITERION,
-                                        "curve": curve, "chosen": chosen}}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
