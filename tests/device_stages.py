@@ -65,9 +65,9 @@ def pretraining_stages(x: np.ndarray) -> Stages:
   return {
       "pretrain": lambda: train(jnp.asarray(x)),
       "pretrain_streamed": lambda: train(x),
-      "greedy": lambda: pretrain.greedy_pretrain(
-          model, params, jnp.asarray(x / 16.0, jnp.float32),
-          jax.random.key(2), tx, epochs=1, batch_size=BATCH),
+      "greedy": lambda: jax.tree.map(lambda a: a[0], pretrain.greedy_pretrain(
+          model, dec_loop.stack([params]), jnp.asarray(x / 16.0, jnp.float32),
+          jax.random.key(2)[None], tx, epochs=1, batch_size=BATCH)),
   }
 
 

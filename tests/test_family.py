@@ -8,6 +8,7 @@ import types
 
 import flax.linen
 import jax
+import ml_collections
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -19,6 +20,7 @@ from dec_jax.train import dec_loop
 from dec_jax.runner import data
 from dec_jax.nn import models
 from dec_jax.apps import predict
+from dec_jax.train import optim
 from dec_jax.train import pretrain
 from dec_jax.runner import pretrained
 from dec_jax.errors import DecJaxError
@@ -253,9 +255,10 @@ def test_greedy_pretraining_lowers_each_layer_and_the_stack_loss(digits):
   init = models.init_autoencoder(model, jax.random.key(0))
   x = jnp.asarray(digits.x[:512])
   records = []
-  params = pretrain.greedy_pretrain(
-      model, init, x, jax.random.key(1), optax.adam(3e-3), epochs=8,
-      batch_size=64, log_every=1, log_fn=records.append)
+  params = jax.tree.map(lambda a: a[0], pretrain.greedy_pretrain(
+      model, dec_loop.stack([init]), x, jax.random.key(1)[None],
+      optax.adam(3e-3), epochs=8, batch_size=64, log_every=1,
+      log_fn=lambda j, record: records.append(record)))
   for layer in range(2):
     losses = [r["loss"] for r in records if r["layer"] == layer]
     assert len(losses) == 8 and losses[-1] < 0.6 * losses[0]
@@ -266,6 +269,28 @@ def test_greedy_pretraining_lowers_each_layer_and_the_stack_loss(digits):
     assert after < 0.5 * before
   assert pretrain.reconstruction_loss(model, params, x) < 0.5 * (
       pretrain.reconstruction_loss(model, init, x))
+
+
+def test_greedy_pretraining_of_a_stack_is_each_members_own(digits):
+  # One execution path: members trained together end as each trained alone.
+  model = models.Autoencoder((64, 16, 4))
+  inits = [models.init_autoencoder(model, jax.random.key(s)) for s in (0, 1)]
+  keys = jnp.stack([jax.random.key(5), jax.random.key(6)])
+  hp = {"learning_rate": jnp.array([1e-3, 3e-3]),
+        "momentum": jnp.array([0.9, 0.9])}
+  tx = optim.from_hyper(ml_collections.ConfigDict(
+      {"optimizer": "adam", "schedule": "constant"}), 20)
+  x = jnp.asarray(digits.x[:256])
+  run = lambda index: pretrain.greedy_pretrain(
+      model, dec_loop.stack([inits[i] for i in index]), x,
+      keys[np.asarray(index)], tx,
+      hp=jax.tree.map(lambda a: a[np.asarray(index)], hp), epochs=2,
+      batch_size=64)
+  together = run([0, 1])
+  for i in (0, 1):
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6),
+                 jax.tree.map(lambda a: a[i], together),
+                 jax.tree.map(lambda a: a[0], run([i])))
 
 
 def test_greedy_pretraining_is_for_mlp_only(blobs_npz):

@@ -368,24 +368,23 @@ class Stack:
 
   def _greedy(self, model: models.AnyAutoencoder, params,
               todo: list[int]):
-    """DEC's greedy layer-wise denoising pretraining of each member (a host
-    loop: its layer-by-layer programs differ in shape); not checkpointed."""
+    """DEC's greedy layer-wise denoising pretraining of members `todo`, as
+    one stack; not checkpointed."""
     cfg = self.config.pretrain
     steps = cfg.greedy_epochs * -(-self.dataset.num_samples // cfg.batch_size)
-    hp = self.hyper("pretrain", ("learning_rate", "momentum"), todo)
-    x, out = self.features(), []  # one float32 copy for every member
+    keys = jnp.stack([member_key(self.members[i].seed, "greedy")
+                      for i in todo])
     with self.stage("pretrain_greedy"):
-      for j, (i, member_params) in enumerate(zip(todo,
-                                                 dec_loop.unstack(params))):
-        out.append(pretrain.greedy_pretrain(
-            model, member_params, x,
-            member_key(self.members[i].seed, "greedy"),
-            optim.from_hyper(cfg, steps)({k: v[j] for k, v in hp.items()}),
-            epochs=cfg.greedy_epochs,
-            batch_size=cfg.batch_size, log_every=cfg.log_every,
-            log_fn=self.runs[i].log, chunk_size=self.config.chunk_size))
-      jax.block_until_ready(out)
-    return dec_loop.stack(out)
+      params = pretrain.greedy_pretrain(
+          model, params, self.features(), keys, optim.from_hyper(cfg, steps),
+          hp=self.hyper("pretrain", ("learning_rate", "momentum"), todo),
+          epochs=cfg.greedy_epochs, batch_size=cfg.batch_size,
+          log_every=cfg.log_every,
+          log_fn=lambda j, record: self.runs[todo[j]].log(record),
+          chunk_size=self.config.chunk_size,
+          names=[self.names[i] for i in todo])
+      jax.block_until_ready(params)
+    return params
 
   # --------------------------------------------------------- embed, k-means
 

@@ -342,47 +342,78 @@ def layer_inputs(model: Autoencoder, params: Params, x: jax.Array, layer: int,
 
 
 def greedy_pretrain(model: AnyAutoencoder, params: Params, x: jax.Array,
-                    key: jax.Array, tx: optax.GradientTransformation, *,
-                    epochs: int, batch_size: int,
+                    keys: jax.Array, tx: TxFn, *, epochs: int,
+                    batch_size: int, hp: Optional[dict] = None,
                     rate: float = DROPOUT_RATE, log_every: int = 10,
-                    log_fn: Optional[Callable[[dict], Any]] = None,
-                    chunk_size: int = 8192) -> Params:
-  """DEC's greedy layer-wise pretraining of an MLP autoencoder.
+                    log_fn: Optional[Callable[[int, dict], Any]] = None,
+                    chunk_size: int = 8192,
+                    names: Optional[Sequence[str]] = None) -> Params:
+  """DEC's greedy layer-wise pretraining of a stack of S MLP autoencoders.
 
   Pair by pair from the input up, encoder layer i and its mirrored decoder
   layer are trained as a denoising autoencoder (`denoising_loss`, dropout
   `rate` on its input and hidden layer) for `epochs` passes over the clean
-  output of the layers below, with a fresh optimizer state from `tx`. Each
-  epoch is one compiled scan (make_minibatch_epoch). Returns params with
-  every pair replaced; the caller then fine-tunes the whole stack end to end
-  without corruption (`pretrain`). Logs stage 'pretrain_greedy' records.
+  output of the layers below, with a fresh optimizer state from `tx`.
+  params carry a leading member axis, keys [S] (layer l, epoch e:
+  fold_in(fold_in(key, l), e)) and hp ([S] arrays) as in `pretrain`; each
+  epoch of the whole stack is one compiled scan. Returns params with every
+  pair replaced; the caller then fine-tunes end to end without corruption
+  (`pretrain`). log_fn(member, record) gets 'pretrain_greedy' records.
   """
   num_pairs = _check_mlp(model)
   x = jnp.asarray(x)
   params = jax.tree.map(jnp.array, params)  # the caller's copy survives
+  names = list(names or [""] * keys.shape[0])
+  fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
   start = time.perf_counter()
   for layer in range(num_pairs):
-    h = jax.jit(functools.partial(layer_inputs, model, layer=layer,
-                                  chunk_size=chunk_size))(params, x)
-    epoch_fn = make_minibatch_epoch(
-        functools.partial(_pair_loss, model, layer, rate), tx, h.shape[0],
-        batch_size, stochastic=True)
-    pair = layer_pair_params(model, params, layer)
-    state = {"params": pair, "opt": tx.init(pair)}
-    layer_key = jax.random.fold_in(key, layer)
+    h = (x.astype(jnp.float32) if layer == 0 else
+         _stack_layer_inputs(model, layer, chunk_size)(params, x))
+    epoch_fn = _greedy_epoch(model, layer, rate, tx, x.shape[0], batch_size,
+                             layer == 0)
+    state = init_states(tx, jax.vmap(functools.partial(
+        layer_pair_params, model, layer=layer))(params), hp)
     for epoch in range(1, epochs + 1):
-      state, loss = epoch_fn(state, h, jax.random.fold_in(layer_key, epoch))
+      state, losses = epoch_fn(state, h, fold(fold(keys, layer), epoch), hp)
       if epoch % log_every == 0 or epoch == epochs:
-        loss = float(loss)
-        if not math.isfinite(loss):
-          raise TrainingDiverged(
-              f"greedy pretraining of layer {layer} diverged by epoch {epoch} "
-              f"(loss {loss}); rerun with a lower pretrain.learning_rate.")
-        if log_fn:
-          log_fn({"stage": "pretrain_greedy", "layer": layer, "epoch": epoch,
-                  "loss": loss, "time_s": time.perf_counter() - start})
-    params = set_layer_pair(model, params, layer, state["params"])
+        for j, loss in enumerate(np.asarray(losses).tolist()):
+          _check_greedy_loss(loss, layer, epoch, names[j])
+          if log_fn:
+            log_fn(j, {"stage": "pretrain_greedy", "layer": layer,
+                       "epoch": epoch, "loss": loss,
+                       "time_s": time.perf_counter() - start})
+    params = jax.vmap(lambda p, pair: set_layer_pair(model, p, layer, pair))(
+        params, state["params"])
   return params
+
+
+def _check_greedy_loss(loss: float, layer: int, epoch: int, name: str):
+  if not math.isfinite(loss):
+    raise TrainingDiverged(
+        f"greedy pretraining{name and ' of ' + name} of layer {layer} "
+        f"diverged by epoch {epoch} (loss {loss}); rerun with a lower "
+        "pretrain.learning_rate.")
+
+
+@functools.lru_cache(maxsize=16)
+def _stack_layer_inputs(model: Autoencoder, layer: int, chunk_size: int):
+  """Jitted (stacked params, x) -> [S, N, dims[layer]]: layer_inputs of
+  each member."""
+  return jax.jit(over_members(functools.partial(
+      layer_inputs, model, layer=layer, chunk_size=chunk_size),
+                              in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=16)
+def _greedy_epoch(model: Autoencoder, layer: int, rate: float, tx: TxFn,
+                  num_samples: int, batch_size: int, shared_inputs: bool):
+  """The stacked epoch(states, h, keys, hps) of pair `layer`, cached on its
+  settings; h is [N, D] shared by the members (layer 0) or [S, N, d]."""
+  epoch_fn = make_minibatch_epoch(
+      functools.partial(_pair_loss, model, layer, rate), tx, num_samples,
+      batch_size, stochastic=True)
+  return jax.jit(over_members(epoch_fn, in_axes=(
+      0, None if shared_inputs else 0, 0, 0)), donate_argnums=0)
 
 
 def _pair_loss(model, layer, rate, pair, h, key):
