@@ -396,7 +396,9 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
       (plus optionally 'elapsed_s', where the logs' time_s go on from).
     checkpoint_every: iterations between checkpoints (0: never).
     checkpoint_fn: saves what _Loop.saved returns (state, labels,
-      iteration, the members alive and finished, their plateaus).
+      iteration, the members alive and finished, their plateaus) before it
+      returns: the state's arrays are donated to the next interval, so a
+      reference kept for later reads deleted buffers.
     augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
     names: how errors name the members (none for a stack of one).
 
