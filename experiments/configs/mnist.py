@@ -13,8 +13,8 @@ give the 10k test set), a sixth of DEC-keras's 300 epochs of SGD
 Expected on a 2-core CPU: about 20 minutes (15 pretraining, 4-5 DEC); ACC
 0.910 +- 0.039, NMI 0.866 +- 0.022, ARI 0.853 +- 0.039 over seeds 0-4
 (AE + k-means before DEC: ACC 0.858 +- 0.029). 10 epochs instead of 50
-gave ACC 0.693 (seed 0; AE + k-means 0.700): see README, "Time to
-accuracy".
+gave ACC 0.693 (seed 0; AE + k-means 0.700): see docs/results.md, "Time
+to accuracy: how much pretraining DEC needs".
 """
 
 from experiments.configs import default
