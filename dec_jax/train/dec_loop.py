@@ -393,12 +393,11 @@ def run_dec(encoder: MLP, start: Optional[DECStart], x, keys: jax.Array,
     loss_fn: the minibatch loss (params, xb, pb, hp) (default DEC's KL);
       variants train other parameters too (e.g. IDEC's decoder, in params).
     resume: what `checkpoint_fn` received, to continue exactly from it
-      (plus optionally 'elapsed_s', where the logs' time_s go on from).
+      (optionally with 'elapsed_s', where the logs' time_s go on from).
     checkpoint_every: iterations between checkpoints (0: never).
     checkpoint_fn: saves what _Loop.saved returns (state, labels,
-      iteration, the members alive and finished, their plateaus) before it
-      returns: the state's arrays are donated to the next interval, so a
-      reference kept for later reads deleted buffers.
+      iteration, alive and finished members, plateaus) before returning:
+      the next interval is donated the state's buffers.
     augment_fn: DEC-DA's augmentation of the minibatches (see dec_pieces).
     names: how errors name the members (none for a stack of one).
 
