@@ -121,8 +121,8 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   params = load_params(source, AUTOENCODER)
   if params is None:
     require(not config.pretrained_workdir,
-             f"pretrained_workdir {config.pretrained_workdir!r} holds no "
-             f"checkpoints/{AUTOENCODER}.")
+            f"pretrained_workdir {config.pretrained_workdir!r} holds no "
+            f"checkpoints/{AUTOENCODER}.")
     return None, None
   _check_shapes(config, params, dims, dataset, source)
   return params, {"workdir": os.path.abspath(source), "settings": meta,
@@ -154,18 +154,18 @@ def _check_pretrained_workdir(source: str, meta: Optional[dict],
   it was trained on other data or dims than `wanted`."""
   require(meta is not None or not os.path.isdir(
       os.path.join(source, CHECKPOINTS, AUTOENCODER)),
-           f"{source}'s checkpoints/{AUTOENCODER} has no description "
-           f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
+          f"{source}'s checkpoints/{AUTOENCODER} has no description "
+          f"({AUTOENCODER}.json): unfinished or foreign, not reused.")
   if meta is None:
     return
   differ = [f"{f} ({meta.get(f)} vs {wanted[f]})" for f in _DATA_FIELDS
             if meta.get(f) != wanted[f]]
   require(not differ, f"The autoencoder in {source} was pretrained with "
-           f"other {', '.join(differ)}.")
+          f"other {', '.join(differ)}.")
   require(meta.get(DATA_FINGERPRINT) == wanted[DATA_FINGERPRINT],
-           f"The autoencoder in {source} cannot be reused: "
-           f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
-           "pretrained_workdir) or point it at a run on this data.")
+          f"The autoencoder in {source} cannot be reused: "
+          f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
+          "pretrained_workdir) or point it at a run on this data.")
 
 
 def _check_shapes(config, params, dims, dataset, source) -> None:
@@ -174,6 +174,6 @@ def _check_shapes(config, params, dims, dataset, source) -> None:
       lambda key: models.init_autoencoder(model, key), jax.random.key(0)))
   found = jax.tree.map(lambda a: a.shape, params)
   require(found == expected,
-           f"The autoencoder in {source} does not match model dims {dims} "
-           f"(kind {config.model.kind}; different input size or layer "
-           "widths).")
+          f"The autoencoder in {source} does not match model dims {dims} "
+          f"(kind {config.model.kind}; different input size or layer "
+          "widths).")
