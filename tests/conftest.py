@@ -2,6 +2,7 @@
 and scores computed independently of dec_jax.metrics."""
 
 import contextlib
+import glob
 import gzip
 import itertools
 import os
@@ -9,6 +10,7 @@ import struct
 
 import numpy as np
 import pytest
+from tensorboardX.proto import event_pb2
 
 
 def write_idx(path, array, magic):
@@ -16,6 +18,41 @@ def write_idx(path, array, magic):
                                                   *array.shape)
   with gzip.open(path, "wb") as f:
     f.write(header + array.astype(np.uint8).tobytes())
+
+
+def read_events(logdir: str) -> list:
+  """Every Event in logdir's event files, file by file in the order they
+  were started (the wall time of their first event)."""
+  files = []
+  for path in glob.glob(os.path.join(logdir, "events.out.tfevents*")):
+    events = []
+    with open(path, "rb") as f:
+      while header := f.read(12):
+        length = struct.unpack("<Q", header[:8])[0]
+        event = event_pb2.Event()
+        event.ParseFromString(f.read(length))
+        f.read(4)  # the data's CRC
+        events.append(event)
+    files.append(events)
+  files.sort(key=lambda events: events[0].wall_time if events else 0)
+  return [event for events in files for event in events]
+
+
+def tensorboard_scalars(logdir: str) -> dict[str, list[tuple]]:
+  """{tag: [(step, value), ...]} of one TensorBoard run as TensorBoard
+  shows it: a SessionLog START at step T hides the earlier events at steps
+  >= T (what a restarted writer asks for)."""
+  series: dict[str, list[tuple]] = {}
+  for event in read_events(logdir):
+    if (event.HasField("session_log")
+        and event.session_log.status == event_pb2.SessionLog.START):
+      series = {tag: [(s, v) for s, v in points if s < event.step]
+                for tag, points in series.items()}
+    for value in event.summary.value:
+      if not value.HasField("image"):
+        series.setdefault(value.tag, []).append(
+            (event.step, value.simple_value))
+  return series
 
 
 def make_idx_folder(folder) -> str:

@@ -1,17 +1,14 @@
 """Pictures of a run (plots, report), TensorBoard files, terminal progress."""
 
-import glob
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
-from tensorboardX.proto import event_pb2
 
 from dec_jax.apps import plots
 from dec_jax.runner import progress
@@ -19,26 +16,12 @@ from dec_jax.apps import report
 from dec_jax.runner import tensorboard
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import run
-from tests.conftest import make_idx_folder
+from tests.conftest import make_idx_folder, read_events, tensorboard_scalars
 from tests.test_end_to_end import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PLOTS = ("training_curves.png", "cluster_sizes.png",
              "confusion_matrix.png", "embedding.png", "montage.png")
-
-
-def read_events(logdir: str) -> list:
-  """Every Event in the TFRecord event files of logdir."""
-  events = []
-  for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents*"))):
-    with open(path, "rb") as f:
-      while header := f.read(12):
-        length = struct.unpack("<Q", header[:8])[0]
-        event = event_pb2.Event()
-        event.ParseFromString(f.read(length))
-        f.read(4)  # the data's CRC
-        events.append(event)
-  return events
 
 
 def assert_png(path: str, min_side: int = 100) -> None:
@@ -73,15 +56,16 @@ def test_end_of_run_plots(image_run):
 
 def test_tensorboard_scalars_and_montage(image_run):
   workdir, _ = image_run
-  events = read_events(os.path.join(workdir, "tensorboard"))
+  logdir = os.path.join(workdir, "tensorboard")
+  assert {"pretrain", "dec", "final", "report"} <= set(os.listdir(logdir))
   scalars = {}
-  images = []
-  for event in events:
-    for value in event.summary.value:
-      if value.HasField("image"):
-        images.append(value.tag)
-      else:
-        scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  for stage in os.listdir(logdir):  # one TensorBoard run per stage
+    for tag, points in tensorboard_scalars(
+        os.path.join(logdir, stage)).items():
+      assert tag.startswith(stage + "/"), (stage, tag)
+      scalars[tag] = dict(points)
+  images = [value.tag for event in read_events(os.path.join(logdir, "report"))
+            for value in event.summary.value if value.HasField("image")]
   records = [json.loads(line) for line in
              open(os.path.join(workdir, "metrics.jsonl"))]
   dec = [r for r in records if r["stage"] == "dec"]

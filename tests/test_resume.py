@@ -16,6 +16,7 @@ from dec_jax.runner import run as run_lib
 from dec_jax.runner import stack
 from dec_jax.methods.dec import DEC_PARTIAL
 from dec_jax.runner.workdir import Workdir, load_params, read_metrics
+from tests.conftest import tensorboard_scalars
 from tests.test_end_to_end import REPO, device_env, tiny_config
 
 
@@ -124,15 +125,16 @@ def test_killed_clustering_resumes_to_the_same_result(tmp_path, blobs_npz,
 
 def _killed_after_logging(config, workdir, monkeypatch, stage, counter, at):
   """Runs config into workdir and stops it right after it logs the `stage`
-  record with `counter` == at (past the last checkpoint)."""
-  log = Workdir.log
+  record with `counter` == at (past the last checkpoint) to metrics.jsonl
+  and TensorBoard."""
+  log = stack.MemberRun.log
 
   def log_then_die(self, record):
     log(self, record)
     if record.get("stage") == stage and record.get(counter) == at:
       raise KeyboardInterrupt
 
-  monkeypatch.setattr(Workdir, "log", log_then_die)
+  monkeypatch.setattr(stack.MemberRun, "log", log_then_die)
   with pytest.raises(KeyboardInterrupt):
     run_lib.run(config, workdir)
   monkeypatch.undo()
@@ -144,8 +146,10 @@ def test_a_resumed_log_reads_as_the_uninterrupted_runs(
     tmp_path, blobs_npz, monkeypatch, stage, counter, at):
   # Killed 2 epochs / 10 iterations after the last checkpoint: the records
   # logged since are written again by the resumed stage, and only once.
+  # TensorBoard shows each step once too.
   config = _dec_config(blobs_npz)
-  config.update({"n_clusters": 6, "collapse_fraction": 0.99})  # flagged
+  config.update({"n_clusters": 6, "collapse_fraction": 0.99,  # flagged
+                 "tensorboard": True})
   config.pretrain.update({"epochs": 12, "checkpoint_every": 4,
                           "log_every": 2})
   whole = run_lib.run(config, str(tmp_path / "whole"))
@@ -159,6 +163,17 @@ def test_a_resumed_log_reads_as_the_uninterrupted_runs(
   assert series(str(tmp_path / "killed")) == series(str(tmp_path / "whole"))
   assert whole["collapse"]["flagged_updates"] > 0
   assert resumed["collapse"] == whole["collapse"]
+
+  def shown(workdir):
+    return tensorboard_scalars(os.path.join(workdir, "tensorboard", stage))
+  killed, uninterrupted = shown(str(tmp_path / "killed")), shown(
+      str(tmp_path / "whole"))
+  assert uninterrupted
+  for tag, points in uninterrupted.items():
+    steps, values = zip(*points)
+    assert [step for step, _ in killed[tag]] == list(steps), tag
+    if not tag.endswith("_s"):  # seconds differ, the rest is replayed
+      assert [v for _, v in killed[tag]] == pytest.approx(values), tag
 
 
 def test_killed_clustering_resumes_its_patience_count(tmp_path, blobs_npz,

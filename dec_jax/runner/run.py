@@ -286,7 +286,12 @@ def _run_group(config, members, configs, workdirs, index, home, dataset, x,
               DATA_FINGERPRINT: dataset.fingerprint})
     runs.append(run_)
   stack = Stack(members, configs, runs, dataset, x, dims, home, n_clusters)
-  outputs = methods.get(config.method).run(stack)
+  try:
+    outputs = methods.get(config.method).run(stack)
+  except BaseException:  # what was logged reaches the files, e.g. on ^C
+    for run_ in runs:
+      run_.close()
+    raise
   elapsed = time.perf_counter() - start
   results = {}
   for j, (run_, out) in enumerate(zip(runs, outputs)):

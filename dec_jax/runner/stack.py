@@ -101,6 +101,8 @@ class MemberRun:
     self.collapsed_at = [r["iteration"] for r in kept
                          if "small_clusters" in r
                          and diagnostics.is_collapsed(r)]
+    if self.tensorboard is not None:
+      self.tensorboard.rewind(stage, last + 1)
 
   def close(self) -> None:
     self.progress.clear()

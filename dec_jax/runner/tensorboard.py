@@ -4,11 +4,12 @@ Written with tensorboardX (numpy + protobuf only; CLU's metric writers need
 TensorFlow). `tensorboard --logdir=WORKDIR/tensorboard` shows them.
 Every numeric field of a metrics record becomes the scalar `stage/field`,
 at the record's step (epoch for pretraining, iteration for DEC, k for the
-choice of k).
+choice of k), in the TensorBoard run of its stage.
 """
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import os
 from typing import Optional
@@ -18,6 +19,7 @@ from absl import logging
 
 SUBDIR = "tensorboard"
 _STEP_FIELDS = ("epoch", "iteration", "k")
+_FILE_NUMBERS = itertools.count()
 
 
 def record_scalars(record: dict) -> tuple[int, dict[str, float]]:
@@ -32,36 +34,63 @@ def record_scalars(record: dict) -> tuple[int, dict[str, float]]:
 
 
 class Writer:
-  """Event files of a workdir; does nothing if tensorboardX is missing."""
+  """Event files of a workdir, one TensorBoard run per stage (`tensorboard/
+  pretrain/`, `tensorboard/dec/`, ...); does nothing if tensorboardX is
+  missing. A run per stage lets a resumed stage hide its own events past
+  the checkpoint (`rewind`) without touching the other stages'."""
 
   def __init__(self, workdir: str):
     self.logdir = os.path.join(workdir, SUBDIR)
+    self._writers: dict = {}
+    self._purge_from: dict[str, int] = {}
     try:
       # pylint: disable-next=g-import-not-at-top
       from tensorboardX import SummaryWriter
+      self._summary_writer = SummaryWriter
     except ImportError:
       logging.warning("tensorboardX is not installed: no TensorBoard files.")
-      self._writer = None
-      return
-    self._writer = SummaryWriter(self.logdir, flush_secs=10)
+      self._summary_writer = None
+
+  def _writer(self, stage: str):
+    if self._summary_writer is None:
+      return None
+    if stage not in self._writers:
+      self._writers[stage] = self._summary_writer(
+          os.path.join(self.logdir, stage), flush_secs=10,
+          purge_step=self._purge_from.pop(stage, None),
+          # tensorboardX names files by the second; two in one second
+          # would be one file, truncated by the second writer
+          filename_suffix=f".{os.getpid()}.{next(_FILE_NUMBERS)}")
+    return self._writers[stage]
+
+  def rewind(self, stage: str, first_step: int) -> None:
+    """Marks `stage`'s events from `first_step` on as stale: TensorBoard
+    drops them on reading (a SessionLog START at that step), so the steps a
+    resumed stage writes again appear once."""
+    if stage in self._writers:
+      self._writers.pop(stage).close()
+    self._purge_from[stage] = int(first_step)
 
   def write_record(self, record: dict) -> None:
-    if self._writer is None:
+    writer = self._writer(record.get("stage", "run"))
+    if writer is None:
       return
     step, scalars = record_scalars(record)
     for tag, value in scalars.items():
-      self._writer.add_scalar(tag, value, step)
+      writer.add_scalar(tag, value, step)
 
   def write_image(self, tag: str, image: np.ndarray, step: int = 0) -> None:
-    """`image` [H, W, 3|4] uint8 (e.g. a montage read back from its PNG)."""
-    if self._writer is not None:
-      self._writer.add_image(tag, np.asarray(image)[..., :3], step,
-                             dataformats="HWC")
+    """`image` [H, W, 3|4] uint8 (e.g. a montage read back from its PNG),
+    in the run `report`."""
+    writer = self._writer("report")
+    if writer is not None:
+      writer.add_image(tag, np.asarray(image)[..., :3], step,
+                       dataformats="HWC")
 
   def close(self) -> None:
-    if self._writer is not None:
-      self._writer.close()
-      self._writer = None
+    for writer in self._writers.values():
+      writer.close()
+    self._writers = {}
 
 
 def open_writer(workdir: str, enabled: bool) -> Optional[Writer]:
