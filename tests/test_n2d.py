@@ -74,6 +74,29 @@ def test_n2d_runs_end_to_end(tmp_path, blobs_npz):
   assert {k: n2d_record[k] for k in results["n2d"]} == results["n2d"]
 
 
+@pytest.mark.parametrize("grid,umaps", [
+    ('{"dec.learning_rate": [0.01, 0.02]}', [0, 1]),  # one autoencoder: shared
+    ('{"pretrain.learning_rate": [0.001, 0.002]}', [0, 0, 1, 1])])  # two
+def test_grid_points_share_n2d_only_where_its_inputs_match(
+    tmp_path, blobs_npz, monkeypatch, grid, umaps):
+  fitted = []
+  cluster = n2d.cluster
+  monkeypatch.setattr(n2d, "cluster", lambda z, k, **kw:
+                      fitted.append(kw["seed"]) or cluster(z, k, **kw))
+  config = tiny_config(blobs_npz, method="n2d", report=False,
+                       tensorboard=False, seeds="0,1", grid=grid)
+  config.n2d.n_neighbors = 10
+  run(config, str(tmp_path / "w"))
+  assert sorted(fitted) == umaps
+  key, values = next(iter(json.loads(grid).items()))
+  for seed in (0, 1):
+    results = [json.load(open(tmp_path / "w" / f"{key}={v}" / f"seed{seed}" /
+                              "results.json")) for v in values]
+    assert all(r["acc"] > 0.9 for r in results)
+    if len(umaps) == 2:  # shared: the same labels in both grid points
+      assert results[0]["n2d"] == results[1]["n2d"]
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("n_neighbors", 1, "n_neighbors"),
     ("min_dist", -0.5, "min_dist"),
