@@ -250,6 +250,29 @@ def test_memory_groups_and_resume_of_finished_members(tmp_path, hard_blobs,
   assert again["per_seed"]["1"]["acc"] == results["per_seed"]["1"]["acc"]
 
 
+def test_a_finished_member_made_otherwise_is_refused(tmp_path, hard_blobs):
+  """An interrupted stack rerun with other settings would mix the finished
+  members' old results into the summary: refused, before anything is
+  written; a change of cadence or of the stack around them is not."""
+  workdir = str(tmp_path / "multi")
+  config = small(hard_blobs, seeds=(0, 1), method="ae_kmeans")
+  run_lib.run(config, workdir)
+  os.remove(os.path.join(workdir, "seed1", "results.json"))
+  os.remove(os.path.join(workdir, "results.json"))
+  changed = small(hard_blobs, seeds=(0, 1), method="ae_kmeans")
+  changed.pretrain.epochs = 11
+  log = os.path.join(workdir, "seed1", "metrics.jsonl")
+  before = os.stat(log).st_mtime_ns
+  with pytest.raises(DecJaxError, match=r"seed0 holds a finished member "
+                     r"made otherwise: .*other settings \(pretrain\)"):
+    run_lib.run(changed, workdir)
+  assert os.stat(log).st_mtime_ns == before
+  same = small(hard_blobs, seeds=(0, 1), method="ae_kmeans",
+               seeds_mode="sequential")
+  same.pretrain.log_every = 3
+  assert run_lib.run(same, workdir)["groups"] == [["seed 1"]]
+
+
 def _dataset(path):
   from dec_jax.runner import data  # pylint: disable=g-import-not-at-top
   return data.load(path)

@@ -99,6 +99,19 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, blobs_npz,
   # tests/test_stack.py checks).
   sweep.run_sweep(config, workdir, grid, "0,1")
   assert _mtimes(workdir) == after
+  # ... unless its config changed (refused) or overwrite is asked for.
+  config.pretrain.epochs = 6
+  with pytest.raises(DecJaxError, match="finished with another config: "
+                     r".*other settings \(pretrain\)"):
+    sweep.run_sweep(config, workdir, grid, "0,1")
+  assert _mtimes(workdir) == after
+  config.pretrain.epochs, config.pretrain.log_every = 5, 3  # cadence only
+  sweep.run_sweep(config, workdir, grid, "0,1")
+  assert _mtimes(workdir) == after
+  config.overwrite = True
+  sweep.run_sweep(config, workdir, grid, "0,1")
+  redone = _mtimes(workdir)
+  assert all(redone[path] != mtime for path, mtime in after.items())
 
   with open(os.path.join(workdir, "sweep.csv")) as f:
     table = list(csv.DictReader(f))
@@ -147,6 +160,11 @@ def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):
   with pytest.raises(DecJaxError, match="Unknown method"):
     sweep.run_sweep(tiny_config(blobs_npz), str(tmp_path / "s"),
                     "method=dec,nope", "0")
+  assert not os.path.exists(tmp_path / "s")
+  # A grid given as --config.grid would be dropped by the cells: refused.
+  with pytest.raises(DecJaxError, match="axes come from --grid"):
+    sweep.run_sweep(tiny_config(blobs_npz, grid='{"dec.alpha": [1.0, 2.0]}'),
+                    str(tmp_path / "s"), "method=dec", "0")
   assert not os.path.exists(tmp_path / "s")
 
 

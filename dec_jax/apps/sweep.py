@@ -26,7 +26,7 @@ from dec_jax.runner import members as members_lib
 from dec_jax.runner import pretrained
 from dec_jax.runner import run as run_lib
 from dec_jax import methods
-from dec_jax.errors import DecJaxError
+from dec_jax.errors import DecJaxError, require
 from dec_jax.runner.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_atomic
 
 CSV = "sweep.csv"
@@ -185,9 +185,23 @@ def _share_autoencoders(config, cell_dir: str, earlier: list) -> None:
 
 
 def _finished(cell_dir: str, config) -> bool:
-  return all(os.path.exists(os.path.join(cell_dir, folder, RESULTS))
-             for _, folder in _cell_members(config)) and os.path.exists(
-                 os.path.join(cell_dir, RESULTS))
+  """Whether the cell ran to its end with this config (then it is skipped;
+  `overwrite` reruns it). A cell finished with other settings is refused,
+  as the runner refuses a finished member made otherwise."""
+  summary = os.path.join(cell_dir, RESULTS)
+  if config.overwrite or not os.path.exists(summary) or not all(
+      os.path.exists(os.path.join(cell_dir, folder, RESULTS))
+      for _, folder in _cell_members(config)):
+    return False
+  unread = "not compared"  # the data: not loaded for a finished cell
+  reason = pretrained.why_not_reused(
+      members_lib.result_settings(read_json(summary).get("config", {}),
+                                  unread),
+      members_lib.result_settings(config.to_dict(), unread))
+  require(reason is None, f"sweep cell {cell_dir} finished with another "
+          f"config: {reason}. Pass --config.overwrite=True to rerun it, or "
+          "choose another workdir.")
+  return True
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
@@ -195,6 +209,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
               log_fn: Optional[Callable[[dict], Any]] = None) -> list[dict]:
   """Runs every cell not finished yet (its members: seeds x the stackable
   axes, one stack); writes sweep.csv / sweep.md; returns sweep.csv's rows."""
+  require(not members_lib.parse_grid(config.get("grid", "")),
+          f"the sweep's axes come from --grid; --config.grid={config.grid} "
+          "would be dropped: give them in --grid (e.g. "
+          "--grid='dec.alpha=1.0,2.0'), where numeric ones are stacked.")
   separate, stackable = split_axes(parse_grid(grid))
   seeds = members_lib.parse_seeds(seeds) or members_lib.parse_seeds(
       config.seeds) or (config.seed,)

@@ -27,6 +27,7 @@ import numpy as np
 
 from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
+from dec_jax.runner.workdir import DATA_FINGERPRINT
 
 # Numeric hyperparameters a stack's members may differ in. Each is read from
 # the member's hp inside the compiled steps (optim.from_hyper, the losses),
@@ -142,6 +143,22 @@ def is_stack_layout(config: ml_collections.ConfigDict) -> bool:
   the one member's files are the workdir's own, as a single run's."""
   return bool(parse_seeds(config.get("seeds", ""))
               or parse_grid(config.get("grid", "")))
+
+
+# Fields of a member's config that cannot change its result: how the stack
+# around it runs, what is drawn and whether earlier work is kept.
+NOT_RESULT_SETTINGS = ("overwrite", "resume", "report", "tensorboard",
+                       "seeds_mode", "ensemble", "consensus_combine")
+
+
+def result_settings(config: dict, data_fingerprint: Any) -> dict:
+  """A member's config (as a dict) without NOT_RESULT_SETTINGS, plus the
+  data's fingerprint: what its results and partial checkpoints are made of
+  (compared without pretrained.CADENCE)."""
+  settings = json.loads(json.dumps(config, default=str))
+  for key in NOT_RESULT_SETTINGS:
+    settings.pop(key, None)
+  return {**settings, DATA_FINGERPRINT: data_fingerprint}
 
 
 def member_dir(workdir: str, member: Member, stack_layout: bool) -> str:

@@ -198,8 +198,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
   folders = [members_lib.member_dir(top.path, m, layout) for m in members]
   todo = [i for i, folder in enumerate(folders) if not layout
-          or config.overwrite or not os.path.exists(os.path.join(folder,
-                                                                 RESULTS))]
+          or config.overwrite or not _finished(folder, configs[i], dataset)]
   member_dirs = {i: Workdir(folders[i], overwrite=True) for i in todo}
   if config.pretrained_workdir:  # a foreign autoencoder: refused up front
     for i in todo:
@@ -231,6 +230,25 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     if jax.process_count() > 1:  # no process leaves while another writes
       multihost_utils.sync_global_devices("dec_jax: run finished")
     return summary
+
+
+def _finished(folder: str, config: ml_collections.ConfigDict,
+              dataset: data.Dataset) -> bool:
+  """Whether a member's folder holds its results (then it is not rerun).
+  Results made with other settings or data are refused: the summary would
+  mix them with this run's."""
+  path = os.path.join(folder, RESULTS)
+  if not os.path.exists(path):
+    return False
+  saved = read_json(path)
+  reason = pretrained.why_not_reused(
+      members_lib.result_settings(saved.get("config", {}),
+                                  saved.get(DATA_FINGERPRINT)),
+      members_lib.result_settings(config.to_dict(), dataset.fingerprint))
+  checks.require(reason is None, f"{folder} holds a finished member made "
+                 f"otherwise: {reason}. Pass --config.overwrite=True to "
+                 "rerun every member, or choose another workdir.")
+  return True
 
 
 def _stack_log(top: Workdir, config, layout: bool):

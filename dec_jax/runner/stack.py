@@ -234,13 +234,10 @@ class Stack:
         **description, DATA_FINGERPRINT: self.dataset.fingerprint})
 
   def result_settings(self, i: int) -> dict:
-    """Member i's config without the fields that cannot change its result,
-    plus the data's fingerprint: what a partial checkpoint must match
-    (compared without pretrained.CADENCE)."""
-    settings = json.loads(json.dumps(self.configs[i].to_dict(), default=str))
-    for key in ("overwrite", "resume", "report", "tensorboard"):
-      settings.pop(key, None)
-    return {**settings, DATA_FINGERPRINT: self.dataset.fingerprint}
+    """Member i's `members.result_settings`: what a partial checkpoint must
+    match."""
+    return members_lib.result_settings(self.configs[i].to_dict(),
+                                       self.dataset.fingerprint)
 
   # ------------------------------------------------------------ autoencoders
 
