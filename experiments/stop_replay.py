@@ -29,7 +29,7 @@ from dec_jax.apps.sweep import format_mean_sd
 from dec_jax.methods.dec import REFINE
 from dec_jax.runner.workdir import read_metrics
 from dec_jax.train.dec_loop import replay_stop
-from experiments.summarize import member_results
+from dec_jax.runner.members import member_results
 
 _RUNS = flags.DEFINE_list("runs", None, "Folders holding the runs.",
                           required=True)

@@ -10,29 +10,17 @@ default), the number of seeds, and the median wall time per run.
 """
 
 import collections
-import glob
 import json
-import os
 import statistics
 import sys
 
 from dec_jax.apps.sweep import format_mean_sd
 from dec_jax.nn.models import DEFAULT_MLP_INIT
-from dec_jax.runner.workdir import RESULTS, read_json
+from dec_jax.runner.members import member_results
+from dec_jax.runner.workdir import RESULTS
 from experiments.configs import default
 
 _DEFAULT_MAXITER = default.get_config().dec.maxiter
-
-
-def member_results(roots: list[str]) -> list[tuple[str, dict]]:
-  """(folder, results.json) of every run below the roots, in path order."""
-  paths = sorted(p for root in roots for p in glob.glob(
-      os.path.join(root, "**", RESULTS), recursive=True))
-  found = [(os.path.dirname(p), read_json(p)) for p in paths]
-  # A stack's summary (dec_jax/runner/run.py) sits above its members' runs; older
-  # multi-seed runs called theirs "multiseed".
-  return [(folder, r) for folder, r in found
-          if r.get("kind") not in ("stack", "multiseed")]
 
 
 def find_results(roots: list[str]) -> list[dict]:

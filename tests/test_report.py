@@ -127,11 +127,35 @@ def test_cli_report_and_summary_of_several_runs(image_run, tmp_path):
     (sweep / str(i) / "results.json").write_text(json.dumps(
         {"dataset": "d", "method": method, "acc": acc, "nmi": acc - 0.1,
          "ari": acc - 0.2}))
+  # A stack's own folder: its config.json and summary (mean ± sd), no run.
+  (sweep / "config.json").write_text(json.dumps({"method": "dec"}))
+  (sweep / "results.json").write_text(json.dumps(
+      {"kind": "stack", "method": "dec", "dataset": "d",
+       "acc": {"mean": 0.85, "sd": 0.07}}))
   assert report.build_report(str(sweep)) == [str(sweep / "plots" /
                                                  "summary.png")]
   assert_png(str(sweep / "plots" / "summary.png"))
   with pytest.raises(DecJaxError, match="holds no run"):
     report.build_report(str(tmp_path / "nothing"))
+
+
+def test_no_data_figures_from_data_changed_since_the_run(blobs_npz, tmp_path,
+                                                         caplog):
+  """Same size, other rows: the assignments would be drawn against points
+  they were not made from; the data figures are skipped, saying why."""
+  workdir = str(tmp_path / "run")
+  run(tiny_config(blobs_npz, method="kmeans", report=False,
+                  tensorboard=False), workdir)
+  assert "confusion_matrix.png" in str(report.build_report(workdir,
+                                                           sample_size=30))
+  with np.load(blobs_npz) as saved:
+    x, y = saved["x"][::-1], saved["y"][::-1]
+  np.savez(blobs_npz, x=x, y=y)
+  os.remove(os.path.join(workdir, "plots", "confusion_matrix.png"))
+  written = report.build_report(workdir, sample_size=30)
+  assert "confusion_matrix.png" not in str(written)
+  assert "cluster_sizes.png" in str(written)
+  assert "the data changed since the run" in caplog.text
 
 
 def test_confusion_order_follows_the_hungarian_match():

@@ -8,12 +8,13 @@ config names and, for DEC / IDEC, the trained model (`predict.load_trained`):
   training_curves.png   pretraining loss; ACC/NMI/ARI, loss, label change
   cluster_sizes.png     points per cluster
   confusion_matrix.png  clusters x classes, Hungarian-matched order (labels)
-  embedding.png         t-SNE (UMAP if umap-learn is installed) of a sample
-                        of the embedding (the inputs without an encoder),
+  embedding.png         t-SNE (`map_method="umap"`: UMAP) of a sample of
+                        the embedding (the inputs without an encoder),
                         coloured by cluster and by class
   montage.png           per cluster, its most and least confident images
   k_choice.png          the silhouette curve, for n_clusters=auto
-  summary.png           for a folder of runs: mean ± sd per method
+  summary.png           for a folder of runs (a stack, a sweep): mean ± sd
+                        per method
 
 Each figure is drawn on its own: one that fails is logged and skipped.
 """
@@ -21,7 +22,6 @@ Each figure is drawn on its own: one that fails is logged and skipped.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import math
 import os
 from typing import Callable, Optional
@@ -32,10 +32,12 @@ from absl import logging
 
 from dec_jax.runner import checks
 from dec_jax.runner import data as data_lib
+from dec_jax.runner import members as members_lib
 from dec_jax.apps import plots
 from dec_jax.errors import DecJaxError
-from dec_jax.runner.workdir import (ASSIGNMENTS, CHECKPOINTS, CONFIG, METRICS,
-                             RESULTS, read_json, read_metrics)
+from dec_jax.runner.workdir import (ASSIGNMENTS, CHECKPOINTS, CONFIG,
+                                    DATA_FINGERPRINT, METRICS, RESULTS,
+                                    read_json, read_metrics)
 
 PLOTS = "plots"
 EMBEDDING_SAMPLE = 3000  # points in the 2-D map (t-SNE is O(N log N) per step)
@@ -135,11 +137,12 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
   `dataset` saves reloading the data (the runner passes its own);
   `map_method` is one of MAPS (see `two_d_map`); `tb_writer` (a
   `dec_jax.tensorboard.Writer`) also receives the montage.
-  A folder holding no run but several runs below it gets summary.png.
+  A folder holding no run but runs below it (a stack, a sweep, a folder of
+  runs) gets summary.png.
   """
   workdir = os.path.abspath(workdir)
   out = os.path.join(workdir, PLOTS)
-  if not os.path.exists(os.path.join(workdir, CONFIG)):
+  if not os.path.exists(os.path.join(workdir, METRICS)):  # a run's own log
     return _summary_report(workdir, out)
   os.makedirs(out, exist_ok=True)
   config = read_json(os.path.join(workdir, CONFIG))
@@ -167,7 +170,8 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
   _attempt("cluster sizes", lambda: plots.save(
       plots.cluster_sizes(labels, k), path("cluster_sizes.png")), written)
 
-  dataset = _report_data(dataset, config, labels.size)
+  dataset = _report_data(dataset, config, labels.size,
+                         results.get(DATA_FINGERPRINT))
   if dataset is not None:
     _data_figures(workdir, dataset, labels, q, path, written,
                   sample_size=sample_size, seed=seed, map_method=map_method,
@@ -176,9 +180,11 @@ def build_report(workdir: str, *, dataset: Optional[data_lib.Dataset] = None,
 
 
 def _report_data(dataset: Optional[data_lib.Dataset], config: dict,
-                 n_labels: int) -> Optional[data_lib.Dataset]:
+                 n_labels: int, fingerprint: Optional[str]
+                 ) -> Optional[data_lib.Dataset]:
   """The run's data as float32 features (loaded when not given), or None
-  (logged) when it cannot be loaded or does not fit the assignments."""
+  (logged) when it cannot be loaded or is not the data the run clustered
+  (its fingerprint, where results.json has one, or its size differs)."""
   if dataset is None:
     try:
       dataset = checks.load_data(ml_collections.ConfigDict(config))
@@ -186,6 +192,11 @@ def _report_data(dataset: Optional[data_lib.Dataset], config: dict,
       logging.warning("report: the run's data cannot be loaded (%s); no "
                       "confusion matrix, map or montage.", e)
       return None
+  if fingerprint is not None and dataset.fingerprint != fingerprint:
+    logging.warning("report: the data changed since the run (fingerprint %s, "
+                    "the run's %s); no confusion matrix, map or montage.",
+                    dataset.fingerprint, fingerprint)
+    return None
   if dataset.divisor != 1.0:  # raw uint8 inputs (keep_uint8): the features
     dataset = dataclasses.replace(
         dataset, x=dataset.x.astype(np.float32) / dataset.divisor)
@@ -237,13 +248,11 @@ def _data_figures(workdir: str, dataset: data_lib.Dataset, labels, q, path,
 
 def _summary_report(folder: str, out: str) -> list[str]:
   """summary.png over the results.json files below `folder`."""
-  paths = sorted(glob.glob(os.path.join(folder, "**", RESULTS),
-                           recursive=True))
-  if not paths:
-    raise DecJaxError(f"{folder} holds no run ({CONFIG}) and no {RESULTS} "
-                      "below it.")
+  results = [r for _, r in members_lib.member_results([folder])]
+  if not results:
+    raise DecJaxError(f"{folder} holds no run ({METRICS}) and no finished "
+                      f"run ({RESULTS}) below it.")
   os.makedirs(out, exist_ok=True)
-  results = [read_json(p) for p in paths]
   written: list[str] = []
   _attempt("summary", lambda: plots.save(plots.method_summary(results),
                                          os.path.join(out, "summary.png")),

@@ -15,6 +15,7 @@ separate runs: `experiments.sweep`.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import json
 import os
@@ -27,7 +28,7 @@ import numpy as np
 
 from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
-from dec_jax.runner.workdir import DATA_FINGERPRINT
+from dec_jax.runner.workdir import DATA_FINGERPRINT, RESULTS, read_json
 
 # Numeric hyperparameters a stack's members may differ in. Each is read from
 # the member's hp inside the compiled steps (optim.from_hyper, the losses),
@@ -159,6 +160,17 @@ def result_settings(config: dict, data_fingerprint: Any) -> dict:
   for key in NOT_RESULT_SETTINGS:
     settings.pop(key, None)
   return {**settings, DATA_FINGERPRINT: data_fingerprint}
+
+
+def member_results(roots: Sequence[str]) -> list[tuple[str, dict]]:
+  """(folder, results.json) of every run below the roots, in path order:
+  members only, not the stack summaries above them (`kind` "stack"; older
+  multi-seed runs wrote "multiseed")."""
+  paths = sorted(p for root in roots for p in glob.glob(
+      os.path.join(root, "**", RESULTS), recursive=True))
+  found = [(os.path.dirname(p), read_json(p)) for p in paths]
+  return [(folder, r) for folder, r in found
+          if r.get("kind") not in ("stack", "multiseed")]
 
 
 def member_dir(workdir: str, member: Member, stack_layout: bool) -> str:
