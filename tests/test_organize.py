@@ -334,3 +334,23 @@ def test_copies_per_cluster_and_a_rerun_into_the_same_gallery(groups_folder,
     with open(copy, "rb") as a, open(os.path.join(folder, rel), "rb") as b:
       assert a.read() == b.read()
   assert len(os.listdir(os.path.join(out, "thumbs"))) == len(truth)
+
+
+def test_colliding_flat_names_and_a_rerun_leaves_nothing_stale(tmp_path):
+  """`a/b.png` and `a__b.png` flatten to one name: both are kept. A rerun
+  with a given k and no folders removes the earlier k curve and folders."""
+  folder = str(tmp_path / "photos")
+  truth = write_groups(folder, per_group=3)
+  os.makedirs(os.path.join(folder, "a"))
+  colour = Image.new("RGB", (32, 32), (200, 30, 30))
+  colour.save(os.path.join(folder, "a", "b.png"))
+  colour.save(os.path.join(folder, "a__b.png"))
+  out = str(tmp_path / "gallery")
+  photos, _ = organize.organize(folder, out, folders="link", k_max=4)
+  links = [f for _, _, files in os.walk(os.path.join(out, "clusters"))
+           for f in files]
+  assert len(links) == len(photos.files) == len(truth) + 2
+  assert os.path.exists(os.path.join(out, "choose_k.png"))
+  organize.organize(folder, out, 3)
+  assert not os.path.exists(os.path.join(out, "clusters"))
+  assert not os.path.exists(os.path.join(out, "choose_k.png"))

@@ -349,7 +349,8 @@ def write_assignments(path: str, files: Sequence[str], result: Clustering,
 
 def write_folders(out: str, photos: Photos, result: Clustering,
                   how: str) -> None:
-  """OUT/clusters/cluster_XX/<path with / as __>: links or copies."""
+  """OUT/clusters/cluster_XX/<path with / as __>: links or copies (a name
+  two paths flatten to, `a/b.jpg` and `a__b.jpg`, gets the photo's index)."""
   root = os.path.join(out, "clusters")
   shutil.rmtree(root, ignore_errors=True)
   for i, rel in enumerate(photos.files):
@@ -357,6 +358,9 @@ def write_folders(out: str, photos: Photos, result: Clustering,
     os.makedirs(folder, exist_ok=True)
     source = os.path.join(photos.folder, rel)
     target = os.path.join(folder, rel.replace(os.sep, "__"))
+    if os.path.lexists(target):
+      stem, ext = os.path.splitext(target)
+      target = f"{stem}__{i}{ext}"
     if how == "link":
       os.symlink(source, target)
     else:
@@ -430,10 +434,13 @@ def write_gallery(out: str, photos: Photos, result: Clustering,
                        lambda f, small=small: small.save(f, format="JPEG",
                                                          quality=85))
     thumbs.append(name)
+  curve_png = os.path.join(out, "choose_k.png")
   if result.curve is not None:
     from dec_jax.apps import plots  # pylint: disable=g-import-not-at-top
     plots.save(plots.k_curve(result.curve, result.k, choose_k.CRITERION),
-               os.path.join(out, "choose_k.png"))
+               curve_png)
+  elif os.path.exists(curve_png):  # an earlier gallery's k choice
+    os.remove(curve_png)
   order = sorted(range(len(photos.files)),
                  key=lambda i: (result.labels[i], -result.confidence[i]))
   write_assignments(os.path.join(out, ASSIGNMENTS_CSV), photos.files, result,
@@ -481,4 +488,8 @@ def organize(images: str, out: str, n_clusters: Optional[int] = None, *,
   write_gallery(out, photos, result, description)
   if folders != "none":
     write_folders(out, photos, result, folders)
+  else:  # an earlier gallery's folders would disagree with this one
+    shutil.rmtree(os.path.join(out, "clusters"), ignore_errors=True)
+  if method not in DEEP_METHODS:
+    shutil.rmtree(os.path.join(out, "run"), ignore_errors=True)
   return photos, result
