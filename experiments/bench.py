@@ -91,7 +91,7 @@ _STACK_SIZES = flags.DEFINE_list(
     "stack_sizes", ["1", "5", "20"], "Members trained at once (stacked, "
     "as every run trains its seeds and grid points) in the stack "
     "benchmarks, each against as many separate single-model steps "
-    "(pretraining and DEC); 0 or 1 skips them.")
+    "(pretraining and DEC); 0 skips them.")
 _MEMBER_AXIS = flags.DEFINE_enum(
     "member_axis", "auto", ["auto", "vmap", "map"], "How the stack rows run "
     "their members: as the runner does on this backend (auto: "
@@ -575,6 +575,18 @@ def parse_dims(values: Sequence[str]) -> tuple[int, ...]:
   return dims
 
 
+def stack_sizes() -> list[int]:
+  """--stack_sizes as integers >= 0, or a DecJaxError naming the value."""
+  try:
+    sizes = [int(s) for s in _STACK_SIZES.value]
+  except ValueError:
+    raise DecJaxError(f"--stack_sizes must be integers, got "
+                      f"{','.join(_STACK_SIZES.value)}.") from None
+  if any(s < 0 for s in sizes):
+    raise DecJaxError(f"--stack_sizes must be >= 0, got {sizes}.")
+  return sizes
+
+
 def check_sizes(n: int, batch_size: int, k: int, repeats: int,
                 update_interval: int) -> None:
   """Rejects sizes the pieces cannot run with."""
@@ -597,6 +609,7 @@ def setup(key: jax.Array, repeats: int
   n, dim = x.shape
   check_sizes(n, _BATCH_SIZE.value, _N_CLUSTERS.value, repeats,
               _UPDATE_INTERVAL.value)
+  stack_sizes()  # said now, not after the first benchmarks
   dims = (dim,) + parse_dims(_DIMS.value)
   image_shape = (image_shape_of(_DATASET.value, dim, _DATA_DIR.value)
                  if _CONV_SAMPLES.value else None)
@@ -628,7 +641,7 @@ def run_benchmarks() -> dict[str, Any]:
       model, params, x, _BATCH_SIZE.value, _EPOCHS_TIMED.value or repeats,
       peak, clock, jax.random.fold_in(key, 3))
   memory["pretrain"] = peak_memory()
-  sizes = [int(s) for s in _STACK_SIZES.value if int(s) >= 1]
+  sizes = [s for s in stack_sizes() if s >= 1]
   stack = {"pretrain": {}, "dec": {}}
   for size in sizes:
     stack["pretrain"][size] = bench_seeds(

@@ -67,10 +67,10 @@ def charged_seconds(result: dict) -> tuple[float, float]:
 def curve_rows(results: Sequence[dict],
                methods: Sequence[str] = ("dec",)) -> list[dict]:
   """One row per (data and split, method, pretraining recipe, clustering
-  stage, epochs), sorted."""
+  stage, epochs), sorted; runs without labels (no ACC) are left out."""
   groups = collections.defaultdict(list)
   for r in results:
-    if (r["method"] in methods
+    if ("acc" in r and r["method"] in methods
         and dec_methods.get(r["method"]).needs_autoencoder):
       groups[(data_label(r), r["method"], pretraining(r, epochs=False),
               clustering(r), pretrain_epochs(r))].append(r)
@@ -83,7 +83,7 @@ def curve_rows(results: Sequence[dict],
         "clustering": stage, "epochs": epochs,
         "seeds": sorted(r["seed"] for r in runs),
         "init_acc": [r["init_metrics"]["acc"] for r in runs
-                     if "init_metrics" in r],
+                     if "acc" in r.get("init_metrics", {})],
         "acc": [r["acc"] for r in runs], "nmi": [r["nmi"] for r in runs],
         "pretrain_s": statistics.median(p for p, _ in charged),
         "total_s": statistics.median(t for _, t in charged)})

@@ -113,3 +113,13 @@ def test_bench_conv_needs_square_images():
       env={**os.environ, "PYTHONPATH": REPO})
   assert proc.returncode == 2
   assert "needs square images; inputs of width 20" in proc.stderr
+
+
+def test_bench_refuses_bad_stack_sizes_before_timing():
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.bench", "--n_samples=100",
+       "--dim=16", "--batch_size=50", "--conv_samples=0",
+       "--stack_sizes=1,x"], cwd=REPO, capture_output=True, text=True,
+      timeout=300, check=False, env={**os.environ, "PYTHONPATH": REPO})
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "--stack_sizes must be integers, got 1,x" in proc.stderr

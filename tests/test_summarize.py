@@ -131,6 +131,13 @@ def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
           "0.900 | 1.0 min | 1.5 min |") in time_to_accuracy.table([n2d])
   figure = plots.accuracy_vs_pretraining(rows + [n2d])
   assert len(figure.axes) == 2 and figure.axes[0].lines
+  (tmp_path / "unlabelled").mkdir()  # a user's own data: no scores to plot
+  write_json_atomic(str(tmp_path / "unlabelled" / "results.json"), {
+      "dataset": "mine.npz", "method": "dec", "seed": 0, "init_metrics": {},
+      "times_s": {"pretrain": 60.0, "total": 90.0},
+      "config": {"seed": 0, "pretrain": pretrain}})
+  assert time_to_accuracy.curve_rows(
+      summarize.find_results([str(tmp_path)])) == rows
 
 
 def test_pretraining_names_a_reused_autoencoders_init():
