@@ -52,12 +52,12 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
                       scale=model.scale, label_column=parse_label_column(
                           model.config.get("label_column", "")),
                       keep_uint8=True)
-  q = model.soft_assign(dataset)
+  z = model.embed(dataset)
+  q = model.soft_assign_embedding(z)
   labels = q.argmax(axis=1)
   if out.endswith(".csv"):
     write_text_atomic(out, "".join(f"{label}\n" for label in labels))
   else:
-    z = model.embed(dataset)
     write_bytes_atomic(out, lambda f: np.savez_compressed(
         f, labels=labels, q=q, z=z))
   return metrics.evaluate(dataset.y, labels)

@@ -91,6 +91,21 @@ def test_uint8_training_scale_is_reused_for_float_data(tmp_path):
       np.load(os.path.join(workdir, "assignments.npz"))["labels"])
 
 
+def test_a_stacks_folder_names_its_members_models(trained, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir, path, x, _ = trained
+  for seed in (0, 1):
+    shutil.copytree(workdir, tmp_path / "stack" / f"seed{seed}")
+  with pytest.raises(DecJaxError, match=r"holds a stack of runs, each with "
+                     r"its own model: .*\(seed0, seed1\)"):
+    load_trained(str(tmp_path / "stack"))
+  member = str(tmp_path / "stack" / "seed1")
+  predict_to_file(member, path, str(tmp_path / "p.npz"))
+  with np.load(tmp_path / "p.npz") as out:  # q from the one embedding pass
+    np.testing.assert_allclose(out["q"], load_trained(member).soft_assign(x),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_predict_into_a_missing_folder_is_refused(trained, tmp_path):
   with pytest.raises(DecJaxError, match="does not exist"):
     predict_to_file(trained[0], trained[1], str(tmp_path / "no" / "p.npz"))

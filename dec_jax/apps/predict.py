@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import os
 from typing import Any, Optional
 
@@ -29,7 +30,8 @@ from dec_jax.nn import models
 from dec_jax.train.dec_loop import embed
 from dec_jax.errors import DecJaxError
 from dec_jax.nn.models import DTYPES
-from dec_jax.runner.workdir import CONFIG, load_meta, load_params, read_json
+from dec_jax.runner.workdir import (CHECKPOINTS, CONFIG, load_meta,
+                                    load_params, read_json)
 
 CHUNK_SIZE = 8192
 
@@ -109,6 +111,11 @@ class TrainedModel:
     z = _embed(self.encoder, self.encoder_params, *self._inputs(x))
     return np.asarray(clustering.soft_assign(z, self.centres, self.alpha))
 
+  def soft_assign_embedding(self, z) -> np.ndarray:
+    """q [N, K] of embeddings z [N, d] (from `embed`: one pass for both)."""
+    return np.asarray(clustering.soft_assign(jnp.asarray(z), self.centres,
+                                             self.alpha))
+
   def predict(self, x) -> np.ndarray:
     """Cluster ids [N] of raw inputs x [N, D]: argmax_j q_ij."""
     return self.soft_assign(x).argmax(axis=1)
@@ -131,6 +138,14 @@ def load_trained(workdir: str) -> TrainedModel:
   """Loads the DEC model a finished (or at least clustered) run saved."""
   meta = load_meta(workdir, "dec")
   if meta is None:
+    members = sorted(os.path.relpath(os.path.dirname(os.path.dirname(p)),
+                                     workdir) for p in glob.glob(
+        os.path.join(workdir, "**", CHECKPOINTS, "dec.json"), recursive=True))
+    if members:
+      raise DecJaxError(f"{workdir!r} holds a stack of runs, each with its "
+                        f"own model: pass one of its members' folders "
+                        f"({', '.join(members[:5])}"
+                        f"{', ...' if len(members) > 5 else ''}).")
     raise DecJaxError(f"{workdir!r} holds no trained DEC model "
                       "(checkpoints/dec and its .json); run method=dec first.")
   params = load_params(workdir, "dec")
