@@ -50,6 +50,16 @@ def test_fit_predict_transform_on_arrays(blobs, tmp_path):
   assert model.predict_proba(x[:3]).sum(axis=1) == pytest.approx(1.0)
 
 
+def test_plots_are_drawn_only_when_asked(blobs, tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  x, _ = blobs
+  _small(workdir=str(tmp_path / "quiet")).fit(x)
+  assert not os.path.exists(tmp_path / "quiet" / "plots")
+  overrides = {**_small().config_overrides, "report": True}
+  _small(workdir=str(tmp_path / "drawn"), config_overrides=overrides).fit(x)
+  assert "training_curves.png" in os.listdir(tmp_path / "drawn" / "plots")
+
+
 def test_fit_predict_equals_labels_and_is_seeded(blobs):
   x, _ = blobs
   first = _small(seed=1).fit_predict(x)
@@ -71,6 +81,11 @@ def test_sklearn_parameter_protocol():
     (dict(config_overrides={"dec.batch_size": "big"}), "dec.batch_size"),
     (dict(config_overrides={"seeds": "0,1"}), "cannot set 'seeds'"),
     (dict(config_overrides={"method": "kmeans"}), "cannot set 'method'"),
+    # a parameter's field: the override would contradict get_params()
+    (dict(config_overrides={"n_clusters": 5}), "parameter n_clusters="),
+    (dict(config_overrides={"scale": "255"}), "parameter scale="),
+    (dict(config_overrides={"pretrain.epochs": 3}),
+     "parameter pretrain_epochs="),
 ])
 def test_bad_settings_are_clear_errors(settings, message):
   with pytest.raises(DecJaxError, match=message):

@@ -6,7 +6,8 @@
   model.predict(x_new); model.transform(x_new); model.predict_proba(x_new)
 
 `fit` runs exactly what `python -m experiments.main` runs (same config, same
-workdir files, same checkpoints) on in-memory arrays; the fitted model is
+workdir files, same checkpoints; plots only with `report` overridden to
+True) on in-memory arrays; the fitted model is
 the workdir's trained DEC/IDEC model (`dec_jax.predict.TrainedModel`).
 Inputs are checked as scikit-learn's estimators check theirs (finite,
 numeric, dense, at least 2 samples; `n_features_in_`), and scikit-learn's
@@ -26,6 +27,7 @@ from sklearn import base
 from sklearn.utils import multiclass
 from sklearn.utils import validation
 
+from dec_jax.apps import report
 from dec_jax.runner import data
 from dec_jax.errors import DecJaxError
 from dec_jax.apps.predict import TrainedModel, load_trained
@@ -36,10 +38,31 @@ from dec_jax.runner.run import run
 # The methods whose trained model predicts new data.
 TRAINABLE_METHODS = tuple(sorted(name for name, m in METHODS.items()
                                  if m.predicts))
-# Fields an estimator fits one model of: its own parameters set the method
-# and seed; several members, a consensus or another data set are runs.
-NOT_OVERRIDABLE = ("method", "seed", "seeds", "grid", "ensemble", "dataset",
-                   "split", "data_dir")
+# The config fields the estimator's parameters set (field: parameter).
+PARAMETERS = {"method": "method", "seed": "seed", "n_clusters": "n_clusters",
+              "model.dims": "dims", "pretrain.epochs": "pretrain_epochs",
+              "pretrain.optimizer": "pretrain_optimizer",
+              "pretrain.learning_rate": "pretrain_learning_rate",
+              "dec.update_interval": "update_interval",
+              "dec.maxiter": "maxiter", "dec.tol": "tol", "scale": "scale"}
+# Fields an estimator fits one model of: several members, a consensus or
+# another data set are runs.
+NOT_OVERRIDABLE = ("seeds", "grid", "ensemble", "dataset", "split",
+                   "data_dir")
+
+
+def _set(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
+  """Sets the existing config field `name` (dotted) to value."""
+  *parents, leaf = name.split(".")
+  try:
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf]  # pylint: disable=pointless-statement  # must exist
+    node[leaf] = value
+  except (KeyError, TypeError, AttributeError) as e:
+    raise DecJaxError(f"DEC estimator: cannot set config field {name!r} "
+                      f"to {value!r} ({e}).") from None
 
 
 class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
@@ -60,7 +83,8 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
       (kept, see `workdir_`). A workdir with a finished run is refused.
     config_overrides: any other config fields, dotted names to values,
       e.g. `{"dec.learning_rate": 0.001, "model.dtype": "bfloat16"}`;
-      not those in NOT_OVERRIDABLE (one model per fit, on x).
+      not those in NOT_OVERRIDABLE (one model per fit, on x) nor those
+      a parameter sets (PARAMETERS).
       The pretraining and clustering batch sizes are capped at the number
       of samples (as scikit-learn's MLP caps its batch size).
 
@@ -93,37 +117,27 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     self.config_overrides = config_overrides
 
   def make_config(self) -> ml_collections.ConfigDict:
-    """The run config these settings stand for."""
+    """The run config these settings stand for (no plots unless
+    `config_overrides={"report": True}`)."""
     if self.method not in TRAINABLE_METHODS:
       raise DecJaxError(f"DEC estimator: method must be one of "
                         f"{TRAINABLE_METHODS}, got {self.method!r}.")
     config = default_config()
-    config.method = self.method
-    config.n_clusters = self.n_clusters
-    config.seed = self.seed
-    config.model.dims = tuple(self.dims)
-    config.pretrain.epochs = self.pretrain_epochs
-    config.pretrain.optimizer = self.pretrain_optimizer
-    config.pretrain.learning_rate = self.pretrain_learning_rate
-    config.dec.update_interval = self.update_interval
-    config.dec.maxiter = self.maxiter
-    config.dec.tol = self.tol
+    config.report = False
+    for field, parameter in PARAMETERS.items():
+      if field != "scale":  # the data's own (data.from_arrays)
+        value = getattr(self, parameter)
+        _set(config, field, tuple(value) if field == "model.dims" else value)
     for name, value in (self.config_overrides or {}).items():
       if name in NOT_OVERRIDABLE:
         raise DecJaxError(
             f"DEC estimator: config_overrides cannot set {name!r} (one model "
-            f"per fit: set method and seed as parameters, run several "
-            f"members with experiments.main).")
-      *parents, leaf = name.split(".")
-      try:
-        node = config
-        for parent in parents:
-          node = node[parent]
-        node[leaf]  # pylint: disable=pointless-statement  # must exist
-        node[leaf] = value
-      except (KeyError, TypeError, AttributeError) as e:
-        raise DecJaxError(f"DEC estimator: cannot set config field {name!r} "
-                          f"to {value!r} ({e}).") from None
+            f"per fit, on x: run several members with experiments.main).")
+      if name in PARAMETERS:
+        raise DecJaxError(
+            f"DEC estimator: config_overrides cannot set {name!r}: it is the "
+            f"parameter {PARAMETERS[name]}=.")
+      _set(config, name, value)
     return config
 
   def __sklearn_tags__(self):
@@ -175,7 +189,8 @@ class DEC(base.ClusterMixin, base.TransformerMixin, base.BaseEstimator):
     dataset = data.from_arrays(x, self._check_y(y, x.shape[0]),
                                scale=self.scale)
     workdir = self.workdir or tempfile.mkdtemp(prefix="dec_jax-")
-    self.results_ = run(config, workdir, dataset=dataset)
+    self.results_ = run(config, workdir, dataset=dataset,
+                        after_member=report.hook(config))
     self.workdir_ = os.path.abspath(workdir)
     with np.load(os.path.join(self.workdir_, "assignments.npz")) as saved:
       self.labels_, self.soft_assignment_ = saved["labels"], saved["q"]
