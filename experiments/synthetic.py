@@ -15,9 +15,10 @@ import numpy as np
 from dec_jax.runner.workdir import write_bytes_atomic
 
 _OUT = flags.DEFINE_string("out", None, "Output .npz path.")
-_N = flags.DEFINE_integer("n", 1_000_000, "Number of images.")
-_K = flags.DEFINE_integer("k", 10, "Number of classes.")
-_NOISE = flags.DEFINE_float("noise", 60.0, "Pixel noise (std, 0-255 scale).")
+_N = flags.DEFINE_integer("n", 1_000_000, "Number of images.", lower_bound=1)
+_K = flags.DEFINE_integer("k", 10, "Number of classes.", lower_bound=1)
+_NOISE = flags.DEFINE_float("noise", 60.0, "Pixel noise (std, 0-255 scale).",
+                            lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.mark_flags_as_required(["out"])
 

@@ -210,6 +210,15 @@ def test_bad_k_or_seed_is_refused_before_out_is_made(tmp_path, groups_folder,
   assert not out.exists()
 
 
+def test_an_unknown_method_is_refused_before_the_photos_are_read(
+    tmp_path, groups_folder, monkeypatch):
+  def unread(*args, **kwargs):
+    raise AssertionError("the photos were read")
+  monkeypatch.setattr(organize, "load_photos", unread)
+  with pytest.raises(DecJaxError, match="Unknown method 'nope'"):
+    organize.organize(groups_folder[0], str(tmp_path / "out"), method="nope")
+
+
 @pytest.mark.parametrize("name", ["e.npz", "e.npy"])
 def test_an_embedding_file_that_is_not_numpy_is_named(tmp_path, groups_folder,
                                                       name):

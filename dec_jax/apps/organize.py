@@ -462,6 +462,8 @@ def organize(images: str, out: str, n_clusters: Optional[int] = None, *,
                       f"{FEATURES}.")
   if folders not in FOLDERS:
     raise DecJaxError(f"folders must be one of {FOLDERS}, got {folders!r}.")
+  if method not in METHODS:  # said before the photos are read
+    raise DecJaxError(f"Unknown method {method!r}; expected one of {METHODS}.")
   checks.check_seed(seed)
   if os.path.exists(out) and (not os.path.isdir(out) or (
       os.listdir(out) and not os.path.exists(os.path.join(out,

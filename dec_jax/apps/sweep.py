@@ -286,7 +286,6 @@ def write_tables(workdir: str, rows: list[dict], keys: list[str]) -> None:
     scores = []
     for k in SCORES:
       values = [r[k] for r in runs if r[k] is not None]
-      # pylint: disable-next=protected-access
       scores.append(format_mean_sd(values) if values else "–")
     wall = statistics.mean(r["time_s"] for r in runs)
     summary = os.path.join(workdir, cell.split(os.sep)[0], RESULTS)
