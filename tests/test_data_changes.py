@@ -132,6 +132,25 @@ def test_pretrained_workdir_of_changed_data_is_refused(tmp_path, blobs):
   assert not os.path.exists(tmp_path / "dec")
 
 
+def test_pretrained_workdir_of_another_input_scale_is_refused(tmp_path,
+                                                             blobs):
+  """The data's fingerprint is the raw arrays': an autoencoder pretrained on
+  x / 1 must not be reused on x / 10. A scale that resolves to the same
+  number (auto is 1 for float data) is the same scale."""
+  source = str(tmp_path / "ae")
+  run_lib.run(_ae_kmeans(blobs), source)
+  assert load_meta(source, stack.AUTOENCODER)["input_scale"] == 1.0
+  config = tiny_config(blobs, method="ae_kmeans", scale="10",
+                       pretrained_workdir=source)
+  with pytest.raises(DecJaxError, match="pretrained on inputs divided by 1; "
+                     "this run divides them by 10"):
+    run_lib.run(config, str(tmp_path / "scaled"))
+  assert not os.path.exists(tmp_path / "scaled")
+  same = tiny_config(blobs, method="ae_kmeans", scale="1",
+                     pretrained_workdir=source)
+  assert run_lib.run(same, str(tmp_path / "same"))["pretrain_reused"]
+
+
 def test_a_stack_retrains_the_autoencoders_of_changed_data(tmp_path, blobs):
   config = _ae_kmeans(blobs, seeds="0,1")
   workdir = str(tmp_path / "seeds")

@@ -27,6 +27,10 @@ AUTOENCODER = "autoencoder"
 # seconds of its pretraining (a member's share of its stack's): not a
 # setting, so never compared.
 PRETRAIN_SECONDS = "pretrain_s"
+# ... and what its inputs were divided by (the resolved `scale`: "auto" is
+# 255 on MNIST, 16 on the digits), checked when another run reuses it.
+INPUT_SCALE = "input_scale"
+_RECORDED = (PRETRAIN_SECONDS, INPUT_SCALE)
 
 # Fields that must agree for a pretrained_workdir's autoencoder to be used
 # (its data too: DATA_FINGERPRINT).
@@ -110,10 +114,13 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   wanted = fingerprint(config, dims, dataset.fingerprint)
   source = _source(config) if config.pretrained_workdir else workdir.path
   meta = load_meta(source, AUTOENCODER)
-  seconds = (meta or {}).get(PRETRAIN_SECONDS)
-  meta = meta and {k: v for k, v in meta.items() if k != PRETRAIN_SECONDS}
+  recorded = {k: v for k, v in (meta or {}).items() if k in _RECORDED}
+  seconds = recorded.get(PRETRAIN_SECONDS)
+  meta = meta and {k: v for k, v in meta.items() if k not in _RECORDED}
   if config.pretrained_workdir:
     _check_pretrained_workdir(source, meta, wanted)
+    _check_input_scale(source, meta, wanted, recorded.get(INPUT_SCALE),
+                       dataset.scale)
   elif comparable(meta) != comparable(wanted):
     reason = why_not_reused(meta, wanted)
     return None, reason and {"checkpoint": AUTOENCODER, "reused": False,
@@ -166,6 +173,22 @@ def _check_pretrained_workdir(source: str, meta: Optional[dict],
           f"The autoencoder in {source} cannot be reused: "
           f"{why_not_reused(meta, wanted)}. Pretrain on this data (drop "
           "pretrained_workdir) or point it at a run on this data.")
+
+
+def _check_input_scale(source: str, meta: Optional[dict], wanted: dict,
+                       saved: Optional[float], now: float) -> None:
+  """Refuses an autoencoder pretrained on inputs divided by another number
+  (the data's fingerprint is the raw arrays', whatever the scale)."""
+  if meta is None:
+    return
+  if saved is not None:
+    require(float(saved) == float(now), f"The autoencoder in {source} was "
+            f"pretrained on inputs divided by {saved:g}; this run divides "
+            f"them by {now:g} (config.scale): set the same scale.")
+  else:  # described before the scale was recorded: the settings must agree
+    require(meta.get("scale") == wanted["scale"], f"The autoencoder in "
+            f"{source} was pretrained with scale {meta.get('scale')}, this "
+            f"run has {wanted['scale']}: set the same scale.")
 
 
 def _check_shapes(config, params, dims, dataset, source) -> None:

@@ -270,8 +270,8 @@ class Stack:
         found[i] = (by_print[prints[i]], None)
         infos[i] = info
         if i not in unique:  # its twin's, saved as its own (no extra cost)
-          self.runs[i].workdir.save_params(AUTOENCODER, found[i][0], {
-              **self._fingerprint(i), pretrained.PRETRAIN_SECONDS: 0.0})
+          self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
+                                           self._description(i, 0.0))
     if own_seconds:  # this workdir's own autoencoders: their pretraining
       self.carried_over["pretrain"] = (
           self.carried_over.get("pretrain", 0.0) + own_seconds)
@@ -314,6 +314,12 @@ class Stack:
   def _fingerprint(self, i: int) -> dict:
     return pretrained.fingerprint(self.configs[i], self.dims,
                                   self.dataset.fingerprint)
+
+  def _description(self, i: int, seconds: float) -> dict:
+    """What member i's saved autoencoder is described by: its fingerprint,
+    the seconds it cost and the scale of its inputs."""
+    return {**self._fingerprint(i), pretrained.PRETRAIN_SECONDS: seconds,
+            pretrained.INPUT_SCALE: self.dataset.scale}
 
   def _pretrain(self, model: models.AnyAutoencoder,
                 todo: list[int]) -> tuple[Any, dict]:
@@ -361,7 +367,7 @@ class Stack:
     for j, i in enumerate(todo):
       self.runs[i].workdir.save_params(
           AUTOENCODER, jax.tree.map(lambda a: a[j], params),
-          {**prints[j], pretrained.PRETRAIN_SECONDS: seconds})
+          self._description(i, seconds))
     self.home.remove_checkpoint(PARTIAL)
     return params, info
 
