@@ -50,7 +50,8 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
   # 8-bit inputs stay uint8 (a quarter of the memory), decoded by the model.
   dataset = data.load(source, split=split, data_dir=data_dir,
                       scale=model.scale, label_column=parse_label_column(
-                          model.config.get("label_column", "")),
+                          model.config.get("label_column", ""))
+                      if source.lower().endswith(".csv") else None,
                       keep_uint8=True)
   z = model.embed(dataset)
   q = model.soft_assign_embedding(z)

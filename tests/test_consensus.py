@@ -202,6 +202,19 @@ def test_consensus_of_a_finished_stack_equals_the_flag(tmp_path, grid):
   assert os.path.exists(tmp_path / "plain" / ensemble.FILE)
 
 
+def test_consensus_of_a_stack_whose_data_changed_is_refused(tmp_path,
+                                                           blobs_npz):
+  config = _digits_config(dataset=blobs_npz, ensemble="none", n_clusters=4,
+                          seeds="0,1")
+  run(config, str(tmp_path / "w"))
+  with np.load(blobs_npz) as saved:  # same size, other labels
+    np.savez(blobs_npz, x=saved["x"], y=saved["y"][::-1])
+  with pytest.raises(DecJaxError, match="the data changed since the members"):
+    ensemble.add_to_workdir(str(tmp_path / "w"))
+  with open(tmp_path / "w" / "results.json") as f:
+    assert "consensus" not in json.load(f)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"seeds": ""}, "2 or more members"),
     ({"n_clusters": "auto"}, "n_clusters=auto"),

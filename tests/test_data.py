@@ -135,12 +135,44 @@ def test_truncated_idx_file(idx_folder):
      "labels must have shape"),
     (lambda p: np.savez(p / "x.npz", x=np.ones((3, 2)), y=[0.5, 1, 2]),
      "labels must be integers"),
+    # beyond int32: 0 and 2**32 would both become class 0
+    (lambda p: np.savez(p / "x.npz", x=np.ones((3, 2)), y=[0, 2**32, 1]),
+     "labels must fit in int32"),
+    # x checked before y: a 0-d x named, not an IndexError
+    (lambda p: np.savez(p / "x.npz", x=np.float32(3), y=[1]),
+     r"shape \[N, D\]"),
+    # a missing value in the first row is not a header: an error as anywhere
+    (lambda p: (p / "x.csv").write_text("5.0,,1\n7,8,0\n9,1,1\n"),
+     "cannot read"),
+    (lambda p: (p / "x.csv").write_text("5.0,NA,1\n7,8,0\n9,1,1\n"),
+     "cannot read"),
+    (lambda p: np.save(p / "x.npy", np.zeros((3, 3, 8, 8), np.uint8)),
+     r"reads as channels first .*np.moveaxis"),
 ])
 def test_bad_user_files_give_clear_errors(tmp_path, make, message):
   make(tmp_path)
   path = next(str(p) for p in tmp_path.iterdir())
   with pytest.raises(DecJaxError, match=message):
     data.load(path)
+
+
+@pytest.mark.parametrize("text, rows", [
+    ("0,1,2\n5,6,1\n7,8,0\n9,1,1\n", 3),   # pandas' header of an unnamed frame
+    ("\ufeff5,6,1\n7,8,0\n9,1,1\n", 3),    # Excel's UTF-8 byte-order mark
+    ("\ufeffa,b,label\n5,6,1\n7,8,0\n", 2),  # both
+])
+def test_csv_headers_are_told_from_rows(tmp_path, text, rows):
+  path = tmp_path / "t.csv"
+  path.write_text(text, encoding="utf-8")
+  ds = data.load(str(path), label_column=-1)
+  assert ds.x.shape == (rows, 2) and ds.x[0].tolist() == [5.0, 6.0]
+  assert ds.y.tolist()[:2] == [1, 0]
+
+
+def test_label_column_of_a_file_that_is_not_csv_is_refused(tmp_path):
+  np.save(tmp_path / "xy.npy", np.ones((5, 3)))
+  with pytest.raises(DecJaxError, match="label_column is for CSV files"):
+    data.load(str(tmp_path / "xy.npy"), label_column=-1)
 
 
 def test_unknown_sources_and_options():

@@ -126,13 +126,16 @@ def load(
   """
   if split not in SPLITS:
     raise DecJaxError(f"Unknown split {split!r}; expected one of {SPLITS}.")
+  if label_column is not None and not source.lower().endswith(".csv"):
+    raise DecJaxError(f"label_column is for CSV files; {source} gives its "
+                      "labels apart ('y'), else they would be a feature.")
   x, y, image_shape, default_scale = _read_source(source, split, data_dir,
                                                   label_column)
   divisor = _resolve_scale(scale, default_scale)
-  y = None if y is None else _as_labels(y, x.shape[0], source)
-  image_shape = tuple(image_shape) if image_shape else None
   keep = keep_uint8 and x.dtype == np.uint8
   features = _as_features(x, source, keep_dtype=keep)  # checks x first
+  y = None if y is None else _as_labels(y, x.shape[0], source)
+  image_shape = tuple(image_shape) if image_shape else None
   digest = fingerprint(x, y)
   if not keep:
     features = (features / divisor).astype(np.float32)
@@ -227,6 +230,12 @@ def _as_features(x: np.ndarray, source: str,
     raise DecJaxError(
         f"{source}: need at least 2 samples with at least 1 feature, got "
         f"shape {x.shape}.")
+  if x.ndim == 4 and x.shape[1] in (1, 3, 4) and x.shape[-1] > 4:
+    raise DecJaxError(
+        f"{source}: images must be [N, H, W, C] (channels last); shape "
+        f"{x.shape} reads as channels first [N, C, H, W] (conv layers and "
+        "augmentation would act on the wrong axes): pass "
+        "np.moveaxis(x, 1, -1).")
   if keep_dtype and np.issubdtype(x.dtype, np.integer):
     return x.reshape(x.shape[0], -1)
   with np.errstate(over="ignore"):  # too large for float32: inf, caught below
@@ -251,6 +260,10 @@ def _as_labels(y: np.ndarray, n: int, source: str) -> np.ndarray:
         np.isfinite(y) & (y == np.round(y))):
       raise DecJaxError(f"{source}: labels must be integers, got {y.dtype} "
                         "values that are not whole numbers.")
+  info = np.iinfo(np.int32)
+  if y.size and (y.min() < info.min or y.max() > info.max):
+    raise DecJaxError(f"{source}: labels must fit in int32 (distinct classes "
+                      f"would merge), got values in [{y.min()}, {y.max()}].")
   return y.astype(np.int32)
 
 
@@ -457,6 +470,18 @@ def _no_splits(path: str, split: str, what: str) -> DecJaxError:
       "use split=all (the default), or split the file yourself.")
 
 
+# CSV fields that mark a missing value (an error in any row), not a name.
+_MISSING = ("", "na", "n/a", "nan", "null", "none")
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+    return True
+  except ValueError:
+    return False
+
+
 def _load_h5(path: str, split: str):
   """HDF5: datasets `x` (+ optional `y`), or the USPS layout with groups
   `train` / `test` holding `data` and `target` (split as for IDX sets)."""
@@ -480,18 +505,20 @@ def _load_h5(path: str, split: str):
 
 
 def _load_csv(path: str, label_column: Optional[int]):
-  """Numeric CSV, one sample per row; a non-numeric first row is a header."""
-  with open(path) as f:
-    first = f.readline()
-  try:
-    [float(v) for v in first.strip().split(",")]
-    skip = 0
-  except ValueError:
-    skip = 1
+  """Numeric CSV, one sample per row (a UTF-8 byte-order mark is ignored).
+  The first row is a header when it names its columns: a field that is
+  neither a number nor a missing value (_MISSING), or exactly 0, 1, ...,
+  D-1 (pandas' `to_csv` of an unnamed frame); a missing value is an error
+  in any row."""
+  with open(path, encoding="utf-8-sig") as f:
+    fields = [v.strip() for v in f.readline().strip().split(",")]
+  skip = int(fields == [str(i) for i in range(len(fields))]
+             or any(v.lower() not in _MISSING and not _is_number(v)
+                    for v in fields))
   with warnings.catch_warnings():  # an empty file is reported by the caller
     warnings.simplefilter("ignore", UserWarning)
     table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2,
-                       dtype=np.float64)
+                       dtype=np.float64, encoding="utf-8-sig")
   if label_column is None:
     return table, None
   if not -table.shape[1] <= label_column < table.shape[1]:

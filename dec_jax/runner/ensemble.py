@@ -22,7 +22,8 @@ from dec_jax import methods
 from dec_jax.core import consensus as consensus_lib
 from dec_jax.core import metrics
 from dec_jax.runner import checks
-from dec_jax.runner.workdir import (ASSIGNMENTS, RESULTS, read_json,
+from dec_jax.runner.workdir import (ASSIGNMENTS, DATA_FINGERPRINT, RESULTS,
+                                    read_json,
                                     write_bytes_atomic, write_json_atomic)
 
 CHOICES = ("none", "consensus", "consensus_refine")
@@ -138,11 +139,17 @@ def add_to_workdir(workdir: str,
   # Only the fields naming the data (a grid's dotted keys are no ConfigDict's).
   config = ml_collections.ConfigDict({k: summary["config"][k] for k in (
       "dataset", "split", "data_dir", "scale", "label_column")})
-  labels = checks.load_data(config, keep_uint8=True).y  # scoring only
-  summary["consensus"] = build(
-      [os.path.join(workdir, row["workdir"]) for row in rows],
-      [row["member"] for row in rows], ks.pop(), labels,
-      workdir if write else None, combine)
+  dataset = checks.load_data(config, keep_uint8=True)  # its labels score
+  folders = [os.path.join(workdir, row["workdir"]) for row in rows]
+  ran_on = {read_json(os.path.join(f, RESULTS)).get(DATA_FINGERPRINT)
+            for f in folders} - {None}
+  checks.require(ran_on <= {dataset.fingerprint}, f"the data changed since "
+                 f"the members of {workdir} ran (fingerprint "
+                 f"{dataset.fingerprint}, theirs {sorted(ran_on)}): the "
+                 "consensus would be scored against other labels.")
+  summary["consensus"] = build(folders, [row["member"] for row in rows],
+                               ks.pop(), dataset.y,
+                               workdir if write else None, combine)
   if write:
     write_json_atomic(path, summary)
   return summary["consensus"]
