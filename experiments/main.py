@@ -29,7 +29,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes its files.
 flags.mark_flags_as_required(["workdir"])
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Multi-host: call jax.distributed.initialize first "
-    "(one process per host; see README, 'Several devices and hosts').")
+    "(one process per host; see docs/scaling.md, 'Several devices').")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "With --distributed: host:port of process 0 "
     "(unset: detected on SLURM / Open MPI / Cloud TPU).")

@@ -32,7 +32,7 @@ interrupted sweep finishes only what is missing. With --share_pretraining
 (default) cells whose pretraining settings agree (e.g. method=dec vs idec)
 share each seed's autoencoder: the first cell trains it, the next ones copy
 it into their seed folders and reuse it (their results.json then says
-pretrain_reused, and their wall time leaves out pretraining).
+pretrain_reused; their times_s still count its recorded pretraining).
 """
 
 import os
