@@ -64,3 +64,32 @@ def test_tiny_scale_does_not_underflow():
   # the labels are noise without the power-of-two rescaling; the inertia
   # itself (~1e-37) is a normal float32.
   check_against_sklearn(shifted_blobs(1, 10.0, 1e-20))
+
+
+def _dot_precisions(closed_jaxpr) -> list:
+  """The precision of every dot_general in a jaxpr, nested ones included."""
+  from jax.extend import core  # pylint: disable=g-import-not-at-top
+  found = []
+  for eqn in closed_jaxpr.jaxpr.eqns:
+    if eqn.primitive.name == "dot_general":
+      found.append(eqn.params["precision"])
+    for sub in core.jaxprs_in_params(eqn.params):
+      found += _dot_precisions(core.ClosedJaxpr(sub, ()))
+  return found
+
+
+def test_distance_and_centre_matmuls_ask_for_full_float32():
+  """On GPUs JAX's default lets float32 matmuls run as TF32 (eps ~1e-3),
+  which the expanded distances cannot afford: every matmul of the soft
+  assignment and of k-means asks for HIGHEST."""
+  from dec_jax.core import clustering  # pylint: disable=g-import-not-at-top
+  x = shifted_blobs(0, 0.0, 1.0)
+  centres = x[:K]
+  programs = [jax.make_jaxpr(clustering.soft_assign)(x, centres),
+              jax.make_jaxpr(lambda x: kmeans.kmeans_jax(
+                  jax.random.key(0), x, K, 2, max_iter=3))(x)]
+  for program in programs:
+    precisions = _dot_precisions(program)
+    assert precisions, "no matmul found"
+    full = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+    assert all(p == full for p in precisions), precisions

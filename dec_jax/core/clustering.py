@@ -19,17 +19,24 @@ def squared_distances(z: jax.Array, centres: jax.Array) -> jax.Array:
   return expanded_squared_distances(z - shift, centres - shift)
 
 
+# Distances and centre sums are float32 matmuls whose rounding the code
+# relies on: never lowered to TF32 / bf16 passes on accelerators.
+FULL_PRECISION = jax.lax.Precision.HIGHEST
+
+
 def expanded_squared_distances(z: jax.Array, centres: jax.Array,
                                z_sq: jax.Array | None = None) -> jax.Array:
   """|z_i|^2 - 2 z_i.mu_j + |mu_j|^2 [N, K], clipped at 0: one matmul.
 
   Accurate only when z [N, d] and centres [K, d] lie near the origin (the
-  rounding error is eps * (|z|^2 + |mu|^2)); centre them first.
+  rounding error is eps * (|z|^2 + |mu|^2)); centre them first. The matmul
+  asks for full float32 (TF32 on recent GPUs would make eps ~1e-3).
   `z_sq` [N, 1] is |z|^2 when the caller has it already (k-means' loop).
   """
   if z_sq is None:
     z_sq = jnp.sum(z * z, axis=1, keepdims=True)
-  d2 = z_sq - 2.0 * z @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
+  cross = jnp.matmul(z, centres.T, precision=FULL_PRECISION)
+  d2 = z_sq - 2.0 * cross + jnp.sum(centres * centres, axis=1)[None, :]
   return jnp.maximum(d2, 0.0)
 
 

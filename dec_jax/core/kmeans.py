@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dec_jax import parallel
-from dec_jax.core.clustering import expanded_squared_distances
+from dec_jax.core.clustering import FULL_PRECISION, expanded_squared_distances
 from dec_jax.errors import DecJaxError
 
 BACKENDS = ("jax", "sklearn")
@@ -85,7 +85,8 @@ def kmeans_plusplus(key: jax.Array, x: jax.Array, k: int, *,
     candidates = sample_d2(u[i], mass)
     new_closest = jnp.minimum(
         closest[:, None], expanded_squared_distances(x, x[candidates], x_sq))
-    best = jnp.where(i > 0, jnp.argmin(w @ new_closest), 0)
+    potential = jnp.matmul(w, new_closest, precision=FULL_PRECISION)
+    best = jnp.where(i > 0, jnp.argmin(potential), 0)
     return (centres.at[i].set(x[candidates[best]]), new_closest[:, best])
 
   centres = jnp.zeros((k, x.shape[1]), x.dtype)
@@ -149,7 +150,8 @@ def lloyd(x: jax.Array, centres: jax.Array, max_iter: int, tol: float, *,
     # One-hot matmul rather than a scatter: dense, fast on every backend, and
     # x is not copied per restart under vmap.
     one_hot = jax.nn.one_hot(labels, k, dtype=x.dtype) * w[:, None]
-    sums, counts = one_hot.T @ x, jnp.sum(one_hot, axis=0)
+    sums = jnp.matmul(one_hot.T, x, precision=FULL_PRECISION)
+    counts = jnp.sum(one_hot, axis=0)
     # A cluster emptied by a relocation keeps its centre.
     new = jnp.where(counts[:, None] > 0,
                     sums / jnp.where(counts > 0, counts, 1.0)[:, None], centres)
