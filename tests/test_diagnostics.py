@@ -81,11 +81,51 @@ def _reseeded(workdir) -> bool:
              if r["stage"] == "dec")
 
 
-def test_reseeding_is_logged_when_enabled(tmp_path):
+def test_reseeding_is_logged_when_enabled(tmp_path, monkeypatch):
+  from dec_jax.train import dec_loop  # pylint: disable=g-import-not-at-top
+  moved = []
+  forget = dec_loop.forget_moved_centres
+  monkeypatch.setattr(dec_loop, "forget_moved_centres", lambda opt, mask:
+                      moved.append(int(np.asarray(mask).sum()))
+                      or forget(opt, mask))
   config = tiny_config(_two_blobs(tmp_path), n_clusters=6,
                        dec={"reseed_fraction": 0.9})
   run(config, str(tmp_path / "run"))
   assert _reseeded(tmp_path / "run")
+  assert sum(moved) > 0  # the moved centres' optimizer moments were reset
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "adam"])
+def test_a_reseeded_centre_forgets_its_optimizer_moments(optimizer):
+  """Only the moved centre's rows are zeroed, in every member; the other
+  centres' and the encoder's moments are kept."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from dec_jax.train import dec_loop  # pylint: disable=g-import-not-at-top
+  tx = (optax.sgd(0.1, momentum=0.9) if optimizer == "sgd_momentum"
+        else optax.adam(0.1))
+  params = {"encoder": {"w": jnp.ones((2, 3, 4))},  # 2 members
+            "centres": jnp.ones((2, 5, 4))}
+  grads = jax.tree.map(jnp.ones_like, params)
+  opt = jax.vmap(tx.init)(params)
+  opt = jax.vmap(lambda g, o, p: tx.update(g, o, p)[1])(grads, opt, params)
+  moved = jnp.zeros((2, 5), bool).at[1, 3].set(True)
+  after = dec_loop.forget_moved_centres(opt, moved)
+  paths = jax.tree_util.tree_leaves_with_path(after)
+  before = jax.tree_util.tree_leaves(opt)
+  centre_leaves = 0
+  for (path, new), old in zip(paths, before):
+    if "centres" in jax.tree_util.keystr(path):
+      centre_leaves += 1
+      assert float(jnp.abs(new[1, 3]).max()) == 0.0
+      np.testing.assert_array_equal(np.delete(np.asarray(new[1]), 3, 0),
+                                    np.delete(np.asarray(old[1]), 3, 0))
+      np.testing.assert_array_equal(new[0], old[0])
+      assert float(jnp.abs(old[1, 3]).max()) > 0.0
+    else:
+      np.testing.assert_array_equal(new, old)
+  assert centre_leaves == (1 if optimizer == "sgd_momentum" else 2)
 
 
 def test_each_grid_point_reseeds_by_its_own_fraction(tmp_path):

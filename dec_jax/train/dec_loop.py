@@ -134,6 +134,17 @@ def idec_loss(encoder: MLP, decoder: MLP, params: Params, x: jax.Array,
   return reconstruction + gamma * kl
 
 
+def forget_moved_centres(opt_state: Any, moved: jax.Array) -> Any:
+  """Zeroes the optimizer's per-centre moments (momentum, Adam's m and v)
+  of the centres `moved` [S, K] marks: a reseeded centre starts at rest,
+  not pushed on by the momentum of the place it left."""
+  def reset(path, leaf):
+    if any(getattr(key, "key", None) == "centres" for key in path):
+      return jnp.where(moved[..., None], jnp.zeros_like(leaf), leaf)
+    return leaf
+  return jax.tree_util.tree_map_with_path(reset, opt_state)
+
+
 def reseed_small_clusters(z: jax.Array, centres: jax.Array,
                           fraction: float) -> tuple[jax.Array, jax.Array]:
   """Moves the centres of starved clusters to the worst-fitting points.
@@ -514,7 +525,8 @@ class _Loop:
     if cfg.reseed_fraction > 0:  # unmoved centres come back unchanged
       self.state = {"params": {**self.state["params"],
                                "centres": update["centres"]},
-                    "opt": self.state["opt"]}
+                    "opt": forget_moved_centres(self.state["opt"],
+                                                update["reseeded"])}
     change = np.asarray(update["label_change"]).tolist()  # as floats
     reasons = [self.stops.reason(i, self.iteration, c, cfg.maxiter)
                for c, i in zip(change, self.alive)]
