@@ -187,7 +187,7 @@ def read_embedding(path: str, candidates: Sequence[str]) -> np.ndarray:
   elif lower.endswith(".csv"):
     with open(path, newline="") as f:
       rows = [r for r in csv.reader(f) if r]
-    if rows and not _is_number(rows[0][-1]):
+    if rows and not data.is_number(rows[0][-1]):
       rows = rows[1:]  # a header
     try:
       names = [r[0] for r in rows]
@@ -221,14 +221,6 @@ def _read_numpy(path: str):
   except Exception as e:  # pylint: disable=broad-except
     raise DecJaxError(f"{path}: cannot read ({type(e).__name__}: "
                       f"{str(e)[:200]}).") from None
-
-
-def _is_number(text: str) -> bool:
-  try:
-    float(text)
-    return True
-  except ValueError:
-    return False
 
 
 def _finite(x: np.ndarray, source: str) -> np.ndarray:

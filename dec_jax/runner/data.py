@@ -474,7 +474,8 @@ def _no_splits(path: str, split: str, what: str) -> DecJaxError:
 _MISSING = ("", "na", "n/a", "nan", "null", "none")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+  """Whether `text` parses as a float (a CSV field, a file's last column)."""
   try:
     float(text)
     return True
@@ -513,7 +514,7 @@ def _load_csv(path: str, label_column: Optional[int]):
   with open(path, encoding="utf-8-sig") as f:
     fields = [v.strip() for v in f.readline().strip().split(",")]
   skip = int(fields == [str(i) for i in range(len(fields))]
-             or any(v.lower() not in _MISSING and not _is_number(v)
+             or any(v.lower() not in _MISSING and not is_number(v)
                     for v in fields))
   with warnings.catch_warnings():  # an empty file is reported by the caller
     warnings.simplefilter("ignore", UserWarning)
