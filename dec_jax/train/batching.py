@@ -26,6 +26,14 @@ def epoch_indices(key: jax.Array, num_samples: int, num_steps: int,
   return order.reshape(-1)[:needed].reshape(num_steps, batch_size)
 
 
+def split_pass_key(key: jax.Array, stochastic: bool):
+  """(shuffling key, key of the per-step randomness, e.g. augmentation, or
+  None) of one epoch or DEC interval."""
+  if not stochastic:
+    return key, None
+  return tuple(jax.random.split(key))
+
+
 def map_in_chunks(fn, x: jax.Array, chunk_size: int) -> jax.Array:
   """fn applied to x [N, ...] in chunks of `chunk_size` rows (bounded memory).
 

@@ -211,10 +211,7 @@ def dec_pieces(encoder: MLP, tx: TxFn, num_samples: int, cfg: DECConfig,
     return assign(params, z, prev_labels, hp)
 
   def interval_keys(key):
-    """(shuffling key, augmentation key or None) of an interval."""
-    if augment_fn is None:
-      return key, None
-    return tuple(jax.random.split(key))
+    return batching.split_pass_key(key, augment_fn is not None)
 
   def interval_plan(key):
     return batching.epoch_indices(interval_keys(key)[0], num_samples,

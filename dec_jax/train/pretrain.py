@@ -69,13 +69,6 @@ def _train_step(loss_fn: Callable[..., jax.Array], tx: TxFn,
   return step
 
 
-def _split_epoch_key(key: jax.Array, stochastic: bool):
-  """(shuffling key, key of the per-step randomness or None)."""
-  if not stochastic:
-    return key, None
-  return tuple(jax.random.split(key))
-
-
 def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
                          tx: TxFn, num_samples: int,
                          batch_size: int, *, stochastic: bool = False,
@@ -97,7 +90,7 @@ def make_minibatch_epoch(loss_fn: Callable[..., jax.Array],
 
   @functools.partial(jax.jit, donate_argnums=0)
   def epoch(state, x, key, hp=None):
-    key, step_key = _split_epoch_key(key, stochastic)
+    key, step_key = batching.split_pass_key(key, stochastic)
     idx = batching.epoch_indices(key, num_samples, steps, batch_size)
 
     def scan_step(state, inputs):
@@ -129,11 +122,11 @@ def make_streamed_epoch(loss_fn: Callable[..., jax.Array], tx: TxFn,
   step = _train_step(loss_fn, tx, input_divisor)
 
   def plan(key):
-    key, _ = _split_epoch_key(key, stochastic)
+    key, _ = batching.split_pass_key(key, stochastic)
     return batching.epoch_indices(key, num_samples, steps, batch_size)
 
   def segment(state, batches, key, first_step, hp):
-    _, step_key = _split_epoch_key(key, stochastic)
+    _, step_key = batching.split_pass_key(key, stochastic)
 
     def scan_step(state, inputs):
       i, xb = inputs
