@@ -147,9 +147,10 @@ def is_stack_layout(config: ml_collections.ConfigDict) -> bool:
 
 
 # Fields of a member's config that cannot change its result: how the stack
-# around it runs, what is drawn and whether earlier work is kept.
+# around it runs, what is drawn and whether earlier work is kept (not the
+# ensemble: consensus_refine changes the members).
 NOT_RESULT_SETTINGS = ("overwrite", "resume", "report", "tensorboard",
-                       "seeds_mode", "ensemble", "consensus_combine")
+                       "seeds_mode")
 
 
 def result_settings(config: dict, data_fingerprint: Any) -> dict:
