@@ -194,10 +194,8 @@ def _finished(cell_dir: str, config) -> bool:
       for _, folder in _cell_members(config)):
     return False
   unread = "not compared"  # the data: not loaded for a finished cell
-  reason = pretrained.why_not_reused(
-      members_lib.result_settings(read_json(summary).get("config", {}),
-                                  unread),
-      members_lib.result_settings(config.to_dict(), unread))
+  reason = run_lib.why_made_otherwise(read_json(summary).get("config", {}),
+                                      unread, config, unread)
   require(reason is None, f"sweep cell {cell_dir} finished with another "
           f"config: {reason}. Pass --config.overwrite=True to rerun it, or "
           "choose another workdir.")

@@ -241,14 +241,23 @@ def _finished(folder: str, config: ml_collections.ConfigDict,
   if not os.path.exists(path):
     return False
   saved = read_json(path)
-  reason = pretrained.why_not_reused(
-      members_lib.result_settings(saved.get("config", {}),
-                                  saved.get(DATA_FINGERPRINT)),
-      members_lib.result_settings(config.to_dict(), dataset.fingerprint))
+  reason = why_made_otherwise(saved.get("config", {}),
+                              saved.get(DATA_FINGERPRINT), config,
+                              dataset.fingerprint)
   checks.require(reason is None, f"{folder} holds a finished member made "
                  f"otherwise: {reason}. Pass --config.overwrite=True to "
                  "rerun every member, or choose another workdir.")
   return True
+
+
+def why_made_otherwise(saved_config: dict, saved_data: Optional[str],
+                       config: ml_collections.ConfigDict,
+                       data_fingerprint: Optional[str]) -> Optional[str]:
+  """Why results made with `saved_config` on data `saved_data` are not what
+  `config` on `data_fingerprint` would make (None when they are)."""
+  return pretrained.why_not_reused(
+      members_lib.result_settings(saved_config, saved_data),
+      members_lib.result_settings(config.to_dict(), data_fingerprint))
 
 
 def _stack_log(top: Workdir, config, layout: bool):
