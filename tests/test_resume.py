@@ -140,40 +140,90 @@ def _killed_after_logging(config, workdir, monkeypatch, stage, counter, at):
   monkeypatch.undo()
 
 
-@pytest.mark.parametrize("stage, counter, at", [("pretrain", "epoch", 10),
-                                                ("dec", "iteration", 50)])
-def test_a_resumed_log_reads_as_the_uninterrupted_runs(
-    tmp_path, blobs_npz, monkeypatch, stage, counter, at):
-  # Killed 2 epochs / 10 iterations after the last checkpoint: the records
-  # logged since are written again by the resumed stage, and only once.
-  # TensorBoard shows each step once too.
+def _logged_config(blobs_npz):
+  """_dec_config with pretraining checkpoints every 4 of 12 epochs, logs
+  every 2, TensorBoard, and collapse flagged at every update."""
   config = _dec_config(blobs_npz)
   config.update({"n_clusters": 6, "collapse_fraction": 0.99,  # flagged
                  "tensorboard": True})
   config.pretrain.update({"epochs": 12, "checkpoint_every": 4,
                           "log_every": 2})
+  return config
+
+
+def _assert_logs_alike(workdir, uninterrupted):
+  """Both training stages read in workdir's metrics.jsonl and TensorBoard
+  as in the uninterrupted run's: each epoch and iteration once, in order,
+  with the same values (seconds aside)."""
+  for stage, counter in (("pretrain", "epoch"), ("dec", "iteration")):
+    def series(folder):
+      return [(r[counter], r.get("loss")) for r in read_metrics(folder)
+              if r["stage"] == stage and counter in r]
+    assert series(workdir) == series(uninterrupted) != [], stage
+
+    def shown(folder):
+      return tensorboard_scalars(os.path.join(folder, "tensorboard", stage))
+    seen, expected = shown(workdir), shown(uninterrupted)
+    assert expected and expected.keys() <= seen.keys(), stage
+    for tag, points in expected.items():
+      steps, values = zip(*points)
+      assert [step for step, _ in seen[tag]] == list(steps), tag
+      if not tag.endswith("_s"):  # seconds differ, the rest is replayed
+        assert [v for _, v in seen[tag]] == pytest.approx(values), tag
+
+
+@pytest.mark.parametrize("stage, counter, at", [
+    ("pretrain", "epoch", 10),
+    ("dec", "iteration", 50),
+    # before the first clustering checkpoint (20): the log starts afresh,
+    # and the reused autoencoder's pretraining records are logged again
+    ("dec", "iteration", 10)])
+def test_a_resumed_log_reads_as_the_uninterrupted_runs(
+    tmp_path, blobs_npz, monkeypatch, stage, counter, at):
+  # Killed 2 epochs / 10 iterations after the last checkpoint: the records
+  # logged since are written again by the resumed stage, and only once.
+  # TensorBoard shows each step once too.
+  config = _logged_config(blobs_npz)
   whole = run_lib.run(config, str(tmp_path / "whole"))
   _killed_after_logging(config, str(tmp_path / "killed"), monkeypatch,
                         stage, counter, at)
   resumed = run_lib.run(config, str(tmp_path / "killed"))
-
-  def series(workdir):
-    return [(r[counter], r.get("loss")) for r in read_metrics(workdir)
-            if r["stage"] == stage and counter in r]
-  assert series(str(tmp_path / "killed")) == series(str(tmp_path / "whole"))
+  _assert_logs_alike(str(tmp_path / "killed"), str(tmp_path / "whole"))
   assert whole["collapse"]["flagged_updates"] > 0
   assert resumed["collapse"] == whole["collapse"]
 
-  def shown(workdir):
-    return tensorboard_scalars(os.path.join(workdir, "tensorboard", stage))
-  killed, uninterrupted = shown(str(tmp_path / "killed")), shown(
-      str(tmp_path / "whole"))
-  assert uninterrupted
-  for tag, points in uninterrupted.items():
-    steps, values = zip(*points)
-    assert [step for step, _ in killed[tag]] == list(steps), tag
-    if not tag.endswith("_s"):  # seconds differ, the rest is replayed
-      assert [v for _, v in killed[tag]] == pytest.approx(values), tag
+
+@pytest.mark.parametrize("checkpoint, key, at, section", [
+    (stack.PARTIAL, "epoch", 8, "pretrain"),
+    (DEC_PARTIAL, "iteration", 40, "dec")])
+def test_a_stage_not_resumed_leaves_none_of_its_old_records(
+    tmp_path, blobs_npz, monkeypatch, checkpoint, key, at, section):
+  # Rerun with another learning rate, the interrupted stage starts afresh
+  # (its partial checkpoint has other settings): its records of the first
+  # run are gone from the continued log and from TensorBoard.
+  config = _logged_config(blobs_npz)
+  _interrupted_run(config, str(tmp_path / "w"), monkeypatch, checkpoint,
+                   key, at)
+  config[section].learning_rate *= 0.5
+  changed = run_lib.run(config, str(tmp_path / "w"))
+  run_lib.run(config, str(tmp_path / "whole"))
+  assert "resume" in [r["stage"] for r in read_metrics(str(tmp_path / "w"))]
+  assert changed.get("pretrain_resumed_from_epoch") is None
+  assert changed.get("dec_resumed_from_iteration") is None
+  _assert_logs_alike(str(tmp_path / "w"), str(tmp_path / "whole"))
+
+
+def test_an_overwritten_run_logs_each_step_once(tmp_path, blobs_npz):
+  # The rerun reuses the autoencoder: its log and TensorBoard show that
+  # autoencoder's pretraining and the new clustering, without the first
+  # run's events beside them.
+  config = _logged_config(blobs_npz)
+  run_lib.run(config, str(tmp_path / "whole"))
+  run_lib.run(config, str(tmp_path / "again"))
+  config.overwrite = True
+  again = run_lib.run(config, str(tmp_path / "again"))
+  assert again["pretrain_reused"]
+  _assert_logs_alike(str(tmp_path / "again"), str(tmp_path / "whole"))
 
 
 def test_killed_clustering_resumes_its_patience_count(tmp_path, blobs_npz,

@@ -31,6 +31,9 @@ from dec_jax.methods.base import Method, register
 DEC_PARTIAL = "dec_partial"  # the loop's state, saved as it goes
 DEC_HP = ("learning_rate", "momentum", "alpha", "reseed_fraction")
 REFINE = "consensus_refine"  # the `ensemble` choice that adds _refine
+# The log's stages from the k-means start on: a clustering stage that starts
+# afresh in a continued log replaces them.
+CLUSTERING_STAGES = ("choose_k", "kmeans_init", "dec")
 
 
 def settings(configs: Sequence[ml_collections.ConfigDict],
@@ -72,6 +75,8 @@ def _fine_tune(stack, idec: bool) -> list[dict]:
       lambda meta: _loop_shapes(stack, params, extra, tx, hp, meta),
       stack.config.method)
   if meta is None:
+    for run in stack.runs:  # an interrupted run's, of other settings
+      run.forget(CLUSTERING_STAGES)
     z = stack.embed(model, params["encoder"])
     inits, k_infos = stack.kmeans(list(z))
     init_scores = [run.score(init.labels)

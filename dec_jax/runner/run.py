@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 from typing import Callable, Optional
 
@@ -26,6 +27,7 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import app
 from absl import logging
 
 from dec_jax.runner import checks
@@ -52,15 +54,39 @@ CONFIG_SHORTHANDS = {"model": "model.kind"}
 
 
 def expand_config_shorthands(argv: list[str]) -> list[str]:
-  """argv with each `--config.<shorthand>=v` written out (CONFIG_SHORTHANDS)."""
+  """argv with each `--config.<shorthand>` written out (CONFIG_SHORTHANDS),
+  its value after `=` or in the next argument."""
   out = []
   for arg in argv:
     name, eq, value = arg.partition("=")
     key = name.removeprefix("--config.")
-    if eq and name.startswith("--config.") and key in CONFIG_SHORTHANDS:
-      arg = f"--config.{CONFIG_SHORTHANDS[key]}={value}"
+    if name.startswith("--config.") and key in CONFIG_SHORTHANDS:
+      arg = f"--config.{CONFIG_SHORTHANDS[key]}{eq}{value}"
     out.append(arg)
   return out
+
+
+def parse_config_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing (app.run's `flags_parser`) for an entry point with
+  config overrides: a misspelt `--config.<field>` ends with one line naming
+  it and exit code 2, not ml_collections' traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (KeyError, AttributeError) as e:
+    chain = [e]  # ml_collections raises its KeyError again, as others
+    while chain[-1].__context__ is not None:
+      chain.append(chain[-1].__context__)
+    field = str(chain[-1].args[0]) if chain[-1].args else ""
+    hint = next((line for error in chain for arg in error.args[:1]
+                 for line in str(arg).splitlines()
+                 if line.startswith("Did you mean")), "")
+    given = next((name for name in (a.partition("=")[0] for a in argv[1:])
+                  if name.startswith("--config.")
+                  and field in name.split(".")), "--config")
+    print(f"error: {given}: the config has no field {field!r}"
+          f"{'. ' + hint if hint else ''} (the fields: docs/config.md)",
+          file=sys.stderr)
+    sys.exit(2)
 
 
 def environment() -> dict:
@@ -301,7 +327,7 @@ def _run_group(config, members, configs, workdirs, index, home, dataset, x,
                               resume=member_config.resume,
                               partial=home.partial_checkpoints())
     run_ = MemberRun(member, member_config, workdir, dataset.y,
-                     show_progress=member is members[0])
+                     show_progress=member is members[0], continued=continued)
     if continued:
       run_.log({"stage": "resume",
                 "partial_checkpoints": home.partial_checkpoints()})

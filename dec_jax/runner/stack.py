@@ -39,8 +39,9 @@ from dec_jax.train import pretrain
 from dec_jax.runner import progress
 from dec_jax.runner import tensorboard
 from dec_jax.runner import pretrained
-from dec_jax.runner.workdir import (DATA_FINGERPRINT, PARTIAL_SUFFIX, Workdir,
-                                    load_meta, load_params)
+from dec_jax.runner.workdir import (DATA_FINGERPRINT, PARTIAL_SUFFIX,
+                                    PRETRAINING_STAGES, Workdir, load_meta,
+                                    load_params)
 
 AUTOENCODER = pretrained.AUTOENCODER
 PARTIAL = AUTOENCODER + PARTIAL_SUFFIX  # stacked pretraining, as it goes
@@ -60,8 +61,10 @@ class MemberRun:
 
   def __init__(self, member: members_lib.Member,
                config: ml_collections.ConfigDict, workdir: Workdir,
-               labels: Optional[np.ndarray], show_progress: bool):
+               labels: Optional[np.ndarray], show_progress: bool,
+               continued: bool = False):
     self.member, self.config, self.workdir = member, config, workdir
+    self.continued = continued  # the log goes on from an interrupted run's
     self._labels = labels
     self.collapsed_at: list[int] = []  # iterations flagged by log_assignment
     stages = {"pretrain": ("epoch", config.pretrain.epochs),
@@ -96,13 +99,36 @@ class MemberRun:
     """Forgets the log's `stage` records with `counter` past `last`: a stage
     resumed from its checkpoint at `last` writes them again, so the log and
     the collapse count read as an uninterrupted run's."""
-    kept = self.workdir.keep_records(
-        lambda r: r.get("stage") != stage or r.get(counter, last) <= last)
+    self._keep(lambda r: r.get("stage") != stage or r.get(counter, last) <= last)
+    if self.tensorboard is not None:
+      self.tensorboard.rewind(stage, last + 1)
+
+  def forget(self, stages: Sequence[str]) -> None:
+    """Forgets the records of `stages` in a continued log (and TensorBoard):
+    those stages start afresh in this run (their partial checkpoint was
+    made with other settings), and would otherwise read as part of it."""
+    if not self.continued:
+      return
+    self._keep(lambda r: r.get("stage") not in stages)
+    if self.tensorboard is not None:
+      for stage in stages:
+        self.tensorboard.rewind(stage, 0)
+
+  def _keep(self, keep) -> None:
+    kept = self.workdir.keep_records(keep)
     self.collapsed_at = [r["iteration"] for r in kept
                          if "small_clusters" in r
                          and diagnostics.is_collapsed(r)]
-    if self.tensorboard is not None:
-      self.tensorboard.rewind(stage, last + 1)
+
+  def replay_pretraining(self) -> None:
+    """Logs again, to metrics.jsonl and TensorBoard, how this workdir's own
+    autoencoder was trained, when this run reuses it after starting the
+    log afresh (a run killed before its first clustering checkpoint, or
+    rerun with `overwrite`)."""
+    for record in self.workdir.earlier_pretraining:
+      self.workdir.log(record, echo=False)
+      if self.tensorboard is not None:
+        self.tensorboard.write_record(record)
 
   def close(self) -> None:
     self.progress.clear()
@@ -252,6 +278,9 @@ class Stack:
     infos = [{"pretrain_reused": True, "pretrained_from": origin}
              for _, origin in found]
     todo = [i for i, (params, _) in enumerate(found) if params is None]
+    for i, config in enumerate(self.configs):
+      if i not in todo and not config.pretrained_workdir:
+        self.runs[i].replay_pretraining()
     for i in todo:
       if found[i][1]:  # this workdir's autoencoder differs: say why
         self.runs[i].log({"stage": "checkpoint", **found[i][1]})
@@ -297,6 +326,7 @@ class Stack:
                                            self.dataset.divisor)
     out = []
     for run, info, loss in zip(self.runs, infos, losses):
+      run.forget(("reconstruction",))  # an interrupted run's, logged again
       untrained = diagnostics.autoencoder_untrained(loss, baseline)
       record = {"reconstruction_loss": loss, "mean_image_loss": baseline,
                 "autoencoder_untrained": untrained}
@@ -343,7 +373,10 @@ class Stack:
         self.runs[i].rewind("pretrain", "epoch", meta["epoch"])
         self.runs[i].log({"stage": "pretrain",
                           "resumed_from_epoch": meta["epoch"]})
-    elif cfg.greedy_epochs:
+    else:
+      for i in todo:
+        self.runs[i].forget(PRETRAINING_STAGES)
+    if meta is None and cfg.greedy_epochs:
       params = self._greedy(model, params, todo)
       info["pretrain_greedy_epochs"] = cfg.greedy_epochs
 

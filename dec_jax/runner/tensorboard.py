@@ -70,6 +70,7 @@ class Writer:
     if stage in self._writers:
       self._writers.pop(stage).close()
     self._purge_from[stage] = int(first_step)
+    self._writer(stage)  # the marker is written now, even if no step follows
 
   def write_record(self, record: dict) -> None:
     writer = self._writer(record.get("stage", "run"))

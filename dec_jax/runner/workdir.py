@@ -4,6 +4,7 @@
   metrics.jsonl   one JSON record per log event (pretraining epochs, target updates)
   assignments.npz final `labels` [N] and, for DEC, soft assignments `q` [N, K]
   results.json    final scores, stage wall times, environment; written last
+  tensorboard/    TensorBoard event files, one folder per stage
   checkpoints/    Orbax checkpoints `autoencoder`, `dec` (and, while a stage
                   runs, `autoencoder_partial` / `dec_partial` to resume
                   from), each with a .json saying how it was made
@@ -26,6 +27,7 @@ from absl import logging
 
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
+from dec_jax.runner import tensorboard
 
 RESULTS = "results.json"
 METRICS = "metrics.jsonl"
@@ -37,6 +39,8 @@ PARTIAL_SUFFIX = "_partial"  # checkpoints of a stage still running
 # checkpoint description: a model is reused only for the data it was made
 # from.
 DATA_FINGERPRINT = "data_fingerprint"
+# The log's stages that tell how the saved autoencoder was trained.
+PRETRAINING_STAGES = ("pretrain_greedy", "pretrain")
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,8 +115,13 @@ class Workdir:
   """
 
   def __init__(self, path: str, *, overwrite: bool = False):
+    if not str(path).strip():
+      raise DecJaxError("the workdir is empty: name a folder for the run's "
+                        "files (--workdir=runs/my_run).")
     self.path = os.path.abspath(path)
     self.primary = jax.process_index() == 0
+    # The pretraining records of a log that `start` began afresh.
+    self.earlier_pretraining: list[dict] = []
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise DecJaxError(f"workdir {path!r} exists and is not a folder.")
     if os.path.exists(self.file(RESULTS)) and not overwrite:
@@ -137,8 +146,10 @@ class Workdir:
     removed first, so a run that fails leaves none of them behind. A
     pretrained autoencoder stays: it is reused when its settings match.
     Partial checkpoints (`*_partial`) of an interrupted run stay when
-    `resume`, and its metrics log is continued; otherwise both are cleared.
-    Returns whether the log is continued. `partial`: the partial
+    `resume`, and its metrics log is continued; otherwise both are cleared,
+    and the TensorBoard files with the log, its pretraining records set
+    aside (`earlier_pretraining`) for a run that reuses this folder's
+    autoencoder to log again. Returns whether the log is continued. `partial`: the partial
     checkpoints the run resumes from when they are not this folder's own
     (a member of a stack whose checkpoints are the stack's).
     """
@@ -159,6 +170,10 @@ class Workdir:
     if continued:
       _drop_partial_last_line(self.file(METRICS))
     else:
+      self.earlier_pretraining = [
+          r for r in _readable_records(self.file(METRICS))
+          if r.get("stage") in PRETRAINING_STAGES]
+      shutil.rmtree(self.file(tensorboard.SUBDIR), ignore_errors=True)
       write_bytes_atomic(self.file(METRICS), lambda f: None)  # empty
     return continued
 
@@ -170,14 +185,16 @@ class Workdir:
     return sorted(f[:-len(".json")] for f in os.listdir(folder)
                   if f.endswith(PARTIAL_SUFFIX + ".json"))
 
-  def log(self, record: dict) -> None:
-    """Appends one record to metrics.jsonl (one write + flush) and the console."""
+  def log(self, record: dict, echo: bool = True) -> None:
+    """Appends one record to metrics.jsonl (one write + flush) and, if
+    `echo`, the console."""
     if not self.primary:
       return
     record = _jsonable(record)
     with open(self.file(METRICS), "a") as f:
       f.write(json.dumps(record, allow_nan=False) + "\n")
-    logging.info("%s", _format(record))
+    if echo:
+      logging.info("%s", _format(record))
 
   def keep_records(self, keep: Callable[[dict], bool]) -> list[dict]:
     """Rewrites metrics.jsonl (atomically) with the records `keep` accepts;
@@ -229,6 +246,21 @@ class Workdir:
     if os.path.exists(meta_path):
       os.remove(meta_path)  # first: a checkpoint without one is never used
     shutil.rmtree(self.checkpoint_path(name), ignore_errors=True)
+
+
+def _readable_records(path: str) -> list[dict]:
+  """The whole records of a metrics log, if there is one (a line a killed
+  run was writing is left out)."""
+  if not os.path.exists(path):
+    return []
+  records = []
+  with open(path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        pass
+  return records
 
 
 def _drop_partial_last_line(path: str) -> None:
