@@ -35,10 +35,21 @@ def test_uint8_inputs_give_the_float32_run(tmp_path, idx_folder, method):
   np.testing.assert_array_equal(*labels)
 
 
-def test_distinct_rows_of_uint8_data_are_counted_as_floats():
+def test_distinct_rows_are_counted_exactly():
+  # Equal rows are one row wherever they sit (a float32 projection summed
+  # in BLAS blocks counted one tiled row as 2, and 3 tiled uint8 rows as 6),
+  # uint8 sums do not wrap, -0.0 is 0.0, and distinct rows stay distinct.
   from dec_jax.runner import checks  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  row = rng.standard_normal((1, 784)).astype(np.float32)
+  assert checks._count_distinct_rows(np.tile(row, (70_001, 1)), 5) == 1
+  rows = rng.integers(0, 256, (3, 784), dtype=np.uint8)
+  assert checks._count_distinct_rows(np.tile(rows, (30_001, 1)), 5) == 3
   x = np.zeros((6, 4), np.uint8)
-  x[:3] = [1, 2, 3, 4]  # 2 distinct rows; uint8 arithmetic would wrap
-  assert checks._count_distinct_rows(x) == 2
-  assert checks._count_distinct_rows(
-      np.arange(200, dtype=np.uint8).reshape(50, 4), block=7) == 50
+  x[:3] = [255, 255, 255, 4]
+  assert checks._count_distinct_rows(x, 10) == 2
+  zeros = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, 2.0]], np.float32)
+  assert checks._count_distinct_rows(zeros, 10) == 2
+  many = rng.integers(0, 256, (20_000, 784), dtype=np.uint8)
+  assert checks._count_distinct_rows(many, 10**6) == 20_000
+  assert checks._count_distinct_rows(many, 10) >= 10  # stops early

@@ -6,6 +6,7 @@ field and the allowed values, before a file is written.
 
 from __future__ import annotations
 
+
 from typing import Optional
 
 import jax
@@ -175,22 +176,38 @@ def resolve_n_clusters(config, dataset: data.Dataset) -> Optional[int]:
   require(2 <= k <= dataset.num_samples,
           f"n_clusters must be between 2 and the number of samples "
           f"({dataset.num_samples}), got {k}.")
-  distinct = _count_distinct_rows(dataset.x)
+  distinct = _count_distinct_rows(dataset.x, enough=k)
   require(distinct >= k,
           f"The data has only {distinct} distinct point(s), fewer than "
           f"n_clusters={k}; constant or duplicated data cannot be clustered.")
   return None if config.n_clusters == "auto" else k
 
 
-def _count_distinct_rows(x: np.ndarray, block: int = 65536) -> int:
-  """Distinct rows of x, by a random float32 projection (O(N D), no row
-  sort), block by block so uint8 data are never copied whole as floats."""
-  projection = np.random.default_rng(0).standard_normal(x.shape[1]).astype(
-      np.float32)
-  keys = np.concatenate([x[i:i + block].astype(np.float32, copy=False)
-                         @ projection
-                         for i in range(0, x.shape[0], block)])
-  return int(np.unique(keys).size)
+def _count_distinct_rows(x: np.ndarray, enough: int) -> int:
+  """The number of distinct rows of x, exact below `enough` (at least
+  `enough` otherwise: the count stops there, block by block).
+
+  Each row's bytes (-0.0 read as 0.0) are projected on two random integer
+  vectors in float64: every partial sum is an integer below 2**53, so equal
+  rows get equal keys in any summation order (a float projection rounds one
+  row differently at different places in a block), and distinct rows
+  collide with a probability of about 2**-80.
+  """
+  rows = x.reshape(x.shape[0], -1)
+  width = rows[:1].view(np.uint8).shape[1]
+  weights = np.random.default_rng(0).integers(
+      0, 2**53 // (255 * width), size=(width, 2)).astype(np.float64)
+  block = max(1, 2**22 // width)  # 32 MB of float64 bytes at a time
+  keys = np.zeros((0, 2))
+  for start in range(0, rows.shape[0], block):
+    part = np.ascontiguousarray(rows[start:start + block])
+    if np.issubdtype(part.dtype, np.floating):
+      part = part + np.zeros((), part.dtype)  # -0.0 + 0.0 is 0.0
+    keys = np.unique(np.concatenate(
+        [keys, part.view(np.uint8).astype(np.float64) @ weights]), axis=0)
+    if keys.shape[0] >= enough:
+      break
+  return int(keys.shape[0])
 
 
 def check_model_fits_data(config, dataset: data.Dataset) -> None:
