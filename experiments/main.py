@@ -21,6 +21,7 @@ from dec_jax.runner import members
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import expand_config_shorthands
+from dec_jax.runner.run import parse_config_flags
 from dec_jax.runner.run import run
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,14 +40,20 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "With --distributed: this process's index.")
 
 
-def check_seed_flags(argv: list[str]) -> None:
-  """Refuses --config.seed beside --config.seeds: one would be ignored."""
+def check_seed_flags(argv: list[str], config) -> None:
+  """Refuses --config.seed beside --config.seeds, or beside a config that
+  sets seeds: the seed would be ignored."""
   given = {arg.partition("=")[0] for arg in argv}
   if {"--config.seed", "--config.seeds"} <= given:
     raise DecJaxError(
         "--config.seed and --config.seeds were both given, and a run has "
         "one seed (--config.seed=3) or a stack of them (--config.seeds=3,4): "
         "drop one.")
+  if "--config.seed" in given and str(config.get("seeds", "")).strip():
+    raise DecJaxError(
+        f"--config.seed was given, but this config sets seeds="
+        f"{config.seeds!r}, which win: pass --config.seeds={config.seed} "
+        "for one seed.")
 
 
 def main(argv):
@@ -58,7 +65,7 @@ def main(argv):
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value)
   try:
-    check_seed_flags(sys.argv)
+    check_seed_flags(sys.argv, _CONFIG.value)
     results = run(_CONFIG.value, _WORKDIR.value,
                   after_member=report.hook(_CONFIG.value))
     if members.is_stack_layout(_CONFIG.value):
@@ -81,4 +88,4 @@ def main(argv):
 if __name__ == "__main__":
   # Rewritten in place: config_flags reads sys.argv for the override flags.
   sys.argv = expand_config_shorthands(sys.argv)
-  app.run(main)
+  app.run(main, flags_parser=parse_config_flags)

@@ -46,6 +46,7 @@ from ml_collections import config_flags
 from dec_jax.apps import sweep
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import expand_config_shorthands
+from dec_jax.runner.run import parse_config_flags
 
 # -------------------------------------------------------------------- CLI
 
@@ -83,4 +84,4 @@ def main(argv):
 if __name__ == "__main__":
   # Rewritten in place: config_flags reads sys.argv for the override flags.
   sys.argv = expand_config_shorthands(sys.argv)
-  app.run(main)
+  app.run(main, flags_parser=parse_config_flags)

@@ -211,6 +211,34 @@ def test_nan_data_via_cli_exits_nonzero_with_message(tmp_path):
   assert not workdir.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    # a misspelt field: one line naming it (ml_collections' own error is a
+    # traceback of 50 lines)
+    (["--config.dec.max_iter=10"],
+     "--config.dec.max_iter: the config has no field 'max_iter'. Did you "
+     'mean "maxiter"'),
+    (["--config.no_such_field=1"], "has no field 'no_such_field'"),
+    # the recipe's seeds would win over --config.seed, silently
+    (["--config=experiments/configs/n2d_consensus.py", "--config.seed=3"],
+     "pass --config.seeds=3")])
+def test_cli_refuses_overrides_it_would_not_apply(tmp_path, args, message):
+  workdir = tmp_path / "never"
+  proc = cli(*(["--config=experiments/configs/default.py"] + args
+               if not args[0].startswith("--config=") else args),
+             f"--workdir={workdir}")
+  assert proc.returncode == 2, proc.stderr
+  assert message in proc.stderr and "Traceback" not in proc.stderr
+  assert not workdir.exists()
+
+
+def test_an_empty_workdir_is_refused(tmp_path, blobs_npz, monkeypatch):
+  (tmp_path / "cwd").mkdir()
+  monkeypatch.chdir(tmp_path / "cwd")  # where an empty path would write
+  with pytest.raises(DecJaxError, match="the workdir is empty"):
+    run(tiny_config(blobs_npz, method="kmeans"), " ")
+  assert os.listdir(tmp_path / "cwd") == []
+
+
 def test_finished_workdir_is_not_overwritten(tmp_path, blobs_npz):
   workdir = str(tmp_path / "km")
   run(tiny_config(blobs_npz, method="kmeans"), workdir)

@@ -29,6 +29,9 @@ def test_parse_grid():
        "--config.model.dims=(8,2)"]) == [
            "main", "--config=c.py", "--config.model.kind=conv",
            "--config.seed=1", "--config.model.dims=(8,2)"]
+  assert run_lib.expand_config_shorthands(  # the value as the next argument
+      ["main", "--config.model", "conv"]) == ["main", "--config.model.kind",
+                                              "conv"]
   assert sweep.cells([]) == [("base", {})]
   names = [n for n, _ in sweep.cells(sweep.parse_grid("a=1,2;b=x"))]
   assert names == ["a=1__b=x", "a=2__b=x"]
