@@ -134,12 +134,21 @@ def idec_loss(encoder: MLP, decoder: MLP, params: Params, x: jax.Array,
   return reconstruction + gamma * kl
 
 
+# Optimizer states that scale steps rather than carry them (Adam's second
+# moment): zeroed, they would make a moved centre's next steps several
+# times larger (the bias correction has long reached 1).
+_STEP_SCALES = ("nu",)
+
+
 def forget_moved_centres(opt_state: Any, moved: jax.Array) -> Any:
-  """Zeroes the optimizer's per-centre moments (momentum, Adam's m and v)
-  of the centres `moved` [S, K] marks: a reseeded centre starts at rest,
-  not pushed on by the momentum of the place it left."""
+  """Zeroes the optimizer's momentum (SGD's trace, Adam's first moment) of
+  the centres `moved` [S, K] marks: a reseeded centre starts at rest, not
+  pushed on by the momentum of the place it left. Adam's second moment is
+  kept, so its first steps are small, not inflated."""
   def reset(path, leaf):
-    if any(getattr(key, "key", None) == "centres" for key in path):
+    names = {getattr(key, "key", None) for key in path} | {
+        getattr(key, "name", None) for key in path}
+    if "centres" in names and not names & set(_STEP_SCALES):
       return jnp.where(moved[..., None], jnp.zeros_like(leaf), leaf)
     return leaf
   return jax.tree_util.tree_map_with_path(reset, opt_state)
