@@ -41,6 +41,9 @@ CASES = {
     "negative seed": (_npz(x=_X), {"seed": -1},
                       "seed must be an integer between 0 and 4294967295"),
     "seed above uint32": (_npz(x=_X), {"seed": 2**32}, "seed must be"),
+    # float64 1e8 + [0, 1): float32 (8 apart at 1e8) keeps a few values
+    "spread lost in float32": (_npz(x=1e8 + _X.astype(np.float64)), {},
+                               "cannot hold the spread of 3 feature"),
 }
 
 

@@ -5,7 +5,11 @@ randomly shifted and rotated images (Keras's ImageDataGenerator: shifts of
 10 % of the width, rotations of 10 degrees). Here every sample of a
 minibatch gets its own affine transform, drawn from an explicit key, and is
 resampled with bilinear interpolation (`map_coordinates`, order 1) and zero
-fill outside the image. Inputs are flat rows [B, D] of `image_shape` images,
+fill outside the image. Two differences from DEC-DA's generator, kept so
+that the results in docs/results.md stay this code's: shifts up to 3 pixels
+at 28x28 (Keras: 0.1 x 28 = 2.8) and zero fill (Keras: `nearest`, which
+repeats the edge pixels; the same on MNIST's black borders, not on
+Fashion-MNIST items that touch the edge). Inputs are flat rows [B, D] of `image_shape` images,
 as everywhere in dec_jax; outputs have the same shape and dtype, and with
 pixels in [lo, hi] (lo <= 0 <= hi, e.g. [0, 1]) stay in that range (linear
 interpolation between pixels and the zero fill).
@@ -22,7 +26,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-MAX_SHIFT_28 = 3.0      # pixels at 28x28 (DEC-DA: 0.1 x 28); scaled by size
+MAX_SHIFT_28 = 3.0      # pixels at 28x28 (DEC-DA: 2.8); scaled by size
 MAX_ROTATION_DEG = 10.0
 
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]  # (key, x) -> x

@@ -238,15 +238,36 @@ def _as_features(x: np.ndarray, source: str,
         "np.moveaxis(x, 1, -1).")
   if keep_dtype and np.issubdtype(x.dtype, np.integer):
     return x.reshape(x.shape[0], -1)
+  given = x.reshape(x.shape[0], -1)
   with np.errstate(over="ignore"):  # too large for float32: inf, caught below
-    x = x.reshape(x.shape[0], -1).astype(np.float32)
+    x = given.astype(np.float32)
   bad = ~np.isfinite(x)
   if bad.any():
     rows = np.flatnonzero(bad.any(axis=1))
     raise DecJaxError(
         f"{source}: inputs contain NaN or inf in {rows.size} rows (first rows: "
         f"{rows[:5].tolist()}); clean or impute them first.")
+  if given.dtype.itemsize > 2 and given.dtype != np.float32:
+    _check_spread_kept(given, x, source)
   return x
+
+
+def _check_spread_kept(given: np.ndarray, x: np.ndarray, source: str) -> None:
+  """Refuses inputs whose float32 copy lost their spread: float32 keeps 24
+  bits, so a column such as 1e8 + N(0, 1) (a large offset, a small spread)
+  becomes a few distinct values, and would be clustered as such."""
+  wanted = given.std(axis=0, dtype=np.float64)
+  kept = x.std(axis=0, dtype=np.float64)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    lost = np.flatnonzero((wanted > 0) & (np.abs(kept - wanted) > 0.01 * wanted))
+  if lost.size:
+    c = int(lost[0])
+    raise DecJaxError(
+        f"{source}: float32, which training uses, cannot hold the spread of "
+        f"{lost.size} feature(s) around their offset (feature {c}: mean "
+        f"{given[:, c].mean(dtype=np.float64):.6g}, sd {wanted[c]:.3g}, "
+        f"{kept[c]:.3g} in float32); subtract each feature's mean (or "
+        "standardise) first.")
 
 
 def _as_labels(y: np.ndarray, n: int, source: str) -> np.ndarray:
