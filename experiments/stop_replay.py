@@ -105,7 +105,11 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   roots = _RUNS.value
-  patiences = [int(p) for p in _PATIENCE.value]
+  try:
+    patiences = [int(p) for p in _PATIENCE.value]
+  except ValueError:
+    raise app.UsageError(f"--patience takes integers, got "
+                         f"{','.join(_PATIENCE.value)}.") from None
   found = rows(roots, patiences)
   if not found:
     raise app.UsageError(f"No finished dec or idec run with scores under "

@@ -8,6 +8,8 @@ for scale tests: k random 'prototype' images plus per-image noise.
 Generated in blocks, so writing 1M images needs about one copy of them.
 """
 
+import os
+
 from absl import app
 from absl import flags
 import numpy as np
@@ -44,8 +46,11 @@ def make(n: int, k: int, noise: float, seed: int):
 
 def main(argv):
   del argv
-  x, y = make(_N.value, _K.value, _NOISE.value, _SEED.value)
   out = _OUT.value if _OUT.value.endswith(".npz") else _OUT.value + ".npz"
+  folder = os.path.dirname(os.path.abspath(out))
+  if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    raise app.UsageError(f"--out: {folder} is not a writable folder.")
+  x, y = make(_N.value, _K.value, _NOISE.value, _SEED.value)
   write_bytes_atomic(out, lambda f: np.savez(f, x=x, y=y))
   print(f"wrote {out}: x {x.shape} uint8, y {y.shape}, {_K.value} classes")
 

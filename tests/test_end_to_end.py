@@ -199,6 +199,14 @@ def test_bad_input_fails_before_writing_anything(tmp_path, blobs_npz,
   assert not workdir.exists()
 
 
+def test_dec_settings_are_not_related_for_a_method_without_dec(blobs_npz):
+  # n2d never reads dec.update_interval against dec.maxiter
+  from dec_jax.runner import run as run_lib  # pylint: disable=g-import-not-at-top
+  config = tiny_config(blobs_npz, method="n2d",
+                       dec={"update_interval": 100, "maxiter": 50})
+  assert len(run_lib.validate(config)[0]) == 1
+
+
 def test_nan_data_via_cli_exits_nonzero_with_message(tmp_path):
   path = tmp_path / "nan.npy"
   x = np.random.rand(20, 3)

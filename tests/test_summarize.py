@@ -224,3 +224,11 @@ def test_stop_replay_reports_where_each_patience_would_have_stopped(
   # Its result is a second DEC stage, not the logged one.
   assert refined["stops"][2] is None
   assert "n/a" in stop_replay.table(rows, [2, 3, 9])
+
+
+def test_stop_replay_refuses_a_patience_that_is_not_an_integer(tmp_path):
+  from tests.test_end_to_end import cli  # pylint: disable=g-import-not-at-top
+  proc = cli(f"--runs={tmp_path}", "--patience=5,x",
+             module="experiments.stop_replay")
+  assert proc.returncode != 0 and "--patience takes integers" in proc.stderr
+  assert "Traceback" not in proc.stderr

@@ -37,3 +37,9 @@ def test_bad_sizes_are_flag_errors(tmp_path):
     proc = _synthetic(f"--out={tmp_path / 's.npz'}", flag)
     assert proc.returncode != 0 and "Flags parsing error" in proc.stderr, flag
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_first(tmp_path):
+  proc = _synthetic(f"--out={tmp_path / 'nodir' / 's.npz'}", "--n=10")
+  assert proc.returncode != 0 and "not a writable folder" in proc.stderr
+  assert "Traceback" not in proc.stderr

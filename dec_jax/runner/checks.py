@@ -94,7 +94,8 @@ def _check_stages(config: ml_collections.ConfigDict) -> None:
   require(config.dec.update_interval > 0,
           "dec.update_interval must be positive.")
   require(config.dec.maxiter >= 0, "dec.maxiter must be >= 0.")
-  require(config.dec.update_interval <= max(config.dec.maxiter, 1),
+  require(config.dec.update_interval <= max(config.dec.maxiter, 1)
+          or "dec" not in methods.get(config.method).stages,
           f"dec.update_interval ({config.dec.update_interval}) must not exceed "
           f"dec.maxiter ({config.dec.maxiter}).")
   require(0 <= config.dec.tol < 1, "dec.tol must be in [0, 1).")
