@@ -7,7 +7,8 @@ r"""Applies a trained DEC model to data and writes the assignments.
 --data takes what --config.dataset takes (a built-in name or a file path);
 inputs are divided by the number the training inputs were divided by (as
 `TrainedModel` does with raw inputs), and a CSV's label column is the
-training run's. --split applies to the sets that have splits (IDX folders,
+training run's unless --label_column says otherwise (`none`: new data
+without labels). --split applies to the sets that have splits (IDX folders,
 split HDF5 files); other files are refused unless --split=all. The .npz
 holds `labels` [N], `q` [N, K] and `z` [N, d]; with --out=FILE.csv, one
 cluster id per line instead.
@@ -16,6 +17,7 @@ ACC / NMI / ARI are printed when the data has labels.
 
 import os
 import sys
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -34,12 +36,17 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "IDX folder, if needed.")
 _SPLIT = flags.DEFINE_enum("split", "all", data.SPLITS, "Split of IDX sets.")
 _OUT = flags.DEFINE_string("out", None, "Output .npz or .csv.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+_LABEL_COLUMN = flags.DEFINE_string(
+    "label_column", None, "CSV only: the column holding labels (default: "
+    "the training run's label_column; 'none': no labels in --data).")
 flags.mark_flags_as_required(["workdir", "data", "out"])
 
 
 def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
-                    split: str = "all", overwrite: bool = False) -> dict:
-  """Predicts `source` with the model in `workdir`; returns the scores."""
+                    split: str = "all", overwrite: bool = False,
+                    label_column: Optional[str] = None) -> dict:
+  """Predicts `source` with the model in `workdir`; returns the scores.
+  `label_column` (CSV): an index, 'none', or None for the run's."""
   if not out.endswith((".npz", ".csv")):
     raise DecJaxError(f"--out must end in .npz or .csv, got {out!r}.")
   if os.path.exists(out) and not overwrite:
@@ -47,10 +54,12 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise DecJaxError(f"the folder of --out {out!r} does not exist.")
   model = load_trained(workdir)
+  if label_column is None:
+    label_column = model.config.get("label_column", "")
+  column = parse_label_column("" if label_column == "none" else label_column)
   # 8-bit inputs stay uint8 (a quarter of the memory), decoded by the model.
   dataset = data.load(source, split=split, data_dir=data_dir,
-                      scale=model.scale, label_column=parse_label_column(
-                          model.config.get("label_column", ""))
+                      scale=model.scale, label_column=column
                       if source.lower().endswith(".csv") else None,
                       keep_uint8=True)
   z = model.embed(dataset)
@@ -69,7 +78,8 @@ def main(argv):
   try:
     scores = predict_to_file(_WORKDIR.value, _DATA.value, _OUT.value,
                              data_dir=_DATA_DIR.value, split=_SPLIT.value,
-                             overwrite=_OVERWRITE.value)
+                             overwrite=_OVERWRITE.value,
+                             label_column=_LABEL_COLUMN.value)
   except DecJaxError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -65,6 +65,25 @@ def test_predict_to_file_npz_csv_and_refusals(trained, tmp_path):
   assert not (tmp_path / "q.npz").exists()
 
 
+def test_predict_reads_a_csv_label_column_as_told(trained, tmp_path):
+  # The run was trained on an npz (no label column): a CSV with its labels
+  # in the last column fits once --label_column says where they are.
+  workdir, path, x, results = trained
+  saved = np.load(os.path.join(workdir, "assignments.npz"))["labels"]
+  labels = np.load(path)["y"]
+  csv = tmp_path / "new.csv"
+  np.savetxt(csv, np.column_stack([x, labels]), delimiter=",", fmt="%.8g")
+  with pytest.raises(DecJaxError, match=r"expects \[N, 8\]"):
+    predict_to_file(workdir, str(csv), str(tmp_path / "a.npz"))
+  scores = predict_to_file(workdir, str(csv), str(tmp_path / "b.npz"),
+                           label_column="-1")
+  assert scores["acc"] == pytest.approx(results["acc"])
+  np.savetxt(csv, x, delimiter=",", fmt="%.8g")  # no labels
+  assert predict_to_file(workdir, str(csv), str(tmp_path / "c.npz"),
+                         label_column="none") == {}
+  np.testing.assert_array_equal(np.load(tmp_path / "c.npz")["labels"], saved)
+
+
 def test_bfloat16_run_predicts_its_own_assignment(tmp_path, blobs_npz):
   workdir = str(tmp_path / "bf16")
   run(tiny_config(blobs_npz, model={"dtype": "bfloat16"}), workdir)
