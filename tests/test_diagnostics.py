@@ -168,3 +168,20 @@ def test_an_autoencoder_that_did_not_learn_is_flagged(tmp_path, blobs_npz,
     logged = [r for r in read_metrics(str(tmp_path / "run" / f"seed{seed}"))
               if r["stage"] == "reconstruction"]
     assert logged[0]["autoencoder_untrained"] is untrained
+
+
+def test_kmeans_that_leaves_clusters_empty_is_reported(tmp_path, blobs_npz,
+                                                       monkeypatch):
+  # Features with fewer distinct groups than k (here: k-means made to use
+  # only 2 of its 4 clusters) are said in results.json, not passed on.
+  from dec_jax.core import kmeans  # pylint: disable=g-import-not-at-top
+  fit = kmeans.fit_kmeans
+  monkeypatch.setattr(kmeans, "fit_kmeans", lambda *a, **k: (
+      lambda r: r._replace(labels=r.labels % 2))(fit(*a, **k)))
+  results = run(tiny_config(blobs_npz, method="kmeans"),
+                str(tmp_path / "run"))
+  assert results["kmeans_empty_clusters"] == 2
+  monkeypatch.undo()
+  results = run(tiny_config(blobs_npz, method="kmeans"),
+                str(tmp_path / "again"))
+  assert "kmeans_empty_clusters" not in results

@@ -484,7 +484,23 @@ class Stack:
       info = {"n_clusters_auto": {"criterion": choose_k.CRITERION,
                                   "curve": curve, "chosen": k}}
       self._log_curve(i, info)
-    return jax.block_until_ready(fit(k)), info
+    result = jax.block_until_ready(fit(k))
+    return result, {**info, **self._empty_clusters(i, result, k)}
+
+  def _empty_clusters(self, i: int, result: kmeans.KMeansResult,
+                      k: int) -> dict:
+    """{'kmeans_empty_clusters': n} when member i's k-means left n of its k
+    clusters empty (its features hold fewer than k distinct groups, e.g. an
+    encoder that maps many inputs to one point; DEC's equal centres would
+    never part), with a warning; else {}."""
+    empty = k - int(np.unique(np.asarray(result.labels)).size)
+    if not empty:
+      return {}
+    logging.warning(
+        "%s: k-means left %d of its %d clusters empty: the features hold "
+        "fewer distinct groups than n_clusters; choose a smaller k.",
+        self.runs[i].member.name or "the run", empty, k)
+    return {"kmeans_empty_clusters": empty}
 
   def _log_curve(self, i: int, info: dict) -> None:
     """Logs the silhouette of each k tried for member i, if k was chosen."""
