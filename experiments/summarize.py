@@ -6,7 +6,9 @@ One row per (dataset, method, settings): runs that differ only in their seed
 (or data folder, logging, where the autoencoder came from) are grouped, with
 the mean ± sd of ACC / NMI / ARI over them, the pretraining recipe, the
 clustering stage's optimizer (dec, idec; with its maxiter where not the
-default), the number of seeds, and the median wall time per run.
+default), the number of seeds, and the median wall time per run. Rows that
+would read alike name the settings that set them apart beside the method,
+e.g. 'dec (kmeans.n_init=2)'.
 """
 
 import collections
@@ -101,20 +103,52 @@ def clustering(result: dict) -> str:
           f", patience {patience}" if patience else "")
 
 
+def _flat(settings_key: str) -> dict:
+  """A settings key as {'section.field' or 'field': value}."""
+  flat = {}
+  for name, value in json.loads(settings_key).items():
+    if isinstance(value, dict):
+      flat.update({f"{name}.{k}": v for k, v in value.items()})
+    else:
+      flat[name] = value
+  return flat
+
+
+def _distinguished(groups: dict) -> dict:
+  """Each group's method cell: the method, and where groups would read
+  alike (same data, method, pretraining, clustering stage) the settings
+  that set them apart, e.g. 'dec (kmeans.n_init=2)'."""
+  alike = collections.defaultdict(list)
+  for key, runs in groups.items():
+    alike[(key[0], key[1], pretraining(runs[0]), clustering(runs[0]))].append(
+        key)
+  cells = {}
+  for (_, method, _, _), keys in alike.items():
+    flats = {key: _flat(key[2]) for key in keys}
+    differ = sorted({f for flat in flats.values() for f in flat
+                     if len({json.dumps(other.get(f), default=str)
+                             for other in flats.values()}) > 1})
+    for key, flat in flats.items():
+      cells[key] = method + (" (" + ", ".join(
+          f"{f}={flat.get(f)}" for f in differ) + ")" if differ else "")
+  return cells
+
+
 def summary_table(results: list[dict]) -> str:
   groups = collections.defaultdict(list)
   for r in results:
     groups[(data_label(r), r["method"], _settings_key(r))].append(r)
+  method_cells = _distinguished(groups)
   lines = ["| data | method | pretraining | clustering stage | seeds | ACC | "
            "NMI | ARI | wall time / run |",
            "|---|---|---|---|---|---|---|---|---|"]
-  for (dataset, method, _), runs in sorted(groups.items()):
+  for key, runs in sorted(groups.items()):
     scores = [format_mean_sd(values) if values else "–"
               for values in ([r[m] for r in runs if r.get(m) is not None]
                              for m in ("acc", "nmi", "ari"))]
     wall = statistics.median(r["times_s"]["total"] for r in runs)
-    lines.append(f"| {dataset} | {method} | {pretraining(runs[0])} | "
-                 f"{clustering(runs[0])} | {len(runs)} | "
+    lines.append(f"| {key[0]} | {method_cells[key]} | {pretraining(runs[0])} "
+                 f"| {clustering(runs[0])} | {len(runs)} | "
                  + " | ".join(scores) + f" | {wall / 60:.1f} min |")
   return "\n".join(lines)
 

@@ -49,8 +49,18 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
   write_json_atomic(str(tmp_path / "km" / "results.json"), {
       "dataset": "mnist", "method": "kmeans", "acc": 0.5, "nmi": 0.5,
       "ari": 0.3, "times_s": {"total": 30.0}})
+  for n_init in (3, 7):  # alike but for a setting the table has no column for
+    (tmp_path / f"n{n_init}").mkdir()
+    write_json_atomic(str(tmp_path / f"n{n_init}" / "results.json"), {
+        "dataset": "usps", "method": "dec", "acc": 0.6, "nmi": 0.5,
+        "ari": 0.4, "times_s": {"total": 60.0}, "config": {
+            "seed": 0, "pretrain": pretrain, "dec": sgd,
+            "kmeans": {"n_init": n_init}}})
   table = summarize.summary_table(summarize.find_results([str(tmp_path)]))
   lines = table.splitlines()
+  for n_init in (3, 7):
+    assert (f"| usps | dec (kmeans.n_init={n_init}) | adam 0.001 cosine, "
+            "50 ep | sgd 0.01 | 1 | 0.600 | 0.500 | 0.400 | 1.0 min |") in lines
   assert ("| mnist | dec | adam 0.001 cosine, 50 ep | sgd 0.01 | 2 | "
           "0.850 ± 0.071 | 0.500 ± 0.000 | 0.400 ± 0.000 | 1.5 min |") in lines
   assert ("| mnist | dec | adam 0.001 cosine, 10 ep | sgd 0.01 | 1 | 0.700 | "
@@ -64,7 +74,7 @@ def test_summary_table_groups_seeds_and_reports_mean_and_sd(tmp_path):
   assert ("| mnist | dec | adam 0.001 cosine, 50 ep, glorot_uniform init | "
           "sgd 0.01, maxiter 2800, patience 20 | 1 | 0.800 | 0.500 | 0.400 | "
           "1.0 min |") in lines
-  assert len(lines) == 8
+  assert len(lines) == 10
 
 
 def test_time_to_accuracy_groups_by_recipe_and_pretraining_epochs(tmp_path):
