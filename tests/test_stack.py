@@ -143,6 +143,7 @@ def test_stacked_seeds_match_their_own_runs(tmp_path, hard_blobs, method):
     multi_dir = tmp_path / "multi" / f"seed{seed}"
     together = read_json(multi_dir / "results.json")
     assert together["stack"]["size"] == 3 and alone["stack"]["size"] == 1
+    assert alone["stack"]["members"] == [alone["stack"]["member"]] != [""]
     assert alone["acc"] < 1.0  # not a trivial agreement
     assert together["iterations"] == alone["iterations"]
     assert together["stop_reason"] == alone["stop_reason"]

@@ -169,6 +169,12 @@ def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):
     sweep.run_sweep(tiny_config(blobs_npz, grid='{"dec.alpha": [1.0, 2.0]}'),
                     str(tmp_path / "s"), "method=dec", "0")
   assert not os.path.exists(tmp_path / "s")
+  # A setting that only the data refuses, in the last cell: found before
+  # the first cell runs.
+  with pytest.raises(DecJaxError, match=r"dec.batch_size \(4096\)"):
+    sweep.run_sweep(tiny_config(blobs_npz), str(tmp_path / "s"),
+                    "dec.batch_size=16,4096", "0")
+  assert not os.path.exists(tmp_path / "s")
 
 
 def test_sweep_cli(tmp_path, blobs_npz):

@@ -147,7 +147,8 @@ def load_trained(workdir: str) -> TrainedModel:
                         f"({', '.join(members[:5])}"
                         f"{', ...' if len(members) > 5 else ''}).")
     raise DecJaxError(f"{workdir!r} holds no trained DEC model "
-                      "(checkpoints/dec and its .json); run method=dec first.")
+                      "(checkpoints/dec and its .json): only dec and idec "
+                      "runs save one (n2d's UMAP is not saved).")
   params = load_params(workdir, "dec")
   if params is None:
     raise DecJaxError(f"{workdir!r}: checkpoints/dec is missing.")

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import ml_collections
 
 from dec_jax.apps import report
+from dec_jax.runner import checks
 from dec_jax.runner import members as members_lib
 from dec_jax.runner import pretrained
 from dec_jax.runner import run as run_lib
@@ -32,6 +33,9 @@ from dec_jax.runner.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_
 CSV = "sweep.csv"
 TABLE = "sweep.md"
 SCORES = members_lib.SCORES
+# The config fields that decide the data a cell loads.
+DATA_FIELDS = ("dataset", "split", "data_dir", "scale", "label_column",
+               "keep_uint8")
 
 
 # ------------------------------------------------------------------- grid
@@ -202,6 +206,21 @@ def _finished(cell_dir: str, config) -> bool:
   return True
 
 
+def _check_data_fits(configs: list[ml_collections.ConfigDict]) -> None:
+  """Every cell's checks that need its data (k, batch sizes, image shapes),
+  before the first cell runs: a sweep does not fail hours in. Each distinct
+  data set is loaded once, one at a time."""
+  by_data: dict[str, list] = {}
+  for config in configs:
+    key = json.dumps([config.get(f) for f in DATA_FIELDS], default=str)
+    by_data.setdefault(key, []).append(config)
+  for same_data in by_data.values():
+    dataset = checks.load_data(same_data[0],
+                               keep_uint8=same_data[0].keep_uint8)
+    for config in same_data:
+      run_lib.check_data_fits(config, dataset)
+
+
 def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
               seeds, *, share_pretraining: bool = True,
               log_fn: Optional[Callable[[dict], Any]] = None) -> list[dict]:
@@ -221,6 +240,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
     cell_config.grid = json.dumps(stackable) if stackable else ""
     run_lib.validate(cell_config)  # every cell's settings, before any run
     plan.append((name, overrides, cell_config))
+  _check_data_fits([cell_config for _, _, cell_config in plan])
   log = log_fn or (lambda record: None)
   earlier = []
   for name, overrides, cell_config in plan:

@@ -200,7 +200,18 @@ def validate(config) -> tuple[list, list]:
   configs = [members_lib.member_config(config, m) for m in members]
   for member_config in configs:
     checks.validate_config(member_config)
+  checks.check_streaming(config)
   return members, configs
+
+
+def check_data_fits(config: ml_collections.ConfigDict, dataset: data.Dataset
+                    ) -> tuple[Optional[int], tuple[int, ...]]:
+  """The checks that need the data (k against its distinct points, batch
+  sizes, image shapes); (k, or None for 'auto'; the autoencoder's dims)."""
+  n_clusters = checks.resolve_n_clusters(config, dataset)
+  checks.check_batch_sizes(config, dataset.num_samples)
+  checks.check_model_fits_data(config, dataset)
+  return n_clusters, (dataset.dim,) + tuple(int(d) for d in config.model.dims)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -214,14 +225,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   start = time.perf_counter()
   config = _with_dataset(config, dataset)
   members, configs = validate(config)
-  checks.check_streaming(config)
   layout = members_lib.is_stack_layout(config)
   top = Workdir(workdir, overwrite=config.overwrite)
   dataset = dataset or checks.load_data(config, keep_uint8=config.keep_uint8)
-  n_clusters = checks.resolve_n_clusters(config, dataset)
-  checks.check_batch_sizes(config, dataset.num_samples)
-  checks.check_model_fits_data(config, dataset)
-  dims = (dataset.dim,) + tuple(int(d) for d in config.model.dims)
+  n_clusters, dims = check_data_fits(config, dataset)
   folders = [members_lib.member_dir(top.path, m, layout) for m in members]
   todo = [i for i, folder in enumerate(folders) if not layout
           or config.overwrite or not _finished(folder, configs[i], dataset)]
@@ -385,7 +392,8 @@ def _finish_member(run_: MemberRun, out: dict, stack: Stack,
       **({} if dataset.y is None else {
           "per_class_recall": metrics.per_class_recall(dataset.y, labels)}),
       **out,
-      "stack": {"size": stack.size, "members": stack.names,
+      "stack": {"size": stack.size,
+                "members": [m.name for m in stack.members],
                 "member": run_.member.name,
                 "point": dict(run_.member.point)},
       "times_s": _times(stack, own_times, elapsed, share),

@@ -376,9 +376,9 @@ class Stack:
     else:
       for i in todo:
         self.runs[i].forget(PRETRAINING_STAGES)
-    if meta is None and cfg.greedy_epochs:
-      params = self._greedy(model, params, todo)
-      info["pretrain_greedy_epochs"] = cfg.greedy_epochs
+      if cfg.greedy_epochs:
+        params = self._greedy(model, params, todo)
+        info["pretrain_greedy_epochs"] = cfg.greedy_epochs
 
     def save_partial(epoch, state):
       self.save_partial(PARTIAL, state, "pretrain",

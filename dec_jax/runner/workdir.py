@@ -147,11 +147,12 @@ class Workdir:
     pretrained autoencoder stays: it is reused when its settings match.
     Partial checkpoints (`*_partial`) of an interrupted run stay when
     `resume`, and its metrics log is continued; otherwise both are cleared,
-    and the TensorBoard files with the log, its pretraining records set
-    aside (`earlier_pretraining`) for a run that reuses this folder's
-    autoencoder to log again. Returns whether the log is continued. `partial`: the partial
-    checkpoints the run resumes from when they are not this folder's own
-    (a member of a stack whose checkpoints are the stack's).
+    and the TensorBoard files with the log, whose pretraining records are
+    set aside (`earlier_pretraining`) for a run that reuses this folder's
+    autoencoder to log again. Returns whether the log is continued.
+    `partial`: the partial checkpoints the run resumes from when they are
+    not this folder's own (a member of a stack whose checkpoints are the
+    stack's).
     """
     own = self.partial_checkpoints()
     partial = own if partial is None else partial
