@@ -21,6 +21,7 @@ from typing import Optional
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 from dec_jax.runner import data
@@ -75,6 +76,8 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
 
 def main(argv):
   del argv
+  # Orbax logs every checkpoint read at INFO: the output is the one line.
+  logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
   try:
     scores = predict_to_file(_WORKDIR.value, _DATA.value, _OUT.value,
                              data_dir=_DATA_DIR.value, split=_SPLIT.value,
