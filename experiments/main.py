@@ -21,6 +21,7 @@ from dec_jax.runner import members
 from dec_jax import parallel
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import expand_config_shorthands
+from dec_jax.runner.run import hide_orbax_info
 from dec_jax.runner.run import parse_config_flags
 from dec_jax.runner.run import run
 
@@ -59,8 +60,7 @@ def check_seed_flags(argv: list[str], config) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  # Orbax logs every checkpoint write at INFO; keep the console for our metrics.
-  logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
+  hide_orbax_info()
   if _DISTRIBUTED.value:
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
                                     _PROCESS_ID.value)

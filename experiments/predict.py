@@ -21,11 +21,11 @@ from typing import Optional
 
 from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 
 from dec_jax.runner import data
 from dec_jax.runner.checks import parse_label_column
+from dec_jax.runner.run import hide_orbax_info
 from dec_jax.core import metrics
 from dec_jax.errors import DecJaxError
 from dec_jax.apps.predict import load_trained
@@ -54,14 +54,18 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
     raise DecJaxError(f"{out} exists; pass --overwrite to replace it.")
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise DecJaxError(f"the folder of --out {out!r} does not exist.")
+  is_csv = source.lower().endswith(".csv")
+  if label_column is not None and not is_csv:
+    raise DecJaxError(f"--label_column is for CSV files; {source} gives its "
+                      "labels apart.")
   model = load_trained(workdir)
   if label_column is None:
     label_column = model.config.get("label_column", "")
   column = parse_label_column("" if label_column == "none" else label_column)
   # 8-bit inputs stay uint8 (a quarter of the memory), decoded by the model.
   dataset = data.load(source, split=split, data_dir=data_dir,
-                      scale=model.scale, label_column=column
-                      if source.lower().endswith(".csv") else None,
+                      scale=model.scale,
+                      label_column=column if is_csv else None,
                       keep_uint8=True)
   z = model.embed(dataset)
   q = model.soft_assign_embedding(z)
@@ -76,8 +80,7 @@ def predict_to_file(workdir: str, source: str, out: str, *, data_dir=None,
 
 def main(argv):
   del argv
-  # Orbax logs every checkpoint read at INFO: the output is the one line.
-  logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
+  hide_orbax_info()
   try:
     scores = predict_to_file(_WORKDIR.value, _DATA.value, _OUT.value,
                              data_dir=_DATA_DIR.value, split=_SPLIT.value,

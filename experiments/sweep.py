@@ -46,6 +46,7 @@ from ml_collections import config_flags
 from dec_jax.apps import sweep
 from dec_jax.errors import DecJaxError
 from dec_jax.runner.run import expand_config_shorthands
+from dec_jax.runner.run import hide_orbax_info
 from dec_jax.runner.run import parse_config_flags
 
 # -------------------------------------------------------------------- CLI
@@ -67,7 +68,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(lambda r: "orbax" not in r.pathname)
+  hide_orbax_info()
   try:
     sweep.run_sweep(_CONFIG.value, _WORKDIR.value, _GRID.value, _SEEDS.value,
               share_pretraining=_SHARE.value,

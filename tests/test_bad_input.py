@@ -47,6 +47,14 @@ CASES = {
 }
 
 
+def test_a_feature_constant_but_for_float64_rounding_is_kept():
+  # 0.3 and 0.30000000000000004 are one value to float32: no spread lost
+  from dec_jax.runner import data  # pylint: disable=g-import-not-at-top
+  x = np.column_stack([_X[:, 0].astype(np.float64),
+                       np.where(np.arange(40) % 2, 0.1 + 0.2, 0.3)])
+  assert data.from_arrays(x).x.shape == (40, 2)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_refused_before_a_workdir_is_made(tmp_path, case):
   make, overrides, message = CASES[case]

@@ -226,6 +226,8 @@ def test_nan_data_via_cli_exits_nonzero_with_message(tmp_path):
      "--config.dec.max_iter: the config has no field 'max_iter'. Did you "
      'mean "maxiter"'),
     (["--config.no_such_field=1"], "has no field 'no_such_field'"),
+    (["--config.decc.maxiter=1"], "--config.decc.maxiter: the config has "
+     "no field 'decc'"),
     # the recipe's seeds would win over --config.seed, silently
     (["--config=experiments/configs/n2d_consensus.py", "--config.seed=3"],
      "pass --config.seeds=3")])
@@ -237,6 +239,15 @@ def test_cli_refuses_overrides_it_would_not_apply(tmp_path, args, message):
   assert proc.returncode == 2, proc.stderr
   assert message in proc.stderr and "Traceback" not in proc.stderr
   assert not workdir.exists()
+
+
+def test_an_error_inside_a_config_file_is_not_called_a_misspelt_field(
+    tmp_path):
+  config = tmp_path / "broken.py"
+  config.write_text("def get_config():\n  return {}['learning_rat']\n")
+  proc = cli(f"--config={config}", f"--workdir={tmp_path / 'never'}")
+  assert proc.returncode != 0 and "learning_rat" in proc.stderr
+  assert "has no field" not in proc.stderr
 
 
 def test_an_empty_workdir_is_refused(tmp_path, blobs_npz, monkeypatch):

@@ -81,6 +81,8 @@ def test_predict_reads_a_csv_label_column_as_told(trained, tmp_path):
   np.savetxt(csv, x, delimiter=",", fmt="%.8g")  # no labels
   assert predict_to_file(workdir, str(csv), str(tmp_path / "c.npz"),
                          label_column="none") == {}
+  with pytest.raises(DecJaxError, match="--label_column is for CSV"):
+    predict_to_file(workdir, path, str(tmp_path / "d.npz"), label_column="0")
   np.testing.assert_array_equal(np.load(tmp_path / "c.npz")["labels"], saved)
 
 

@@ -213,6 +213,23 @@ def test_a_stage_not_resumed_leaves_none_of_its_old_records(
   _assert_logs_alike(str(tmp_path / "w"), str(tmp_path / "whole"))
 
 
+def test_grid_points_sharing_an_autoencoder_each_log_its_pretraining(
+    tmp_path, blobs_npz):
+  # One autoencoder is pretrained for both points (their settings differ
+  # after pretraining); the twin's log shows it too, as does its saved
+  # description, which a rerun logs again.
+  config = _logged_config(blobs_npz)
+  config.update({"seeds": "0", "grid": '{"dec.learning_rate": [0.01, 0.02]}'})
+  run_lib.run(config, str(tmp_path / "grid"))
+  logs = []
+  for point in ("dec.learning_rate=0.01", "dec.learning_rate=0.02"):
+    folder = str(tmp_path / "grid" / point / "seed0")
+    logs.append([r for r in read_metrics(folder) if r["stage"] == "pretrain"])
+    with open(os.path.join(folder, "checkpoints", "autoencoder.json")) as f:
+      assert json.load(f)["pretraining_log"] == logs[-1]
+  assert len(logs[0]) == 6 and logs[0] == logs[1]
+
+
 def test_an_overwritten_run_logs_each_step_once(tmp_path, blobs_npz):
   # The rerun reuses the autoencoder: its log and TensorBoard show that
   # autoencoder's pretraining and the new clustering, without the first

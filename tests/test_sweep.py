@@ -169,6 +169,8 @@ def test_bad_grid_rejected_before_any_run(tmp_path, blobs_npz):
     sweep.run_sweep(tiny_config(blobs_npz, grid='{"dec.alpha": [1.0, 2.0]}'),
                     str(tmp_path / "s"), "method=dec", "0")
   assert not os.path.exists(tmp_path / "s")
+  with pytest.raises(DecJaxError, match="the sweep's workdir is empty"):
+    sweep.run_sweep(tiny_config(blobs_npz), "", "method=dec", "0")
   # A setting that only the data refuses, in the last cell: found before
   # the first cell runs.
   with pytest.raises(DecJaxError, match=r"dec.batch_size \(4096\)"):

@@ -33,9 +33,6 @@ from dec_jax.runner.workdir import CHECKPOINTS, RESULTS, read_json, write_bytes_
 CSV = "sweep.csv"
 TABLE = "sweep.md"
 SCORES = members_lib.SCORES
-# The config fields that decide the data a cell loads.
-DATA_FIELDS = ("dataset", "split", "data_dir", "scale", "label_column",
-               "keep_uint8")
 
 
 # ------------------------------------------------------------------- grid
@@ -212,7 +209,8 @@ def _check_data_fits(configs: list[ml_collections.ConfigDict]) -> None:
   data set is loaded once, one at a time."""
   by_data: dict[str, list] = {}
   for config in configs:
-    key = json.dumps([config.get(f) for f in DATA_FIELDS], default=str)
+    key = json.dumps([config.get(f) for f in checks.DATA_FIELDS],
+                     default=str)
     by_data.setdefault(key, []).append(config)
   for same_data in by_data.values():
     dataset = checks.load_data(same_data[0],
@@ -226,6 +224,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, grid: str,
               log_fn: Optional[Callable[[dict], Any]] = None) -> list[dict]:
   """Runs every cell not finished yet (its members: seeds x the stackable
   axes, one stack); writes sweep.csv / sweep.md; returns sweep.csv's rows."""
+  require(str(workdir).strip(), "the sweep's workdir is empty: name a folder "
+          "for its cells (--workdir=runs/my_sweep).")
   require(not members_lib.parse_grid(config.get("grid", "")),
           f"the sweep's axes come from --grid; --config.grid={config.grid} "
           "would be dropped: give them in --grid (e.g. "

@@ -150,6 +150,12 @@ def parse_label_column(value) -> Optional[int]:
                       f"{value!r}.") from None
 
 
+# The config fields `load_data` reads: configs that agree on them load the
+# same data (keep_uint8 too: the arrays' dtype).
+DATA_FIELDS = ("dataset", "split", "data_dir", "scale", "label_column",
+               "keep_uint8")
+
+
 def load_data(config: ml_collections.ConfigDict,
               keep_uint8: bool = False) -> data.Dataset:
   """The data set the config names, loaded with its options; float32

@@ -30,7 +30,9 @@ PRETRAIN_SECONDS = "pretrain_s"
 # ... and what its inputs were divided by (the resolved `scale`: "auto" is
 # 255 on MNIST, 16 on the digits), checked when another run reuses it.
 INPUT_SCALE = "input_scale"
-_RECORDED = (PRETRAIN_SECONDS, INPUT_SCALE)
+# ... and its pretraining's log records, which a run reusing it logs again.
+PRETRAINING_LOG = "pretraining_log"
+_RECORDED = (PRETRAIN_SECONDS, INPUT_SCALE, PRETRAINING_LOG)
 
 # Fields that must agree for a pretrained_workdir's autoencoder to be used
 # (its data too: DATA_FINGERPRINT).
@@ -134,6 +136,12 @@ def find(config: ml_collections.ConfigDict, workdir: Workdir,
   _check_shapes(config, params, dims, dataset, source)
   return params, {"workdir": os.path.abspath(source), "settings": meta,
                   **({} if seconds is None else {PRETRAIN_SECONDS: seconds})}
+
+
+def pretraining_log(workdir: Workdir) -> list[dict]:
+  """The log records of how workdir's own autoencoder was pretrained, as
+  its description keeps them ([] where it has none)."""
+  return (load_meta(workdir.path, AUTOENCODER) or {}).get(PRETRAINING_LOG, [])
 
 
 def why_not_reused(saved: Optional[dict], wanted: dict) -> Optional[str]:

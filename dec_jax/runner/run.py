@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging as std_logging
 import math
 import os
 import platform
@@ -66,6 +67,13 @@ def expand_config_shorthands(argv: list[str]) -> list[str]:
   return out
 
 
+def hide_orbax_info() -> None:
+  """Keeps Orbax's INFO lines (one per checkpoint read or write) off the
+  console of an entry point; its warnings and errors still show."""
+  logging.get_absl_handler().addFilter(
+      lambda r: "orbax" not in r.pathname or r.levelno >= std_logging.WARNING)
+
+
 def parse_config_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing (app.run's `flags_parser`) for an entry point with
   config overrides: a misspelt `--config.<field>` ends with one line naming
@@ -82,7 +90,9 @@ def parse_config_flags(argv: list[str]) -> list[str]:
                  if line.startswith("Did you mean")), "")
     given = next((name for name in (a.partition("=")[0] for a in argv[1:])
                   if name.startswith("--config.")
-                  and field in name.split(".")), "--config")
+                  and field in name.split(".")), None)
+    if given is None:  # not an override's: the config file's own error
+      raise
     print(f"error: {given}: the config has no field {field!r}"
           f"{'. ' + hint if hint else ''} (the fields: docs/config.md)",
           file=sys.stderr)

@@ -107,11 +107,17 @@ class MemberRun:
     """Forgets the records of `stages` in a continued log (and TensorBoard):
     those stages start afresh in this run (their partial checkpoint was
     made with other settings), and would otherwise read as part of it."""
-    if not self.continued:
+    if self.continued:
+      self._drop(self.workdir.records(stages))
+
+  def _drop(self, records: list[dict]) -> None:
+    """Drops the stages of `records` from the log and TensorBoard."""
+    present = {r["stage"] for r in records}
+    if not present:
       return
-    self._keep(lambda r: r.get("stage") not in stages)
+    self._keep(lambda r: r.get("stage") not in present)
     if self.tensorboard is not None:
-      for stage in stages:
+      for stage in present:
         self.tensorboard.rewind(stage, 0)
 
   def _keep(self, keep) -> None:
@@ -120,12 +126,21 @@ class MemberRun:
                          if "small_clusters" in r
                          and diagnostics.is_collapsed(r)]
 
-  def replay_pretraining(self) -> None:
-    """Logs again, to metrics.jsonl and TensorBoard, how this workdir's own
-    autoencoder was trained, when this run reuses it after starting the
-    log afresh (a run killed before its first clustering checkpoint, or
-    rerun with `overwrite`)."""
-    for record in self.workdir.earlier_pretraining:
+  def pretraining_records(self) -> list[dict]:
+    """How this member's autoencoder was pretrained, as its log says."""
+    return self.workdir.records(PRETRAINING_STAGES)
+
+  def show_pretraining(self, records: list[dict]) -> None:
+    """Makes the log (and TensorBoard) show `records` as the pretraining of
+    the autoencoder in use, when it says otherwise: a reused autoencoder's
+    after the log started afresh (a run killed before its first clustering
+    checkpoint, or rerun with `overwrite`), or after a run of other
+    pretraining settings; a grid point's twin's."""
+    shown = self.pretraining_records()
+    if shown == records:
+      return
+    self._drop(shown)
+    for record in records:
       self.workdir.log(record, echo=False)
       if self.tensorboard is not None:
         self.tensorboard.write_record(record)
@@ -280,7 +295,8 @@ class Stack:
     todo = [i for i, (params, _) in enumerate(found) if params is None]
     for i, config in enumerate(self.configs):
       if i not in todo and not config.pretrained_workdir:
-        self.runs[i].replay_pretraining()
+        self.runs[i].show_pretraining(
+            pretrained.pretraining_log(self.runs[i].workdir))
     for i in todo:
       if found[i][1]:  # this workdir's autoencoder differs: say why
         self.runs[i].log({"stage": "checkpoint", **found[i][1]})
@@ -299,8 +315,11 @@ class Stack:
         found[i] = (by_print[prints[i]], None)
         infos[i] = info
         if i not in unique:  # its twin's, saved as its own (no extra cost)
+          twin = next(j for j in unique if prints[j] == prints[i])
+          log = self.runs[twin].pretraining_records()
+          self.runs[i].show_pretraining(log)
           self.runs[i].workdir.save_params(AUTOENCODER, found[i][0],
-                                           self._description(i, 0.0))
+                                           self._description(i, 0.0, log))
     if own_seconds:  # this workdir's own autoencoders: their pretraining
       self.carried_over["pretrain"] = (
           self.carried_over.get("pretrain", 0.0) + own_seconds)
@@ -345,11 +364,13 @@ class Stack:
     return pretrained.fingerprint(self.configs[i], self.dims,
                                   self.dataset.fingerprint)
 
-  def _description(self, i: int, seconds: float) -> dict:
+  def _description(self, i: int, seconds: float, log: list[dict]) -> dict:
     """What member i's saved autoencoder is described by: its fingerprint,
-    the seconds it cost and the scale of its inputs."""
+    the seconds it cost, the scale of its inputs and its pretraining's log
+    records."""
     return {**self._fingerprint(i), pretrained.PRETRAIN_SECONDS: seconds,
-            pretrained.INPUT_SCALE: self.dataset.scale}
+            pretrained.INPUT_SCALE: self.dataset.scale,
+            pretrained.PRETRAINING_LOG: log}
 
   def _pretrain(self, model: models.AnyAutoencoder,
                 todo: list[int]) -> tuple[Any, dict]:
@@ -400,7 +421,7 @@ class Stack:
     for j, i in enumerate(todo):
       self.runs[i].workdir.save_params(
           AUTOENCODER, jax.tree.map(lambda a: a[j], params),
-          self._description(i, seconds))
+          self._description(i, seconds, self.runs[i].pretraining_records()))
     self.home.remove_checkpoint(PARTIAL)
     return params, info
 

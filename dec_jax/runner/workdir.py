@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -120,8 +120,6 @@ class Workdir:
                         "files (--workdir=runs/my_run).")
     self.path = os.path.abspath(path)
     self.primary = jax.process_index() == 0
-    # The pretraining records of a log that `start` began afresh.
-    self.earlier_pretraining: list[dict] = []
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise DecJaxError(f"workdir {path!r} exists and is not a folder.")
     if os.path.exists(self.file(RESULTS)) and not overwrite:
@@ -147,9 +145,8 @@ class Workdir:
     pretrained autoencoder stays: it is reused when its settings match.
     Partial checkpoints (`*_partial`) of an interrupted run stay when
     `resume`, and its metrics log is continued; otherwise both are cleared,
-    and the TensorBoard files with the log, whose pretraining records are
-    set aside (`earlier_pretraining`) for a run that reuses this folder's
-    autoencoder to log again. Returns whether the log is continued.
+    and the TensorBoard files with the log. Returns whether the log is
+    continued.
     `partial`: the partial checkpoints the run resumes from when they are
     not this folder's own (a member of a stack whose checkpoints are the
     stack's).
@@ -171,9 +168,6 @@ class Workdir:
     if continued:
       _drop_partial_last_line(self.file(METRICS))
     else:
-      self.earlier_pretraining = [
-          r for r in _readable_records(self.file(METRICS))
-          if r.get("stage") in PRETRAINING_STAGES]
       shutil.rmtree(self.file(tensorboard.SUBDIR), ignore_errors=True)
       write_bytes_atomic(self.file(METRICS), lambda f: None)  # empty
     return continued
@@ -196,6 +190,13 @@ class Workdir:
       f.write(json.dumps(record, allow_nan=False) + "\n")
     if echo:
       logging.info("%s", _format(record))
+
+  def records(self, stages: Sequence[str]) -> list[dict]:
+    """The log's records of `stages`, in order ([] where this process does
+    not write the log, or there is none yet)."""
+    if not self.primary or not os.path.exists(self.file(METRICS)):
+      return []
+    return [r for r in read_metrics(self.path) if r.get("stage") in stages]
 
   def keep_records(self, keep: Callable[[dict], bool]) -> list[dict]:
     """Rewrites metrics.jsonl (atomically) with the records `keep` accepts;
@@ -247,21 +248,6 @@ class Workdir:
     if os.path.exists(meta_path):
       os.remove(meta_path)  # first: a checkpoint without one is never used
     shutil.rmtree(self.checkpoint_path(name), ignore_errors=True)
-
-
-def _readable_records(path: str) -> list[dict]:
-  """The whole records of a metrics log, if there is one (a line a killed
-  run was writing is left out)."""
-  if not os.path.exists(path):
-    return []
-  records = []
-  with open(path) as f:
-    for line in f:
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError:
-        pass
-  return records
 
 
 def _drop_partial_last_line(path: str) -> None:
