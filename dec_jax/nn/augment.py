@@ -9,9 +9,11 @@ fill outside the image. Two differences from DEC-DA's generator, kept so
 that the results in docs/results.md stay this code's: shifts up to 3 pixels
 at 28x28 (Keras: 0.1 x 28 = 2.8) and zero fill (Keras: `nearest`, which
 repeats the edge pixels; the same on MNIST's black borders, not on
-Fashion-MNIST items that touch the edge). Inputs are flat rows [B, D] of `image_shape` images,
-as everywhere in dec_jax; outputs have the same shape and dtype, and with
-pixels in [lo, hi] (lo <= 0 <= hi, e.g. [0, 1]) stay in that range (linear
+Fashion-MNIST items that touch the edge).
+
+Inputs are flat rows [B, D] of `image_shape` images, as everywhere in
+dec_jax; outputs have the same shape and dtype, and with pixels in
+[lo, hi] (lo <= 0 <= hi, e.g. [0, 1]) stay in that range (linear
 interpolation between pixels and the zero fill).
 
 All functions are pure and jit-able.

@@ -99,7 +99,8 @@ class MemberRun:
     """Forgets the log's `stage` records with `counter` past `last`: a stage
     resumed from its checkpoint at `last` writes them again, so the log and
     the collapse count read as an uninterrupted run's."""
-    self._keep(lambda r: r.get("stage") != stage or r.get(counter, last) <= last)
+    self._keep(lambda r: r.get("stage") != stage
+               or r.get(counter, last) <= last)
     if self.tensorboard is not None:
       self.tensorboard.rewind(stage, last + 1)
 
