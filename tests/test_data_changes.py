@@ -13,7 +13,8 @@ from dec_jax.runner import run as run_lib
 from dec_jax.runner import stack
 from dec_jax.methods.dec import DEC_PARTIAL
 from dec_jax.errors import DecJaxError
-from dec_jax.runner.workdir import DATA_FINGERPRINT, load_meta, read_metrics
+from dec_jax.runner.workdir import (DATA_FINGERPRINT, load_meta, read_json,
+                                    read_metrics)
 from tests.test_end_to_end import tiny_config
 from tests.test_resume import _dec_config, _interrupted_run
 
@@ -155,18 +156,18 @@ def test_a_stack_retrains_the_autoencoders_of_changed_data(tmp_path, blobs):
   config = _ae_kmeans(blobs, seeds="0,1")
   workdir = str(tmp_path / "seeds")
 
-  def pretrained_epochs():  # pretraining records in the members' logs
-    return sum(r.get("stage") == "pretrain" and "epoch" in r
-               for seed in (0, 1) for r in read_metrics(
-                   os.path.join(workdir, f"seed{seed}")))
+  def reused():  # each member's results.json: its autoencoder reused?
+    return [read_json(os.path.join(
+        workdir, f"seed{seed}", "results.json")).get("pretrain_reused", False)
+            for seed in (0, 1)]
 
   run_lib.run(config, workdir)
-  assert pretrained_epochs() > 0
+  assert reused() == [False, False]
   run_lib.run(config, workdir)  # same data: both autoencoders reused
-  assert pretrained_epochs() == 0
+  assert reused() == [True, True]
   _change_one_value(blobs)
   run_lib.run(config, workdir)
-  assert pretrained_epochs() > 0  # both retrained, and the logs say why
+  assert reused() == [False, False]  # both retrained, and the logs say why
   for seed in (0, 1):
     [reason] = _not_reused(os.path.join(workdir, f"seed{seed}"),
                            stack.AUTOENCODER)
